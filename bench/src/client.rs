@@ -1,0 +1,215 @@
+//! One HTTP/1.1 client connection: write the request, read until the
+//! response framing (`response.rs`) says it is complete.
+//!
+//! Generic over the byte stream so a TLS stream (monoio-rustls implements
+//! the same rent traits) can replace plain TCP when HTTPS scenarios arrive;
+//! only `connect` is TCP-specific. Timeouts are the caller's: it wraps an
+//! exchange in `monoio::time::timeout_at` and drops the connection if the
+//! deadline fires, so nothing here needs a clock.
+
+use crate::response::{FrameError, Progress, ResponseReader};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// Bytes asked of the kernel per read. Big enough that a typical small
+/// response arrives in one read; bodies larger than this take several.
+pub const READ_BUF_BYTES: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub enum ExchangeError {
+    Connect(io::Error),
+    Io(io::Error),
+    Frame(FrameError),
+    /// Set by the caller when `--timeout` elapses.
+    Timeout,
+}
+
+impl std::fmt::Display for ExchangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExchangeError::Connect(e) => write!(f, "connect: {e}"),
+            ExchangeError::Io(e) => write!(f, "{e}"),
+            ExchangeError::Frame(e) => write!(f, "{e}"),
+            ExchangeError::Timeout => write!(f, "no complete response within --timeout"),
+        }
+    }
+}
+
+/// A complete response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    /// False when the server asked to close or framed by close: the caller
+    /// must not send another request on this connection.
+    pub keep_alive: bool,
+    /// Head plus body bytes read for this response.
+    pub bytes_read: u64,
+}
+
+pub struct Connection<S> {
+    stream: S,
+    buf: Vec<u8>,
+    reader: ResponseReader,
+}
+
+impl Connection<TcpStream> {
+    pub async fn connect(addr: SocketAddr, head_request: bool) -> Result<Self, ExchangeError> {
+        let stream = TcpStream::connect_addr(addr)
+            .await
+            .map_err(ExchangeError::Connect)?;
+        // Requests are small single writes; Nagle would only add delay.
+        stream.set_nodelay(true).map_err(ExchangeError::Connect)?;
+        Ok(Connection::new(stream, head_request))
+    }
+}
+
+impl<S: AsyncReadRent + AsyncWriteRent> Connection<S> {
+    pub fn new(stream: S, head_request: bool) -> Self {
+        Connection {
+            stream,
+            buf: Vec::with_capacity(READ_BUF_BYTES),
+            reader: ResponseReader::new(head_request),
+        }
+    }
+
+    /// Send `request` and read its whole response.
+    pub async fn exchange(&mut self, request: Rc<Vec<u8>>) -> Result<Response, ExchangeError> {
+        let (res, _) = self.stream.write_all(request).await;
+        res.map_err(ExchangeError::Io)?;
+
+        self.reader.reset();
+        let mut bytes_read = 0u64;
+        loop {
+            // Ownership passes to the kernel for the read and comes back
+            // with the result; if this future is dropped mid-read (timeout)
+            // the buffer goes with it, and so does the connection.
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            let (res, buf) = self.stream.read(buf).await;
+            self.buf = buf;
+            let n = res.map_err(ExchangeError::Io)?;
+            bytes_read += n as u64;
+            let progress = if n == 0 {
+                self.reader.eof()
+            } else {
+                self.reader.feed(&self.buf[..n])
+            }
+            .map_err(ExchangeError::Frame)?;
+            match progress {
+                Progress::NeedMore => continue,
+                Progress::Done {
+                    status,
+                    keep_alive,
+                    consumed,
+                } => {
+                    // We never pipeline, so nothing may follow the response.
+                    if consumed < n {
+                        return Err(ExchangeError::Frame(FrameError::TrailingBytes));
+                    }
+                    return Ok(Response {
+                        status,
+                        keep_alive,
+                        bytes_read,
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Serve `replies` on one accepted connection, one reply per request
+    /// head read, then close.
+    fn one_shot_server(replies: Vec<Vec<u8>>) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            for reply in replies {
+                let mut got = Vec::new();
+                let mut byte = [0u8; 1];
+                while !got.ends_with(b"\r\n\r\n") {
+                    if s.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    got.push(byte[0]);
+                }
+                // Two writes, so the client sees the response split.
+                let (a, b) = reply.split_at(reply.len() / 2);
+                s.write_all(a).unwrap();
+                s.flush().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                s.write_all(b).unwrap();
+            }
+        });
+        addr
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn keep_alive_exchanges_over_real_socket() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec();
+        let chunked =
+            b"HTTP/1.1 500 E\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n".to_vec();
+        let close = b"HTTP/1.1 200 OK\r\n\r\nuntil close".to_vec();
+        let addr = one_shot_server(vec![ok.clone(), chunked.clone(), close.clone()]);
+        block_on(async move {
+            let req = Rc::new(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec());
+            let mut c = Connection::connect(addr, false).await.unwrap();
+            let r = c.exchange(req.clone()).await.unwrap();
+            assert_eq!(
+                (r.status, r.keep_alive, r.bytes_read),
+                (200, true, ok.len() as u64)
+            );
+            let r = c.exchange(req.clone()).await.unwrap();
+            assert_eq!((r.status, r.keep_alive), (500, true));
+            assert_eq!(r.bytes_read, chunked.len() as u64);
+            let r = c.exchange(req.clone()).await.unwrap();
+            assert_eq!((r.status, r.keep_alive), (200, false));
+            assert_eq!(r.bytes_read, close.len() as u64);
+        });
+    }
+
+    #[test]
+    fn server_close_before_response_is_reported() {
+        let addr = one_shot_server(vec![]);
+        block_on(async move {
+            let req = Rc::new(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec());
+            let mut c = Connection::connect(addr, false).await.unwrap();
+            match c.exchange(req).await {
+                Err(ExchangeError::Frame(FrameError::ClosedBeforeResponse))
+                | Err(ExchangeError::Io(_)) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        });
+    }
+
+    #[test]
+    fn refused_connect_is_a_connect_error() {
+        // Bind then drop to get a port nobody listens on.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        block_on(async move {
+            assert!(matches!(
+                Connection::connect(addr, false).await,
+                Err(ExchangeError::Connect(_))
+            ));
+        });
+    }
+}

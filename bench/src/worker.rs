@@ -1,0 +1,211 @@
+//! One worker thread: its own monoio runtime, pinned if asked, driving its
+//! share of the connections until the timeline ends.
+//!
+//! Like a shardgate shard, a worker shares nothing on the hot path: its
+//! connections record into one `Rc<RefCell<Stats>>`, and only the progress
+//! counters (written by this thread alone) are read from outside.
+
+use crate::cli::Plan;
+use crate::client::{Connection, ExchangeError};
+use crate::outcome::{classify_failure, classify_status};
+use crate::progress::ThreadProgress;
+use crate::schedule::{latency, wake_at, Schedule, Timeline};
+use crate::stats::Stats;
+use monoio::net::TcpStream;
+use monoio::time::{sleep_until, timeout_at};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, Barrier, OnceLock};
+use std::time::Instant;
+
+/// io_uring submission queue entries per worker: about two in-flight ops
+/// (read + timer/cancel) per connection, within the 32768 known to work.
+fn ring_entries(connections: usize) -> u32 {
+    (connections * 2).clamp(256, 32768).next_power_of_two() as u32
+}
+
+/// What every thread needs to start together.
+pub struct Start {
+    /// Everyone (workers and main) waits here twice: once when all
+    /// runtimes are built, once after main has published the start time.
+    pub barrier: Barrier,
+    pub at: OnceLock<Instant>,
+}
+
+/// Build the runtime, wait for the common start, run, return the stats.
+pub fn run(
+    plan: Arc<Plan>,
+    thread: usize,
+    start: Arc<Start>,
+    progress: Arc<[ThreadProgress]>,
+) -> Result<Stats, String> {
+    // Pin before building the runtime so its ring memory is allocated on
+    // the node of the CPU that will use it.
+    let pinned = match plan.cpu_of(thread) {
+        Some(cpu) if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) => {
+            Err(format!("thread {thread}: cannot pin to CPU {cpu}"))
+        }
+        _ => Ok(()),
+    };
+    let conns = plan.connections_of(thread);
+    let runtime = pinned.and_then(|()| {
+        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .with_entries(ring_entries(conns.len()))
+            .enable_timer()
+            .build()
+            .map_err(|e| format!("thread {thread}: cannot build runtime: {e}"))
+    });
+    // Reach both barriers even on failure, or everyone else would wait
+    // forever.
+    start.barrier.wait();
+    start.barrier.wait();
+    let mut runtime = runtime?;
+    let begin = *start.at.get().ok_or("start time not published")?;
+    let timeline = Timeline::new(begin, plan.warmup, plan.duration, plan.timeout);
+
+    runtime.block_on(async move {
+        let stats = Rc::new(RefCell::new(Stats::new()));
+        let request = Rc::new(plan.wire.clone());
+        let handles: Vec<_> = conns
+            .map(|index| {
+                let ctx = ConnCtx {
+                    plan: plan.clone(),
+                    timeline,
+                    index,
+                    request: request.clone(),
+                    stats: stats.clone(),
+                    progress: progress.clone(),
+                    thread,
+                };
+                monoio::spawn(drive_connection(ctx))
+            })
+            .collect();
+        for h in handles {
+            h.await;
+        }
+        let stats = stats.borrow().clone();
+        Ok(stats)
+    })
+}
+
+struct ConnCtx {
+    plan: Arc<Plan>,
+    timeline: Timeline,
+    /// Global connection index: fixes this connection's open-loop offset.
+    index: usize,
+    request: Rc<Vec<u8>>,
+    stats: Rc<RefCell<Stats>>,
+    progress: Arc<[ThreadProgress]>,
+    thread: usize,
+}
+
+/// One connection slot: send, wait, record, repeat until the end. Returns by
+/// `timeline.hard_stop` at the latest, whatever the server does.
+async fn drive_connection(ctx: ConnCtx) {
+    let plan = &*ctx.plan;
+    let tl = ctx.timeline;
+    let mut schedule = plan
+        .rate
+        .map(|rate| Schedule::for_connection(tl.start, rate, plan.connections, ctx.index));
+    let mut conn: Option<Connection<TcpStream>> = None;
+
+    loop {
+        let now = Instant::now();
+        let intended = match &schedule {
+            Some(s) => s.next_intended(),
+            None => now,
+        };
+        if intended >= tl.end || now >= tl.end {
+            break;
+        }
+        if let Some(wake) = wake_at(intended, now) {
+            sleep_until(monoio::time::Instant::from_std(wake)).await;
+        }
+        if let Some(s) = &mut schedule {
+            s.advance();
+        }
+
+        let sent = Instant::now();
+        let request_deadline = sent + plan.timeout;
+        let deadline = request_deadline.min(tl.hard_stop);
+        let result = timeout_at(
+            monoio::time::Instant::from_std(deadline),
+            exchange(&mut conn, plan, ctx.request.clone()),
+        )
+        .await;
+        let done = Instant::now();
+
+        let result = match result {
+            Ok(r) => r,
+            // The run's hard stop, not the request's timeout, cut it short:
+            // neither a success nor (yet) a timeout. Counted whatever its
+            // phase: a request stuck since warmup must not vanish from the
+            // report just because it was sent early.
+            Err(_) if request_deadline > tl.hard_stop => {
+                ctx.stats.borrow_mut().unfinished += 1;
+                break;
+            }
+            Err(_) => Err(ExchangeError::Timeout),
+        };
+
+        let error = match result {
+            Ok(resp) => {
+                if !resp.keep_alive || plan.new_conn {
+                    conn = None;
+                }
+                let ok = classify_status(resp.status, plan.expect_status).is_ok();
+                if tl.records(intended) {
+                    ctx.stats.borrow_mut().record_response(
+                        latency(intended, sent, done),
+                        resp.status,
+                        resp.bytes_read,
+                        ok,
+                    );
+                }
+                !ok
+            }
+            Err(e) => {
+                // Whatever failed, the connection's state is unknown now.
+                conn = None;
+                if tl.records(intended) {
+                    ctx.stats
+                        .borrow_mut()
+                        .record_failure(classify_failure(&e), &e);
+                }
+                true
+            }
+        };
+        ctx.progress[ctx.thread].add(error);
+    }
+
+    if let Some(s) = &schedule {
+        ctx.stats.borrow_mut().unsent += s.unsent_in(tl.measure_from, tl.end);
+    }
+}
+
+/// Connect if needed, then one request/response.
+async fn exchange(
+    conn: &mut Option<Connection<TcpStream>>,
+    plan: &Plan,
+    request: Rc<Vec<u8>>,
+) -> Result<crate::client::Response, ExchangeError> {
+    if conn.is_none() {
+        *conn = Some(Connection::connect(plan.addr, plan.request.is_head()).await?);
+    }
+    match conn {
+        Some(c) => c.exchange(request).await,
+        None => unreachable!("connection was just opened"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_entries_are_bounded_powers_of_two() {
+        assert_eq!(ring_entries(1), 256);
+        assert_eq!(ring_entries(200), 512);
+        assert_eq!(ring_entries(60_000), 32768);
+    }
+}

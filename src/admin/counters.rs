@@ -1,0 +1,82 @@
+//! Per-shard counters. Each shard is the only writer of its own cells, so
+//! an increment is a plain load and store (no locked instruction, no
+//! cache-line ping-pong); the admin thread only reads.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub struct ShardCounters {
+    accepted: AtomicU64,
+    requests: AtomicU64,
+    active: AtomicU64,
+    upstream_connects: AtomicU64,
+    upstream_reused: AtomicU64,
+    upstream_retries: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub accepted: u64,
+    pub requests: u64,
+    pub active: u64,
+    pub upstream_connects: u64,
+    pub upstream_reused: u64,
+    pub upstream_retries: u64,
+}
+
+/// Single-writer increment: only the owning shard thread calls these.
+#[inline]
+fn add(cell: &AtomicU64, n: u64) {
+    cell.store(cell.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+impl ShardCounters {
+    pub fn connection_opened(&self) {
+        add(&self.accepted, 1);
+        add(&self.active, 1);
+    }
+    pub fn connection_closed(&self) {
+        add(&self.active, u64::MAX); // wrapping -1
+    }
+    pub fn request(&self) {
+        add(&self.requests, 1);
+    }
+    pub fn upstream_connect(&self) {
+        add(&self.upstream_connects, 1);
+    }
+    pub fn upstream_reuse(&self) {
+        add(&self.upstream_reused, 1);
+    }
+    pub fn upstream_retry(&self) {
+        add(&self.upstream_retries, 1);
+    }
+    pub fn active(&self) -> u64 {
+        self.active.load(Relaxed)
+    }
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            accepted: self.accepted.load(Relaxed),
+            requests: self.requests.load(Relaxed),
+            active: self.active.load(Relaxed),
+            upstream_connects: self.upstream_connects.load(Relaxed),
+            upstream_reused: self.upstream_reused.load(Relaxed),
+            upstream_retries: self.upstream_retries.load(Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_close_and_requests() {
+        let c = ShardCounters::default();
+        c.connection_opened();
+        c.connection_opened();
+        c.connection_closed();
+        c.request();
+        let s = c.snapshot();
+        assert_eq!((s.accepted, s.active, s.requests), (2, 1, 1));
+    }
+}

@@ -1,0 +1,296 @@
+//! The command line: `run`, `check`, `proxy`, `echo`, `demo`, `version`.
+//!
+//! Tuning flags (`--shards`, `--cpus`, `--io-driver`, timeouts, limits)
+//! override the config file, field by field, for every listener and
+//! cluster, so a bare-metal install can be tuned without editing files.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{units, Config, IoDriver};
+
+#[derive(Debug, Parser)]
+#[command(name = "shardgate", version, about = "Thread-per-core HTTP/1.1 reverse proxy, API gateway and load balancer")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway from a config file.
+    Run {
+        /// The TOML config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        #[command(flatten)]
+        tuning: Tuning,
+    },
+    /// Validate a config file and print a summary (like `nginx -t`): exit 0
+    /// if valid, else print every error and exit 1.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// A plain reverse proxy without a config file: every path to the
+    /// upstreams, round robin.
+    Proxy {
+        /// Address to listen on, e.g. 0.0.0.0:8080.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Upstream endpoints, comma separated: 127.0.0.1:9000,127.0.0.1:9001.
+        #[arg(long, value_delimiter = ',', required = true)]
+        upstream: Vec<SocketAddr>,
+        #[command(flatten)]
+        tuning: Tuning,
+    },
+    /// The built-in HTTP/1.1 upstream: echoes the request; `/bytes/N`,
+    /// `/delay/MS`, `/status/N`.
+    Echo {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        /// Echo server threads.
+        #[arg(long, default_value_t = 1)]
+        shards: usize,
+        /// io driver: uring, epoll or auto.
+        #[arg(long, value_enum, default_value_t = DriverArg::Auto)]
+        io_driver: DriverArg,
+    },
+    /// Start the echo upstream and a proxy in front of it, send a request
+    /// through, print it and the curl lines to try; serve until Ctrl-C.
+    Demo {
+        /// Where the proxy listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Exit after the self-test instead of serving.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriverArg {
+    Auto,
+    Uring,
+    Epoll,
+}
+
+impl From<DriverArg> for IoDriver {
+    fn from(d: DriverArg) -> IoDriver {
+        match d {
+            DriverArg::Auto => IoDriver::Auto,
+            DriverArg::Uring => IoDriver::Uring,
+            DriverArg::Epoll => IoDriver::Epoll,
+        }
+    }
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    units::parse_duration_text(s)
+}
+
+fn size(s: &str) -> Result<u64, String> {
+    units::parse_size_text(s)
+}
+
+fn cpus(s: &str) -> Result<Vec<usize>, String> {
+    units::parse_cpu_list(s)
+}
+
+/// Flags that override the config for a bare-metal install. Each default
+/// named here is the built-in one, used when neither flag nor config sets it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Tuning {
+    /// Shards (threads, one runtime each) [default: one per CPU in --cpus, or per available core].
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// CPUs to pin shards to, e.g. 0,2-3 [default: all].
+    #[arg(long, value_parser = cpus)]
+    pub cpus: Option<Vec<usize>>,
+    /// Do not pin shards to CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// io driver: uring, epoll, or auto (io_uring, falling back to epoll) [default: auto].
+    #[arg(long, value_enum)]
+    pub io_driver: Option<DriverArg>,
+    /// io_uring submission queue entries per shard [default: 1024].
+    #[arg(long)]
+    pub ring_entries: Option<u32>,
+    /// Time for a whole request head to arrive; then 408 [default: 10s].
+    #[arg(long, value_parser = duration)]
+    pub header_timeout: Option<Duration>,
+    /// Idle keep-alive connection lifetime between requests [default: 60s].
+    #[arg(long, value_parser = duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Longest wait for body bytes in either direction [default: 30s].
+    #[arg(long, value_parser = duration)]
+    pub body_timeout: Option<Duration>,
+    /// Largest request head; larger gets 431 [default: 16KiB].
+    #[arg(long, value_parser = size)]
+    pub max_request_head_bytes: Option<u64>,
+    /// Most header fields in a request; more gets 431 [default: 100].
+    #[arg(long)]
+    pub max_header_count: Option<usize>,
+    /// Longest request target; longer gets 414 [default: 8KiB].
+    #[arg(long, value_parser = size)]
+    pub max_uri_bytes: Option<u64>,
+    /// Largest request body; larger gets 413 [default: 1GiB].
+    #[arg(long, value_parser = size)]
+    pub max_request_body_bytes: Option<u64>,
+    /// Open downstream connections per shard; above it 503 [default: 16384].
+    #[arg(long)]
+    pub max_connections_per_shard: Option<usize>,
+    /// Time in-flight requests get after SIGTERM/SIGINT [default: 30s].
+    #[arg(long, value_parser = duration)]
+    pub drain_timeout: Option<Duration>,
+    /// Upstream TCP connect timeout, every cluster [default: 5s].
+    #[arg(long, value_parser = duration)]
+    pub connect_timeout: Option<Duration>,
+    /// Upstream response-head timeout per try, every cluster [default: 15s].
+    #[arg(long, value_parser = duration)]
+    pub response_timeout: Option<Duration>,
+}
+
+impl Tuning {
+    /// Applies the flags over `config`, then re-checks the values the
+    /// config validator would have checked.
+    pub fn apply(&self, config: &mut Config) -> Result<(), String> {
+        let s = &mut config.server;
+        if let Some(n) = self.shards {
+            if n == 0 {
+                return Err("--shards: must be at least 1".into());
+            }
+            s.shards = Some(n);
+        }
+        if let Some(c) = &self.cpus {
+            s.cpus = Some(c.clone());
+        }
+        if self.no_pin {
+            s.pin = false;
+        }
+        if let Some(d) = self.io_driver {
+            s.io_driver = d.into();
+        }
+        if let Some(n) = self.ring_entries {
+            if !n.is_power_of_two() || n > 32768 {
+                return Err("--ring-entries: must be a power of two up to 32768".into());
+            }
+            s.ring_entries = n;
+        }
+        if let Some(d) = self.drain_timeout {
+            s.drain_timeout = d;
+        }
+        for l in &mut config.listeners {
+            let m = &mut l.limits;
+            set(&mut m.header_timeout, self.header_timeout);
+            set(&mut m.idle_timeout, self.idle_timeout);
+            set(&mut m.body_timeout, self.body_timeout);
+            set(&mut m.max_request_head_bytes, self.max_request_head_bytes.map(|n| n as usize));
+            set(&mut m.max_header_count, self.max_header_count);
+            set(&mut m.max_uri_bytes, self.max_uri_bytes.map(|n| n as usize));
+            set(&mut m.max_request_body_bytes, self.max_request_body_bytes);
+            set(&mut m.max_connections_per_shard, self.max_connections_per_shard);
+            if m.max_header_count == 0 || m.max_header_count > crate::http1::parse::MAX_HEADER_SLOTS {
+                return Err(format!("--max-header-count: must be 1..={}", crate::http1::parse::MAX_HEADER_SLOTS));
+            }
+            if m.max_request_head_bytes < 256 {
+                return Err("--max-request-head-bytes: must be at least 256".into());
+            }
+        }
+        for c in &mut config.clusters {
+            set(&mut c.connect_timeout, self.connect_timeout);
+            set(&mut c.response_timeout, self.response_timeout);
+        }
+        Ok(())
+    }
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *field = v;
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Run { config, tuning } => {
+            let mut cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return ExitCode::from(1);
+                }
+            };
+            run_with(&mut cfg, &tuning)
+        }
+        Command::Check { config } => match Config::load(&config) {
+            Ok(c) => {
+                print!("{}", c.summary());
+                println!("configuration file {} is valid", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!("configuration file {} is invalid", config.display());
+                ExitCode::from(1)
+            }
+        },
+        Command::Proxy { listen, upstream, tuning } => {
+            let mut cfg = Config::quick_proxy(listen, upstream);
+            run_with(&mut cfg, &tuning)
+        }
+        Command::Echo { listen, shards, io_driver } => match crate::echo::start_background(listen, shards, io_driver.into()) {
+            Ok(addr) => {
+                tracing::info!(listener = "echo", addr = %addr, "listening");
+                wait_for_termination();
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("echo: cannot listen on {listen}: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Demo { listen, once } => crate::demo::run(listen, once),
+    }
+}
+
+fn run_with(cfg: &mut Config, tuning: &Tuning) -> ExitCode {
+    if let Err(e) = tuning.apply(cfg) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    match crate::shard::supervisor::serve(cfg.clone()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shardgate: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Blocks until SIGTERM or SIGINT (for the echo server, whose threads
+/// need no drain).
+pub fn wait_for_termination() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        let _ = signals.forever().next();
+    }
+}
+
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHARDGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

@@ -1,0 +1,203 @@
+//! The config file's shape: what users write in TOML, deserialized with serde
+//! and nothing more. First stage of `file.rs -> validate.rs -> mod.rs`.
+//!
+//! Every field is optional here unless the file format requires it, so that
+//! `validate.rs` can tell "absent" (take the default) from "present" (check
+//! it), and can collect every bad value instead of stopping at the first one
+//! the way serde does. For the same reason values with units (sizes,
+//! durations), addresses and names are kept as the raw text the user wrote;
+//! turning them into typed values is `validate.rs`'s job. Serde itself only
+//! rejects what cannot be held at all: unknown keys (`deny_unknown_fields`
+//! everywhere, so a typo is an error and never a silently ignored setting) and
+//! values of the wrong TOML type.
+//!
+//! Integers are read as `i64` so that a negative or zero value reaches
+//! validation and gets a message naming the allowed range, not serde's
+//! "expected u32".
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: Option<ServerFile>,
+    pub admin: Option<AdminFile>,
+    /// Defaults for every listener.
+    pub limits: Option<LimitsFile>,
+    #[serde(default)]
+    pub listeners: Vec<ListenerFile>,
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+    #[serde(default)]
+    pub clusters: Vec<ClusterFile>,
+}
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub shards: Option<i64>,
+    /// CPU list, e.g. `"0,2-3"`.
+    pub cpus: Option<String>,
+    pub pin: Option<bool>,
+    /// `auto`, `uring` or `epoll`.
+    pub io_driver: Option<String>,
+    pub ring_entries: Option<i64>,
+    pub drain_timeout: Option<DurationText>,
+}
+
+/// `[admin]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    pub listen: String,
+}
+
+/// `[limits]` and `[listeners.limits]`; the latter overrides the former field
+/// by field.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_request_head_bytes: Option<SizeText>,
+    pub max_header_count: Option<i64>,
+    pub max_uri_bytes: Option<SizeText>,
+    pub max_request_body_bytes: Option<SizeText>,
+    pub header_timeout: Option<DurationText>,
+    pub body_timeout: Option<DurationText>,
+    pub idle_timeout: Option<DurationText>,
+    pub max_connections_per_shard: Option<i64>,
+}
+
+/// `[[listeners]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    pub name: String,
+    /// `ip:port`; no host names (a listener binds one address).
+    pub listen: String,
+    pub limits: Option<LimitsFile>,
+}
+
+/// `[[routes]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub name: Option<String>,
+    /// Listener names; absent = every listener.
+    pub listeners: Option<Vec<String>>,
+    pub max_request_body_bytes: Option<SizeText>,
+    #[serde(rename = "match")]
+    pub matcher: Option<MatchFile>,
+    // Exactly one of the three actions; checked in validation so that a
+    // route with none or several gets a message saying so.
+    pub cluster: Option<String>,
+    pub direct: Option<DirectFile>,
+    pub redirect: Option<RedirectFile>,
+}
+
+/// `[routes.match]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchFile {
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub path_prefix: Option<String>,
+    pub methods: Option<Vec<String>>,
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// `direct = { status, body, headers }`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectFile {
+    pub status: Option<i64>,
+    pub body: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// `redirect = { location, status, keep_path }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectFile {
+    pub location: String,
+    pub status: Option<i64>,
+    pub keep_path: Option<bool>,
+}
+
+/// `[[clusters]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    pub name: String,
+    /// `ip:port` or `host:port` (resolved once, at load).
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    pub connect_timeout: Option<DurationText>,
+    pub response_timeout: Option<DurationText>,
+    pub max_idle_per_endpoint: Option<i64>,
+    pub idle_timeout: Option<DurationText>,
+}
+
+/// A value written either as a bare TOML integer or as a string; which one
+/// is allowed, and what the string may say, is decided in validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntOrText {
+    Int(i64),
+    Text(String),
+}
+
+/// A size: an integer number of bytes, or a string such as `"16KiB"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeText(pub IntOrText);
+
+/// A duration: a string such as `"250ms"` or `"10s"`. A bare integer is
+/// accepted by serde only so that validation can say "add a unit".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurationText(pub IntOrText);
+
+impl<'de> Deserialize<'de> for SizeText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IntOrTextVisitor(
+            "a size: a number of bytes or a string like \"16KiB\"",
+        ))
+        .map(SizeText)
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IntOrTextVisitor(
+            "a duration: a string like \"10s\" or \"250ms\"",
+        ))
+        .map(DurationText)
+    }
+}
+
+struct IntOrTextVisitor(&'static str);
+
+impl<'de> Visitor<'de> for IntOrTextVisitor {
+    type Value = IntOrText;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.0)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<IntOrText, E> {
+        Ok(IntOrText::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<IntOrText, E> {
+        i64::try_from(v)
+            .map(IntOrText::Int)
+            .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<IntOrText, E> {
+        Ok(IntOrText::Text(v.to_owned()))
+    }
+}

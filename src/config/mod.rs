@@ -1,0 +1,519 @@
+//! Configuration: `file.rs` (the serde shape users write in TOML) ->
+//! `validate.rs` (checks, defaults, name resolution, errors with field path
+//! and line) -> this module's typed runtime [`Config`].
+//!
+//! The runtime shape holds only resolved, typed values (durations, socket
+//! addresses, indices instead of names) so the request path never parses a
+//! string from the config. Shards receive it as an `Arc<Config>` snapshot.
+
+mod file;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use validate::{ConfigError, ConfigErrors};
+
+/// The config file's value syntax (sizes like `"16KiB"`, durations like
+/// `"10s"`, CPU lists like `"0,2-3"`), for command-line flags that take the
+/// same values. Errors are one-line messages without a field path.
+pub mod units {
+    pub use super::validate::{parse_cpu_list, parse_duration_text, parse_size_text};
+}
+
+/// Default limits. Each is overridable in `[limits]`, per listener in
+/// `[listeners.limits]`, and on the command line.
+pub mod defaults {
+    use std::time::Duration;
+    /// Whole request head (request line + headers); larger gets 431.
+    /// nginx: large_client_header_buffers 4 8k; Envoy: max_request_headers_kb 60.
+    pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
+    /// Header fields in one request head; more gets 431 (Envoy: 100).
+    pub const MAX_HEADER_COUNT: usize = 100;
+    /// Request target length; longer gets 414.
+    pub const MAX_URI_BYTES: usize = 8 * 1024;
+    /// Request body; larger gets 413 (checked against Content-Length up front,
+    /// and while streaming for chunked bodies).
+    pub const MAX_REQUEST_BODY_BYTES: u64 = 1024 * 1024 * 1024;
+    /// Whole request head must arrive within this (slowloris): 408 and close.
+    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Longest wait for the next body bytes, either direction.
+    pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Idle keep-alive downstream connection lifetime between requests.
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Open downstream connections per shard; above it new ones get 503 and close.
+    pub const MAX_CONNECTIONS_PER_SHARD: usize = 16 * 1024;
+    /// In-flight requests get this long to finish after SIGTERM/SIGINT.
+    pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+    /// io_uring submission queue entries per shard.
+    pub const RING_ENTRIES: u32 = 1024;
+    /// Upstream TCP connect (Envoy's default connect_timeout).
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Per try: request sent -> response head complete (Envoy's route timeout).
+    pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(15);
+    /// Idle upstream connections kept per endpoint per shard.
+    pub const MAX_IDLE_PER_ENDPOINT: usize = 64;
+    /// An idle pooled upstream connection older than this is closed.
+    pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+}
+
+/// The validated, typed configuration every shard runs from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: Server,
+    pub admin: Option<Admin>,
+    pub listeners: Vec<Listener>,
+    /// All routes in file order; listeners refer to them by index.
+    pub routes: Vec<Route>,
+    pub clusters: Vec<Cluster>,
+}
+
+/// Process-wide settings (`[server]`).
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Number of shards; `None` = one per CPU in `cpus` (or per available core).
+    pub shards: Option<usize>,
+    /// CPUs shards are pinned to, in order (shard i -> cpus[i % len]); `None` = all.
+    pub cpus: Option<Vec<usize>>,
+    pub pin: bool,
+    pub io_driver: IoDriver,
+    pub ring_entries: u32,
+    pub drain_timeout: Duration,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            shards: None,
+            cpus: None,
+            pin: true,
+            io_driver: IoDriver::Auto,
+            ring_entries: defaults::RING_ENTRIES,
+            drain_timeout: defaults::DRAIN_TIMEOUT,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoDriver {
+    /// io_uring, falling back to epoll (with one log line) if it cannot be set up.
+    Auto,
+    Uring,
+    Epoll,
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub limits: Limits,
+    /// Indices into `Config::routes`, in match order.
+    pub routes: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub max_request_head_bytes: usize,
+    pub max_header_count: usize,
+    pub max_uri_bytes: usize,
+    pub max_request_body_bytes: u64,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections_per_shard: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_head_bytes: defaults::MAX_REQUEST_HEAD_BYTES,
+            max_header_count: defaults::MAX_HEADER_COUNT,
+            max_uri_bytes: defaults::MAX_URI_BYTES,
+            max_request_body_bytes: defaults::MAX_REQUEST_BODY_BYTES,
+            header_timeout: defaults::HEADER_TIMEOUT,
+            body_timeout: defaults::BODY_TIMEOUT,
+            idle_timeout: defaults::IDLE_TIMEOUT,
+            max_connections_per_shard: defaults::MAX_CONNECTIONS_PER_SHARD,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub matcher: RouteMatch,
+    pub action: RouteAction,
+    /// Overrides the listener's `max_request_body_bytes` for this route.
+    pub max_request_body_bytes: Option<u64>,
+}
+
+/// All present conditions must hold. Names and hosts are stored lowercase.
+#[derive(Debug, Clone, Default)]
+pub struct RouteMatch {
+    pub host: Option<HostMatch>,
+    pub path: Option<PathMatch>,
+    /// Empty = any method. Uppercase tokens, e.g. "GET".
+    pub methods: Vec<String>,
+    /// (lowercase name, exact value) pairs that must all be present.
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// `api.example.com` (lowercase, no port).
+    Exact(String),
+    /// `*.example.com` stored as `.example.com`: matches `a.example.com`,
+    /// `a.b.example.com`, not `example.com`.
+    Suffix(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(String),
+    Prefix(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum RouteAction {
+    /// Index into `Config::clusters`.
+    Proxy { cluster: usize },
+    Direct {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+    },
+    /// `Location: location` (+ request path and query when `keep_path`).
+    Redirect {
+        status: u16,
+        location: String,
+        keep_path: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub endpoints: Vec<SocketAddr>,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub max_idle_per_endpoint: usize,
+    pub idle_timeout: Duration,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file. Every error found is
+    /// returned, each naming its field path and line.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        validate::load_file(path)
+    }
+
+    /// Same as [`Config::load`] on text already in memory; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+        validate::load_str(text, origin)
+    }
+
+    /// A plain proxy with every default: listener "proxy" on `listen`, one
+    /// catch-all route "default" to cluster "upstream" with `upstreams` as
+    /// its endpoints. For `shardgate run --listen .. --upstream ..` and tests.
+    /// `upstreams` should not be empty (a cluster without endpoints answers
+    /// every request with 503); the caller checks that.
+    pub fn quick_proxy(listen: SocketAddr, upstreams: Vec<SocketAddr>) -> Config {
+        Config {
+            server: Server::default(),
+            admin: None,
+            listeners: vec![Listener {
+                name: "proxy".to_owned(),
+                addr: listen,
+                limits: Limits::default(),
+                routes: vec![0],
+            }],
+            routes: vec![Route {
+                name: "default".to_owned(),
+                matcher: RouteMatch::default(),
+                action: RouteAction::Proxy { cluster: 0 },
+                max_request_body_bytes: None,
+            }],
+            clusters: vec![Cluster {
+                name: "upstream".to_owned(),
+                endpoints: upstreams,
+                connect_timeout: defaults::CONNECT_TIMEOUT,
+                response_timeout: defaults::RESPONSE_TIMEOUT,
+                max_idle_per_endpoint: defaults::MAX_IDLE_PER_ENDPOINT,
+                idle_timeout: defaults::POOL_IDLE_TIMEOUT,
+            }],
+        }
+    }
+
+    /// What `shardgate check` prints after a successful load (like
+    /// `nginx -t`): the server settings, each listener with its limits that
+    /// differ from the defaults and its routes in match order, then the
+    /// clusters. Values are written in config file syntax.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let s = &self.server;
+        let shards = s
+            .shards
+            .map_or("auto (one per CPU)".to_owned(), |n| n.to_string());
+        let cpus = s.cpus.as_deref().map_or("all".to_owned(), fmt_cpus);
+        let driver = match s.io_driver {
+            IoDriver::Auto => "auto",
+            IoDriver::Uring => "uring",
+            IoDriver::Epoll => "epoll",
+        };
+        let _ = writeln!(
+            out,
+            "server: shards={shards} cpus={cpus} pin={} io_driver={driver} ring_entries={} drain_timeout={}",
+            s.pin,
+            s.ring_entries,
+            fmt_duration(s.drain_timeout)
+        );
+        if let Some(admin) = &self.admin {
+            let _ = writeln!(out, "admin: {}", admin.listen);
+        }
+        for l in &self.listeners {
+            let _ = writeln!(out, "listener {:?} {}", l.name, l.addr);
+            let limits = fmt_limits(&l.limits);
+            if !limits.is_empty() {
+                let _ = writeln!(out, "  limits: {limits}");
+            }
+            if l.routes.is_empty() {
+                let _ = writeln!(out, "  (no routes: every request gets 404)");
+            }
+            for &i in &l.routes {
+                if let Some(r) = self.routes.get(i) {
+                    let _ = writeln!(out, "  route {:?}{}", r.name, self.fmt_route(r));
+                }
+            }
+        }
+        for c in &self.clusters {
+            let endpoints: Vec<String> = c.endpoints.iter().map(|e| e.to_string()).collect();
+            let _ = write!(
+                out,
+                "cluster {:?} endpoints={}",
+                c.name,
+                endpoints.join(",")
+            );
+            let durations = [
+                (
+                    "connect_timeout",
+                    c.connect_timeout,
+                    defaults::CONNECT_TIMEOUT,
+                ),
+                (
+                    "response_timeout",
+                    c.response_timeout,
+                    defaults::RESPONSE_TIMEOUT,
+                ),
+                ("idle_timeout", c.idle_timeout, defaults::POOL_IDLE_TIMEOUT),
+            ];
+            for (key, v, default) in durations {
+                if v != default {
+                    let _ = write!(out, " {key}={}", fmt_duration(v));
+                }
+            }
+            if c.max_idle_per_endpoint != defaults::MAX_IDLE_PER_ENDPOINT {
+                let _ = write!(out, " max_idle_per_endpoint={}", c.max_idle_per_endpoint);
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// ` host=.. path_prefix=.. -> action` for one route in [`Config::summary`].
+    fn fmt_route(&self, r: &Route) -> String {
+        let mut out = String::new();
+        let m = &r.matcher;
+        match &m.host {
+            Some(HostMatch::Exact(h)) => out += &format!(" host={h}"),
+            Some(HostMatch::Suffix(s)) => out += &format!(" host=*{s}"),
+            None => {}
+        }
+        match &m.path {
+            Some(PathMatch::Exact(p)) => out += &format!(" path={p}"),
+            Some(PathMatch::Prefix(p)) => out += &format!(" path_prefix={p}"),
+            None => {}
+        }
+        if !m.methods.is_empty() {
+            out += &format!(" methods={}", m.methods.join(","));
+        }
+        for (name, value) in &m.headers {
+            out += &format!(" header {name}={value:?}");
+        }
+        if m.host.is_none() && m.path.is_none() && m.methods.is_empty() && m.headers.is_empty() {
+            out += " (any request)";
+        }
+        if let Some(n) = r.max_request_body_bytes {
+            out += &format!(" max_request_body_bytes={}", fmt_size(n));
+        }
+        match &r.action {
+            RouteAction::Proxy { cluster } => {
+                let name = self.clusters.get(*cluster).map_or("?", |c| c.name.as_str());
+                out += &format!(" -> cluster {name:?}");
+            }
+            RouteAction::Direct {
+                status,
+                headers,
+                body,
+            } => {
+                out += &format!(" -> direct {status} ({} body bytes", body.len());
+                for (name, value) in headers {
+                    out += &format!(", {name}: {value}");
+                }
+                out += ")";
+            }
+            RouteAction::Redirect {
+                status,
+                location,
+                keep_path,
+            } => {
+                let keep = if *keep_path { " + request path" } else { "" };
+                out += &format!(" -> redirect {status} {location}{keep}");
+            }
+        }
+        out
+    }
+}
+
+/// `key=value` for each limit that differs from [`Limits::default`].
+fn fmt_limits(l: &Limits) -> String {
+    let d = Limits::default();
+    let mut parts = Vec::new();
+    let sizes = [
+        (
+            "max_request_head_bytes",
+            l.max_request_head_bytes as u64,
+            d.max_request_head_bytes as u64,
+        ),
+        (
+            "max_uri_bytes",
+            l.max_uri_bytes as u64,
+            d.max_uri_bytes as u64,
+        ),
+        (
+            "max_request_body_bytes",
+            l.max_request_body_bytes,
+            d.max_request_body_bytes,
+        ),
+    ];
+    for (key, v, default) in sizes {
+        if v != default {
+            parts.push(format!("{key}={}", fmt_size(v)));
+        }
+    }
+    let counts = [
+        ("max_header_count", l.max_header_count, d.max_header_count),
+        (
+            "max_connections_per_shard",
+            l.max_connections_per_shard,
+            d.max_connections_per_shard,
+        ),
+    ];
+    for (key, v, default) in counts {
+        if v != default {
+            parts.push(format!("{key}={v}"));
+        }
+    }
+    let durations = [
+        ("header_timeout", l.header_timeout, d.header_timeout),
+        ("body_timeout", l.body_timeout, d.body_timeout),
+        ("idle_timeout", l.idle_timeout, d.idle_timeout),
+    ];
+    for (key, v, default) in durations {
+        if v != default {
+            parts.push(format!("{key}={}", fmt_duration(v)));
+        }
+    }
+    parts.join(" ")
+}
+
+/// Bytes in config syntax: the largest binary unit that divides exactly.
+fn fmt_size(n: u64) -> String {
+    const UNITS: [(u32, &str); 4] = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")];
+    for (shift, unit) in UNITS {
+        if n != 0 && n % (1u64 << shift) == 0 {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}B")
+}
+
+/// A duration in config syntax: the largest unit that divides exactly.
+fn fmt_duration(d: Duration) -> String {
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        return format!("{d:?}");
+    }
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_owned();
+    }
+    for (per, unit) in [(3_600_000, "h"), (60_000, "m"), (1_000, "s")] {
+        if ms % per == 0 {
+            return format!("{}{unit}", ms / per);
+        }
+    }
+    format!("{ms}ms")
+}
+
+/// `[0, 2, 3]` -> `"0,2-3"`.
+fn fmt_cpus(cpus: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let mut j = i;
+        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
+            j += 1;
+        }
+        if j > i {
+            parts.push(format!("{}-{}", cpus[i], cpus[j]));
+        } else {
+            parts.push(cpus[i].to_string());
+        }
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_proxy_is_one_catch_all_route() {
+        let listen: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let up: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let c = Config::quick_proxy(listen, vec![up]);
+        assert_eq!(c.listeners[0].routes, vec![0]);
+        assert!(matches!(
+            c.routes[0].action,
+            RouteAction::Proxy { cluster: 0 }
+        ));
+        assert_eq!(c.clusters[0].endpoints, vec![up]);
+        let summary = c.summary();
+        assert!(
+            summary.contains("listener \"proxy\" 127.0.0.1:8080"),
+            "{summary}"
+        );
+        assert!(summary.contains("route \"default\" (any request) -> cluster \"upstream\""));
+        assert!(summary.contains("cluster \"upstream\" endpoints=127.0.0.1:9000\n"));
+    }
+
+    #[test]
+    fn summary_formats_values_in_file_syntax() {
+        assert_eq!(fmt_size(16 * 1024), "16KiB");
+        assert_eq!(fmt_size(1000), "1000B");
+        assert_eq!(fmt_size(0), "0B");
+        assert_eq!(fmt_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(fmt_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(fmt_duration(Duration::ZERO), "0s");
+        assert_eq!(fmt_cpus(&[0, 2, 3, 5]), "0,2-3,5");
+    }
+}

@@ -1,0 +1,201 @@
+//! The one error type of the data path: what went wrong (`ErrorKind`), on
+//! which side (`Side`), and a short cause for logs and error bodies.
+//!
+//! The mapping from kind to HTTP status lives in exactly one place,
+//! [`ErrorKind::status`], with no catch-all arm: adding a kind forces a
+//! decision about its status.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Which peer the failure belongs to (Envoy's vocabulary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The client connection.
+    Downstream,
+    /// The backend connection.
+    Upstream,
+    /// shardgate itself.
+    Internal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is not valid HTTP/1.1 or its framing is ambiguous.
+    BadRequest,
+    /// A transfer coding we do not implement (only `chunked` is).
+    UnsupportedTransferCoding,
+    /// The request head is larger than `max_request_head_bytes`.
+    HeadTooLarge,
+    /// More header fields than `max_header_count`.
+    TooManyHeaders,
+    /// The request target is longer than `max_uri_bytes`.
+    UriTooLong,
+    /// The request body is larger than `max_request_body_bytes`.
+    BodyTooLarge,
+    /// The whole request head did not arrive within `header_timeout`.
+    HeaderTimeout,
+    /// No body bytes arrived within `body_timeout`.
+    BodyTimeout,
+    /// The client closed or reset the connection.
+    DownstreamClosed,
+    /// No route matched the request.
+    NoRoute,
+    /// The shard is at `max_connections_per_shard`.
+    ConnectionLimit,
+    /// TCP connect to the endpoint was refused or failed.
+    UpstreamConnectFailed,
+    /// TCP connect to the endpoint did not finish within `connect_timeout`.
+    UpstreamConnectTimeout,
+    /// The response head did not arrive within `response_timeout`.
+    UpstreamResponseTimeout,
+    /// The upstream closed or reset the connection before a complete response.
+    UpstreamClosed,
+    /// The upstream response is not valid HTTP/1.1 or its framing is ambiguous.
+    UpstreamBadResponse,
+    /// A body read from the upstream stalled past `body_timeout`.
+    UpstreamBodyTimeout,
+}
+
+impl ErrorKind {
+    /// The status answered downstream, if an answer can still be sent.
+    /// `None`: the client is gone or the response has already started, so
+    /// the only honest reaction is to close the connection.
+    pub fn status(self) -> Option<u16> {
+        use ErrorKind::*;
+        match self {
+            BadRequest => Some(400),
+            UnsupportedTransferCoding => Some(501),
+            HeadTooLarge => Some(431),
+            TooManyHeaders => Some(431),
+            UriTooLong => Some(414),
+            BodyTooLarge => Some(413),
+            HeaderTimeout => Some(408),
+            BodyTimeout => Some(408),
+            DownstreamClosed => None,
+            NoRoute => Some(404),
+            ConnectionLimit => Some(503),
+            UpstreamConnectFailed => Some(502),
+            UpstreamConnectTimeout => Some(504),
+            UpstreamResponseTimeout => Some(504),
+            UpstreamClosed => Some(502),
+            UpstreamBadResponse => Some(502),
+            UpstreamBodyTimeout => Some(504),
+        }
+    }
+
+    pub fn side(self) -> Side {
+        use ErrorKind::*;
+        match self {
+            BadRequest | UnsupportedTransferCoding | HeadTooLarge | TooManyHeaders | UriTooLong
+            | BodyTooLarge | HeaderTimeout | BodyTimeout | DownstreamClosed => Side::Downstream,
+            NoRoute | ConnectionLimit => Side::Internal,
+            UpstreamConnectFailed
+            | UpstreamConnectTimeout
+            | UpstreamResponseTimeout
+            | UpstreamClosed
+            | UpstreamBadResponse
+            | UpstreamBodyTimeout => Side::Upstream,
+        }
+    }
+}
+
+/// A data-path error: kind, side and a short human cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub side: Side,
+    pub cause: Cow<'static, str>,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, cause: impl Into<Cow<'static, str>>) -> Error {
+        Error { kind, side: kind.side(), cause: cause.into() }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} ({:?}): {}", self.kind, self.side, self.cause)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Standard reason phrases for the statuses shardgate itself produces (and
+/// for echoing `/status/N`). Upstream reason phrases are forwarded as sent.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        418 => "I'm a teapot",
+        421 => "Misdirected Request",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // One test per mapping the issue names, so a change to the map is seen.
+    const MAP: &[(ErrorKind, Option<u16>)] = &[
+        (ErrorKind::BadRequest, Some(400)),
+        (ErrorKind::UnsupportedTransferCoding, Some(501)),
+        (ErrorKind::HeadTooLarge, Some(431)),
+        (ErrorKind::TooManyHeaders, Some(431)),
+        (ErrorKind::UriTooLong, Some(414)),
+        (ErrorKind::BodyTooLarge, Some(413)),
+        (ErrorKind::HeaderTimeout, Some(408)),
+        (ErrorKind::NoRoute, Some(404)),
+        (ErrorKind::ConnectionLimit, Some(503)),
+        (ErrorKind::UpstreamConnectFailed, Some(502)),
+        (ErrorKind::UpstreamConnectTimeout, Some(504)),
+        (ErrorKind::UpstreamResponseTimeout, Some(504)),
+        (ErrorKind::UpstreamClosed, Some(502)),
+        (ErrorKind::UpstreamBadResponse, Some(502)),
+        (ErrorKind::DownstreamClosed, None),
+    ];
+
+    #[test]
+    fn kinds_map_to_statuses() {
+        for (kind, status) in MAP {
+            assert_eq!(kind.status(), *status, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn sides() {
+        assert_eq!(ErrorKind::BadRequest.side(), Side::Downstream);
+        assert_eq!(ErrorKind::UpstreamClosed.side(), Side::Upstream);
+        assert_eq!(ErrorKind::NoRoute.side(), Side::Internal);
+    }
+}

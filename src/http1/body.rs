@@ -1,0 +1,422 @@
+//! Sans-io body framing: how many of the bytes in hand belong to the
+//! current message body, and (for chunked) where its data is.
+//!
+//! Where it sits: after a head is parsed, `conn.rs` (request bodies) and
+//! `upstream/forward.rs` (response bodies) feed every buffer through a
+//! [`BodyDecoder`] while relaying. Chunked bodies are validated byte by byte
+//! and, when both sides speak chunked, relayed as received: the decoder has
+//! already refused anything a next hop could read differently.
+
+use std::ops::Range;
+
+use super::parse::Framing;
+
+/// Bytes of chunk extensions allowed on one chunk-size line.
+pub const MAX_CHUNK_EXT_BYTES: usize = 4096;
+/// Bytes of trailer section allowed after the last chunk.
+pub const MAX_TRAILER_BYTES: usize = 8192;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkError {
+    BadSize,
+    SizeOverflow,
+    /// CR or LF where the grammar wants CRLF.
+    BadLineEnding,
+    ExtTooLong,
+    BadTrailer,
+    /// Content-Length, Transfer-Encoding or Host in the trailer section.
+    ForbiddenTrailer,
+    TrailerTooLong,
+}
+
+impl ChunkError {
+    pub fn cause(self) -> &'static str {
+        match self {
+            ChunkError::BadSize => "invalid chunk size",
+            ChunkError::SizeOverflow => "chunk size overflow",
+            ChunkError::BadLineEnding => "bare CR or LF in chunked framing",
+            ChunkError::ExtTooLong => "chunk extension too long",
+            ChunkError::BadTrailer => "malformed trailer field",
+            ChunkError::ForbiddenTrailer => "framing field in trailer section",
+            ChunkError::TrailerTooLong => "trailer section too long",
+        }
+    }
+}
+
+/// RFC 9112 §7.1:
+/// ```text
+/// chunked-body   = *chunk last-chunk trailer-section CRLF
+/// chunk          = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+/// chunk-size     = 1*HEXDIG
+/// last-chunk     = 1*("0") [ chunk-ext ] CRLF
+/// trailer-section = *( field-line CRLF )
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkedState {
+    /// Reading hex digits of chunk-size.
+    Size,
+    /// After the size: `;ext` or BWS up to CR.
+    Ext,
+    /// Saw CR after size line; want LF.
+    SizeLf,
+    /// Inside chunk-data.
+    Data,
+    /// After data; want CR.
+    DataCr,
+    /// After data CR; want LF.
+    DataLf,
+    /// At the start of a trailer line (or the final CRLF).
+    TrailerStart,
+    /// In a trailer field name.
+    TrailerName,
+    /// In a trailer field value.
+    TrailerValue,
+    /// Saw CR after a trailer line; want LF.
+    TrailerLf,
+    /// Saw the final CR; want LF.
+    EndLf,
+    Done,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChunkedDecoder {
+    state: ChunkedState,
+    size: u64,
+    size_digits: u32,
+    remaining: u64,
+    line_bytes: usize,
+    trailer_bytes: usize,
+    is_last: bool,
+    name: [u8; 20],
+    name_len: usize,
+}
+
+impl Default for ChunkedDecoder {
+    fn default() -> Self {
+        ChunkedDecoder {
+            state: ChunkedState::Size,
+            size: 0,
+            size_digits: 0,
+            remaining: 0,
+            line_bytes: 0,
+            trailer_bytes: 0,
+            is_last: false,
+            name: [0; 20],
+            name_len: 0,
+        }
+    }
+}
+
+/// Result of feeding bytes to a decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Input bytes that belong to this body (a prefix of the input).
+    pub consumed: usize,
+    /// The body ended within those bytes.
+    pub done: bool,
+}
+
+impl ChunkedDecoder {
+    pub fn is_done(&self) -> bool {
+        self.state == ChunkedState::Done
+    }
+
+    /// Consumes a prefix of `input`, calling `on_data` with the range of
+    /// every run of chunk-data. Stops at the end of the body; bytes after
+    /// it (a pipelined next message) are not consumed.
+    pub fn decode(&mut self, input: &[u8], mut on_data: impl FnMut(Range<usize>)) -> Result<Step, ChunkError> {
+        use ChunkedState::*;
+        let mut i = 0;
+        while i < input.len() {
+            let b = input[i];
+            match self.state {
+                Size => match hex_value(b) {
+                    Some(d) => {
+                        self.size = self.size.checked_mul(16).ok_or(ChunkError::SizeOverflow)? + d as u64;
+                        self.size_digits += 1;
+                        if self.size_digits > 16 {
+                            return Err(ChunkError::SizeOverflow);
+                        }
+                    }
+                    None if self.size_digits == 0 => return Err(ChunkError::BadSize),
+                    None => match b {
+                        b'\r' => self.state = SizeLf,
+                        b';' | b' ' | b'\t' => {
+                            self.state = Ext;
+                            self.line_bytes = 1;
+                        }
+                        b'\n' => return Err(ChunkError::BadLineEnding),
+                        _ => return Err(ChunkError::BadSize),
+                    },
+                },
+                Ext => match b {
+                    b'\r' => self.state = SizeLf,
+                    b'\n' | 0 => return Err(ChunkError::BadLineEnding),
+                    _ => {
+                        self.line_bytes += 1;
+                        if self.line_bytes > MAX_CHUNK_EXT_BYTES {
+                            return Err(ChunkError::ExtTooLong);
+                        }
+                    }
+                },
+                SizeLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError::BadLineEnding);
+                    }
+                    if self.size == 0 {
+                        self.is_last = true;
+                        self.state = TrailerStart;
+                    } else {
+                        self.remaining = self.size;
+                        self.state = Data;
+                    }
+                    self.size = 0;
+                    self.size_digits = 0;
+                }
+                Data => {
+                    let n = (input.len() - i).min(self.remaining.min(usize::MAX as u64) as usize);
+                    on_data(i..i + n);
+                    self.remaining -= n as u64;
+                    i += n;
+                    if self.remaining == 0 {
+                        self.state = DataCr;
+                    }
+                    continue;
+                }
+                DataCr => {
+                    if b != b'\r' {
+                        return Err(ChunkError::BadLineEnding);
+                    }
+                    self.state = DataLf;
+                }
+                DataLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError::BadLineEnding);
+                    }
+                    self.state = Size;
+                }
+                TrailerStart => {
+                    if b == b'\r' {
+                        self.state = EndLf;
+                    } else if is_token(b) {
+                        self.name_len = 0;
+                        self.push_name(b);
+                        self.state = TrailerName;
+                        self.count_trailer()?;
+                    } else {
+                        return Err(ChunkError::BadTrailer);
+                    }
+                }
+                TrailerName => {
+                    self.count_trailer()?;
+                    if b == b':' {
+                        let name = &self.name[..self.name_len];
+                        if FORBIDDEN_TRAILERS.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+                            return Err(ChunkError::ForbiddenTrailer);
+                        }
+                        self.state = TrailerValue;
+                    } else if is_token(b) {
+                        self.push_name(b);
+                    } else {
+                        return Err(ChunkError::BadTrailer);
+                    }
+                }
+                TrailerValue => {
+                    self.count_trailer()?;
+                    match b {
+                        b'\r' => self.state = TrailerLf,
+                        b'\n' | 0 => return Err(ChunkError::BadLineEnding),
+                        b'\t' => {}
+                        c if c < 0x20 || c == 0x7f => return Err(ChunkError::BadTrailer),
+                        _ => {}
+                    }
+                }
+                TrailerLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError::BadLineEnding);
+                    }
+                    self.state = TrailerStart;
+                }
+                EndLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError::BadLineEnding);
+                    }
+                    self.state = Done;
+                    return Ok(Step { consumed: i + 1, done: true });
+                }
+                Done => return Ok(Step { consumed: i, done: true }),
+            }
+            i += 1;
+        }
+        Ok(Step { consumed: i, done: self.state == Done })
+    }
+
+    fn push_name(&mut self, b: u8) {
+        // Only the first bytes matter: every forbidden name fits in 20.
+        if self.name_len < self.name.len() {
+            self.name[self.name_len] = b;
+        }
+        self.name_len += 1;
+    }
+
+    fn count_trailer(&mut self) -> Result<(), ChunkError> {
+        self.trailer_bytes += 1;
+        if self.trailer_bytes > MAX_TRAILER_BYTES {
+            return Err(ChunkError::TrailerTooLong);
+        }
+        Ok(())
+    }
+}
+
+/// RFC 9110 §6.5.1: framing and routing fields must not come in trailers.
+const FORBIDDEN_TRAILERS: &[&[u8]] = &[b"content-length", b"transfer-encoding", b"host"];
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Any body framing, as a state machine fed with what was read.
+#[derive(Debug, Clone)]
+pub enum BodyDecoder {
+    Empty,
+    Length { remaining: u64 },
+    Chunked(ChunkedDecoder),
+    UntilClose,
+}
+
+impl BodyDecoder {
+    pub fn new(framing: Framing) -> BodyDecoder {
+        match framing {
+            Framing::Empty => BodyDecoder::Empty,
+            Framing::Length(n) => BodyDecoder::Length { remaining: n },
+            Framing::Chunked => BodyDecoder::Chunked(ChunkedDecoder::default()),
+            Framing::UntilClose => BodyDecoder::UntilClose,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        match self {
+            BodyDecoder::Empty => true,
+            BodyDecoder::Length { remaining } => *remaining == 0,
+            BodyDecoder::Chunked(c) => c.is_done(),
+            BodyDecoder::UntilClose => false,
+        }
+    }
+
+    /// Consumes the prefix of `input` belonging to the body; `on_data` gets
+    /// the ranges of payload (for chunked: without the framing).
+    pub fn decode(&mut self, input: &[u8], mut on_data: impl FnMut(Range<usize>)) -> Result<Step, ChunkError> {
+        match self {
+            BodyDecoder::Empty => Ok(Step { consumed: 0, done: true }),
+            BodyDecoder::Length { remaining } => {
+                let n = (input.len() as u64).min(*remaining) as usize;
+                if n > 0 {
+                    on_data(0..n);
+                }
+                *remaining -= n as u64;
+                Ok(Step { consumed: n, done: *remaining == 0 })
+            }
+            BodyDecoder::Chunked(c) => c.decode(input, on_data),
+            BodyDecoder::UntilClose => {
+                if !input.is_empty() {
+                    on_data(0..input.len());
+                }
+                Ok(Step { consumed: input.len(), done: false })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> Result<(Vec<u8>, Step), ChunkError> {
+        let mut d = ChunkedDecoder::default();
+        let mut data = Vec::new();
+        let step = d.decode(input, |r| data.extend_from_slice(&input[r]))?;
+        Ok((data, step))
+    }
+
+    const CASES: &[(&str, &[u8], Result<&[u8], ChunkError>)] = &[
+        ("two chunks", b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", Ok(b"abcde")),
+        ("upper hex", b"A\r\n0123456789\r\n0\r\n\r\n", Ok(b"0123456789")),
+        ("extension", b"3;name=val\r\nabc\r\n0\r\n\r\n", Ok(b"abc")),
+        ("trailer", b"1\r\na\r\n0\r\nX-Sum: 1\r\n\r\n", Ok(b"a")),
+        ("leading zeros", b"0003\r\nabc\r\n0\r\n\r\n", Ok(b"abc")),
+        ("bad size", b"zz\r\nabc\r\n0\r\n\r\n", Err(ChunkError::BadSize)),
+        ("empty size", b"\r\nabc\r\n", Err(ChunkError::BadSize)),
+        ("overflow", b"ffffffffffffffffff\r\n", Err(ChunkError::SizeOverflow)),
+        ("bare LF after size", b"3\nabc\r\n0\r\n\r\n", Err(ChunkError::BadLineEnding)),
+        ("bare CR after size", b"3\rabc\r\n0\r\n\r\n", Err(ChunkError::BadLineEnding)),
+        ("missing CRLF after data", b"3\r\nabcd\r\n0\r\n\r\n", Err(ChunkError::BadLineEnding)),
+        ("bare LF after data", b"3\r\nabc\n0\r\n\r\n", Err(ChunkError::BadLineEnding)),
+        ("CL in trailer", b"0\r\nContent-Length: 5\r\n\r\n", Err(ChunkError::ForbiddenTrailer)),
+        ("TE in trailer", b"0\r\ntransfer-encoding: chunked\r\n\r\n", Err(ChunkError::ForbiddenTrailer)),
+        ("bare LF ending", b"0\r\n\n", Err(ChunkError::BadLineEnding)),
+        ("negative", b"-1\r\n", Err(ChunkError::BadSize)),
+    ];
+
+    #[test]
+    fn chunked_table() {
+        for (name, input, expect) in CASES {
+            let got = decode_all(input).map(|(data, step)| {
+                assert!(step.done, "{name}: not done");
+                assert_eq!(step.consumed, input.len(), "{name}");
+                data
+            });
+            assert_eq!(got.as_deref().map_err(|e| *e), expect.map_err(|e| e), "case {name}");
+        }
+    }
+
+    #[test]
+    fn byte_at_a_time_matches_whole() {
+        let input = b"5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nA: b\r\n\r\nNEXT";
+        let mut d = ChunkedDecoder::default();
+        let mut data = Vec::new();
+        let mut total = 0;
+        for i in 0..input.len() {
+            let step = d.decode(&input[i..i + 1], |r| data.extend_from_slice(&input[i..i + 1][r])).unwrap();
+            total += step.consumed;
+            if step.done {
+                break;
+            }
+        }
+        assert_eq!(data, b"hello world");
+        assert_eq!(&input[total..], b"NEXT");
+    }
+
+    #[test]
+    fn stops_before_pipelined_bytes() {
+        let input = b"0\r\n\r\nGET / HTTP/1.1\r\n";
+        let (_, step) = decode_all(input).unwrap();
+        assert_eq!(step.consumed, 5);
+    }
+
+    #[test]
+    fn ext_and_trailer_limits_trip() {
+        let mut long_ext = b"1;".to_vec();
+        long_ext.extend(std::iter::repeat_n(b'a', MAX_CHUNK_EXT_BYTES + 1));
+        assert_eq!(decode_all(&long_ext).unwrap_err(), ChunkError::ExtTooLong);
+        let mut long_trailer = b"0\r\nX: ".to_vec();
+        long_trailer.extend(std::iter::repeat_n(b'a', MAX_TRAILER_BYTES + 1));
+        assert_eq!(decode_all(&long_trailer).unwrap_err(), ChunkError::TrailerTooLong);
+    }
+
+    #[test]
+    fn length_decoder_stops_at_length() {
+        let mut d = BodyDecoder::new(Framing::Length(3));
+        let step = d.decode(b"abcdef", |r| assert_eq!(r, 0..3)).unwrap();
+        assert_eq!(step, Step { consumed: 3, done: true });
+        assert!(d.is_done());
+    }
+}

@@ -1,0 +1,271 @@
+//! The downstream connection loop: read a head, run the pipeline, repeat
+//! while the connection may stay open.
+//!
+//! Where it sits: spawned by `listener.rs` for every accepted connection,
+//! on the shard that accepted it, for the connection's whole life.
+//!
+//! The read loop is "parse what is buffered, read more only if the head is
+//! incomplete": pipelined requests already in the buffer are served
+//! without a read, in order, because one request is finished (its
+//! response fully written) before the next head is parsed.
+//!
+//! Timeouts: a new connection (or a new request after the first byte) has
+//! `header_timeout` for its whole head (slowloris: 408 and close); an idle
+//! keep-alive connection waits `idle_timeout` for the first byte of its
+//! next request, then is closed silently.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+
+use super::encode::{local_response, LocalResponse};
+use super::io::{read_more, write_all};
+use super::parse::{parse_request, Framing, HeadLimits, HeaderKind, Method, RequestHead, ResponseHead};
+use super::Version;
+use crate::config::Limits;
+use crate::error::{reason_phrase, Error, ErrorKind, Side};
+use crate::pipeline;
+use crate::shard::Shard;
+
+/// Smallest read buffer per connection: a head must fit in it, and body
+/// bytes are relayed through it in pieces of at most this size.
+pub const MIN_READ_BUFFER_BYTES: usize = 16 * 1024;
+/// The buffer upstream responses are read into and relayed from.
+pub const UPSTREAM_BUFFER_BYTES: usize = 32 * 1024;
+/// A client-sent `x-request-id` longer than this is replaced by ours.
+pub const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// One downstream connection's state, reused across its requests.
+pub struct Conn<S> {
+    pub stream: S,
+    pub peer: SocketAddr,
+    pub listener: usize,
+    /// Bytes read from the client. The current head starts at 0 after
+    /// `compact`; bytes past the current message are the next request.
+    pub rbuf: Vec<u8>,
+    /// Where unconsumed bytes start in `rbuf`.
+    pub pos: usize,
+    /// Output heads (and small bodies) are assembled here.
+    pub wbuf: Vec<u8>,
+    /// Upstream response bytes.
+    pub ubuf: Vec<u8>,
+    pub head: RequestHead,
+    pub resp: ResponseHead,
+    /// The normalised request path.
+    pub path: Vec<u8>,
+    pub request_id: Vec<u8>,
+    /// The request body has been read to its end (or there was none).
+    pub request_done: bool,
+}
+
+/// What the connection does after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// A request that could not be served; the connection loop answers it.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: Error,
+    /// Bytes of the response already went downstream: only closing is honest.
+    pub response_started: bool,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure { error, response_started: false }
+    }
+}
+
+impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
+    pub fn new(stream: S, peer: SocketAddr, listener: usize, limits: &Limits) -> Conn<S> {
+        Conn {
+            stream,
+            peer,
+            listener,
+            rbuf: Vec::with_capacity(limits.max_request_head_bytes.max(MIN_READ_BUFFER_BYTES)),
+            pos: 0,
+            wbuf: Vec::new(),
+            ubuf: Vec::new(),
+            head: RequestHead::default(),
+            resp: ResponseHead::default(),
+            path: Vec::new(),
+            request_id: Vec::with_capacity(32),
+            request_done: true,
+        }
+    }
+
+    /// Moves unconsumed bytes to the front so the next head starts at 0.
+    fn compact(&mut self) {
+        if self.pos > 0 {
+            self.rbuf.copy_within(self.pos.., 0);
+            self.rbuf.truncate(self.rbuf.len() - self.pos);
+            self.pos = 0;
+        }
+    }
+
+    /// Writes `wbuf` to the client.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        write_all(&mut self.stream, &mut self.wbuf).await
+    }
+
+    /// Answers with a response made by the proxy (error, direct, redirect).
+    pub async fn respond_local(&mut self, status: u16, headers: &[(&[u8], &[u8])], body: &[u8], close: bool) -> Next {
+        self.wbuf.clear();
+        local_response(
+            &mut self.wbuf,
+            &LocalResponse {
+                status,
+                headers,
+                body,
+                close,
+                client_version: self.head.version,
+                request_id: &self.request_id,
+                head_only: self.head.method == Method::Head,
+            },
+        );
+        match self.flush().await {
+            Ok(()) if !close => Next::KeepAlive,
+            _ => Next::Close,
+        }
+    }
+
+    /// Answers an error with its status and a short plain-text reason.
+    async fn respond_error(&mut self, failure: Failure) -> Next {
+        let Failure { error, response_started } = failure;
+        tracing::debug!(peer = %self.peer, error = %error, "request failed");
+        let Some(status) = error.kind.status() else { return Next::Close };
+        if response_started {
+            return Next::Close;
+        }
+        // Keep the connection only when the failure was the upstream's and
+        // the request was read to its end: the next request is in sync.
+        let keep = error.side == Side::Upstream && self.request_done && self.head.wants_keep_alive();
+        let body = format!(
+            "{status} {}: {}\nrequest-id: {}\n",
+            reason_phrase(status),
+            error.cause,
+            String::from_utf8_lossy(&self.request_id)
+        );
+        self.respond_local(status, &[(b"content-type", b"text/plain; charset=utf-8")], body.as_bytes(), !keep).await
+    }
+
+    /// Sends `100 Continue` if the client is waiting for it before its body.
+    pub async fn send_continue_if_expected(&mut self) -> Result<(), Failure> {
+        if self.head.expect_continue && self.head.version == Version::Http11 && !self.request_done {
+            self.head.expect_continue = false;
+            let (res, _) = self.stream.write_all(super::encode::CONTINUE).await;
+            res.map_err(|_| Error::new(ErrorKind::DownstreamClosed, "client closed"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Serves one downstream connection until it closes.
+pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
+    shard: Rc<Shard>,
+    listener: usize,
+    stream: S,
+    peer: SocketAddr,
+    fd: std::os::fd::RawFd,
+) {
+    let config = shard.config.clone();
+    let limits = &config.listeners[listener].limits;
+    let head_limits = HeadLimits {
+        max_head_bytes: limits.max_request_head_bytes,
+        max_headers: limits.max_header_count,
+        max_uri_bytes: limits.max_uri_bytes,
+    };
+    let registration = shard.registry.register(fd);
+    let mut c = Conn::new(stream, peer, listener, limits);
+    let mut first = true;
+    loop {
+        c.compact();
+        let head_deadline = if c.rbuf.is_empty() && !first {
+            // Idle between requests: wait for a first byte, or close.
+            if shard.draining() {
+                break;
+            }
+            registration.set_idle(true);
+            let read = monoio::time::timeout(limits.idle_timeout, read_more(&mut c.stream, &mut c.rbuf)).await;
+            registration.set_idle(false);
+            match read {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => break,
+            }
+            Instant::now() + limits.header_timeout
+        } else if first {
+            // A new connection has header_timeout from accept, not from its
+            // first byte: a client that never sends anything is slowloris too.
+            first = false;
+            Instant::now() + limits.header_timeout
+        } else {
+            registration.set_idle(false);
+            Instant::now() + limits.header_timeout
+        };
+
+        // Read until the head is complete.
+        let parsed = loop {
+            match parse_request(&c.rbuf, &head_limits, &mut c.head) {
+                Ok(true) => break Ok(()),
+                Ok(false) => {}
+                Err(e) => break Err(e),
+            }
+            let was_empty = c.rbuf.is_empty();
+            if was_empty && shard.draining() {
+                break Err(Error::new(ErrorKind::DownstreamClosed, "draining"));
+            }
+            registration.set_idle(was_empty);
+            let read = monoio::time::timeout_at(head_deadline.into(), read_more(&mut c.stream, &mut c.rbuf)).await;
+            registration.set_idle(false);
+            match read {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) => break Err(Error::new(ErrorKind::DownstreamClosed, "client closed")),
+                Err(_) if was_empty => break Err(Error::new(ErrorKind::DownstreamClosed, "no request before header timeout")),
+                Err(_) => break Err(Error::new(ErrorKind::HeaderTimeout, "request head not received within header timeout")),
+            }
+        };
+        shard.counters.request();
+        let next = match parsed {
+            Ok(()) => {
+                c.pos = c.head.head_len;
+                c.request_done = c.head.framing == Framing::Empty;
+                resolve_request_id(&shard, &mut c);
+                match pipeline::handle(&shard, &mut c).await {
+                    Ok(next) => next,
+                    Err(failure) => c.respond_error(failure).await,
+                }
+            }
+            Err(e) => {
+                // The head is unusable: nothing after it can be trusted.
+                c.head.version = Version::Http11;
+                c.head.method = Method::Get;
+                c.request_done = false;
+                shard.next_request_id(&mut c.request_id);
+                c.respond_error(e.into()).await
+            }
+        };
+        if next == Next::Close || shard.draining() {
+            break;
+        }
+    }
+    drop(registration);
+    // Best-effort FIN so the client sees a clean close.
+    let _ = c.stream.shutdown().await;
+}
+
+/// Keeps a sane client-sent `x-request-id`, or makes one.
+fn resolve_request_id<S>(shard: &Shard, c: &mut Conn<S>) {
+    let sent = c.head.headers.iter().find(|h| h.kind == HeaderKind::XRequestId).map(|h| h.value.of(&c.rbuf));
+    match sent {
+        Some(id) if !id.is_empty() && id.len() <= MAX_REQUEST_ID_BYTES && id.iter().all(|b| b.is_ascii_graphic()) => {
+            c.request_id.clear();
+            c.request_id.extend_from_slice(id);
+        }
+        _ => shard.next_request_id(&mut c.request_id),
+    }
+}

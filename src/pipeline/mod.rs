@@ -1,0 +1,76 @@
+//! The request pipeline. This file is the ONLY statement of stage order:
+//!
+//! ```text
+//! route          normalise path; first matching route      400 / 404
+//! body limit     Content-Length against the route's limit   413
+//! (auth, rate limit, transform, version: later issues slot in here)
+//! action         proxy to a cluster | direct response | redirect
+//! ```
+//!
+//! Stages are plain functions over the connection's request state; the
+//! route's policies are already compiled into plain data by the config.
+
+pub mod path;
+pub mod route;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+
+use crate::config::RouteAction;
+use crate::error::{Error, ErrorKind};
+use crate::http1::conn::{Conn, Failure, Next};
+use crate::http1::parse::{origin_form, Framing};
+use crate::shard::Shard;
+use crate::upstream::forward;
+
+/// Runs every stage for the request whose head is parsed in `c`.
+pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(shard: &Shard, c: &mut Conn<S>) -> Result<Next, Failure> {
+    let config = &shard.config;
+
+    // Stage: route.
+    let target = origin_form(c.head.target.of(&c.rbuf));
+    let query = path::normalise(target, &mut c.path)
+        .map_err(|_| Error::new(ErrorKind::BadRequest, "malformed percent-encoding in path"))?
+        .map(|q| {
+            // Remember the query as a span of rbuf for the upstream head.
+            let start = q.as_ptr() as usize - c.rbuf.as_ptr() as usize;
+            start..start + q.len()
+        });
+    let input = route::MatchInput::new(&c.head, &c.rbuf, &c.path);
+    let route_index = route::select(config, c.listener, &input)
+        .ok_or_else(|| Error::new(ErrorKind::NoRoute, "no route matches this request"))?;
+    let route = &config.routes[route_index];
+
+    // Stage: body limit (chunked bodies are also counted while streaming).
+    let body_limit =
+        route.max_request_body_bytes.unwrap_or(config.listeners[c.listener].limits.max_request_body_bytes);
+    if let Framing::Length(n) = c.head.framing {
+        if n > body_limit {
+            return Err(Error::new(ErrorKind::BodyTooLarge, "request body larger than the limit").into());
+        }
+    }
+
+    // Stage: action.
+    match &route.action {
+        RouteAction::Proxy { cluster } => forward::proxy(shard, c, *cluster, body_limit, query).await,
+        RouteAction::Direct { status, headers, body } => {
+            let headers: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+            let close = !c.request_done || !c.head.wants_keep_alive();
+            Ok(c.respond_local(*status, &headers, body, close).await)
+        }
+        RouteAction::Redirect { status, location, keep_path } => {
+            let mut target = location.clone().into_bytes();
+            if *keep_path {
+                if target.last() == Some(&b'/') {
+                    target.pop();
+                }
+                target.extend_from_slice(&c.path);
+                if let Some(q) = query {
+                    target.push(b'?');
+                    target.extend_from_slice(&c.rbuf[q]);
+                }
+            }
+            let close = !c.request_done || !c.head.wants_keep_alive();
+            Ok(c.respond_local(*status, &[(b"location", &target)], b"", close).await)
+        }
+    }
+}

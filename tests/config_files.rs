@@ -1,0 +1,161 @@
+//! The example configs in `configs/` load, and every broken config in
+//! `configs/invalid/` fails with exactly the errors in its `.expected` file
+//! (one error per line, as `shardgate check` prints them).
+//!
+//! To add a case: write `configs/invalid/NAME.toml` and `NAME.expected`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use shardgate::config::{Config, HostMatch, PathMatch, RouteAction};
+
+fn configs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")
+}
+
+/// `*.toml` files directly in `dir`, sorted.
+fn toml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn load(name: &str) -> Config {
+    let path = configs_dir().join(name);
+    Config::load(&path).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()))
+}
+
+#[test]
+fn every_example_config_loads() {
+    let files = toml_files(&configs_dir());
+    assert!(files.len() >= 3, "examples missing: {files:?}");
+    for path in files {
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
+        let summary = config.summary();
+        for l in &config.listeners {
+            assert!(
+                summary.contains(&format!("listener {:?}", l.name)),
+                "{summary}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_invalid_config_gives_its_expected_errors() {
+    let dir = configs_dir().join("invalid");
+    let files = toml_files(&dir);
+    assert!(files.len() >= 20, "invalid cases missing: {files:?}");
+    let mut failures = Vec::new();
+    for path in files {
+        let expected_path = path.with_extension("expected");
+        let expected = fs::read_to_string(&expected_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
+        let got = match Config::load(&path) {
+            Ok(_) => "(loaded without errors)".to_owned(),
+            // Errors about the whole file name it; keep that relative.
+            Err(errors) => errors
+                .to_string()
+                .replace(concat!(env!("CARGO_MANIFEST_DIR"), "/"), ""),
+        };
+        if got.trim_end() != expected.trim_end() {
+            failures.push(format!(
+                "{}\n--- expected\n{}\n--- got\n{}",
+                path.display(),
+                expected.trim_end(),
+                got
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+#[test]
+fn quickstart_resolves_to_the_documented_shape() {
+    let c = load("quickstart.toml");
+    assert_eq!(c.listeners.len(), 1);
+    assert_eq!(c.listeners[0].addr.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.listeners[0].routes, vec![0, 1, 2]);
+    let names: Vec<&str> = c.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["healthz", "docs", "echo"]);
+    assert_eq!(
+        c.routes[0].matcher.path,
+        Some(PathMatch::Exact("/healthz".into()))
+    );
+    match &c.routes[0].action {
+        RouteAction::Direct {
+            status,
+            headers,
+            body,
+        } => {
+            assert_eq!(*status, 200);
+            assert_eq!(&body[..], b"ok\n");
+            assert_eq!(
+                headers,
+                &[("content-type".to_owned(), "text/plain".to_owned())]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        c.routes[1].action,
+        RouteAction::Redirect {
+            status: 302,
+            keep_path: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        c.routes[2].action,
+        RouteAction::Proxy { cluster: 0 }
+    ));
+    assert_eq!(c.clusters[0].endpoints[0].to_string(), "127.0.0.1:9000");
+}
+
+#[test]
+fn gateway_resolves_listeners_limits_and_hosts() {
+    let c = load("gateway.toml");
+    let public = &c.listeners[0];
+    let internal = &c.listeners[1];
+    // Per-listener overrides on top of [limits].
+    assert_eq!(public.limits.header_timeout.as_secs(), 5);
+    assert_eq!(public.limits.max_request_body_bytes, 10 << 20);
+    assert_eq!(internal.limits.header_timeout.as_secs(), 10);
+    assert_eq!(internal.limits.max_request_body_bytes, 4 << 30);
+    // Routes limited to one listener appear only there, in file order.
+    let name = |i: &usize| c.routes[*i].name.as_str();
+    let public_routes: Vec<&str> = public.routes.iter().map(name).collect();
+    let internal_routes: Vec<&str> = internal.routes.iter().map(name).collect();
+    assert_eq!(
+        public_routes,
+        [
+            "api-canary",
+            "api-write",
+            "api-read",
+            "static",
+            "www-moved",
+            "not-found"
+        ]
+    );
+    assert_eq!(
+        internal_routes,
+        ["static", "www-moved", "reports", "not-found"]
+    );
+    let stat = c.routes.iter().find(|r| r.name == "static").unwrap();
+    assert_eq!(
+        stat.matcher.host,
+        Some(HostMatch::Suffix(".static.example.com".into()))
+    );
+    let canary = &c.routes[0];
+    assert_eq!(
+        canary.matcher.headers,
+        [("x-env".to_owned(), "canary".to_owned())]
+    );
+    assert_eq!(c.admin.as_ref().unwrap().listen.port(), 9901);
+    let summary = c.summary();
+    assert!(summary.contains("header_timeout=5s"), "{summary}");
+}

@@ -1,0 +1,147 @@
+//! Connection reuse: keep-alive, pipelining, HTTP/1.0, `Connection: close`,
+//! `Expect: 100-continue`, and the upstream connection pool.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let upstream = Upstream::path_echo();
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+
+    let mut client = Client::connect(proxy.addr());
+    for path in ["/a", "/b", "/c"] {
+        let response = client.get(path);
+        assert_eq!(response.status, 200);
+        assert_eq!(response.text(), format!("GET {path}"));
+    }
+
+    let targets: Vec<String> = upstream.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(targets, ["/a", "/b", "/c"]);
+    assert!(client.stays_open(Duration::from_millis(200)));
+}
+
+#[test]
+fn upstream_connections_are_pooled_and_reused() {
+    let upstream = Upstream::path_echo();
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+
+    let mut client = Client::connect(proxy.addr());
+    for _ in 0..3 {
+        assert_eq!(client.get("/same-client").status, 200);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..3 {
+        assert_eq!(get(proxy.addr(), "/new-client").status, 200);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    assert_eq!(upstream.requests().len(), 6);
+    assert_eq!(
+        upstream.connections(),
+        1,
+        "one pooled upstream connection serves all"
+    );
+}
+
+#[test]
+fn pipelined_requests_in_one_write_get_responses_in_order() {
+    let upstream = Upstream::start(|req| {
+        Reply::ok(format!(
+            "{} {} {}",
+            req.method,
+            req.target,
+            String::from_utf8_lossy(&req.body)
+        ))
+    });
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+
+    let mut client = Client::connect(proxy.addr());
+    client.send(
+        b"GET /1 HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          POST /2 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello\
+          GET /3 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
+
+    let bodies: Vec<String> = (0..3).map(|_| client.read_response().text()).collect();
+    assert_eq!(bodies, ["GET /1 ", "POST /2 hello", "GET /3 "]);
+    let targets: Vec<String> = upstream.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(targets, ["/1", "/2", "/3"]);
+}
+
+#[test]
+fn http10_without_keep_alive_is_closed_after_the_response() {
+    let upstream = Upstream::ok("old client");
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+
+    let response = send_raw(proxy.addr(), b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
+
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "old client");
+    assert!(
+        response.closed,
+        "HTTP/1.0 without keep-alive must be closed"
+    );
+}
+
+#[test]
+fn http10_with_keep_alive_stays_open() {
+    let upstream = Upstream::ok("kept");
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+
+    let mut client = Client::connect(proxy.addr());
+    let request = b"GET / HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n";
+    let first = client.request(request);
+    assert_eq!(first.status, 200);
+    assert!(
+        first.header_has_token("connection", "keep-alive"),
+        "head: {}",
+        String::from_utf8_lossy(&first.raw_head)
+    );
+    assert_eq!(first.text(), "kept");
+
+    let second = client.request(request);
+    assert_eq!(second.status, 200);
+    assert_eq!(second.text(), "kept");
+    assert_eq!(upstream.requests().len(), 2);
+}
+
+#[test]
+fn connection_close_from_the_client_closes_after_the_response() {
+    let upstream = Upstream::ok("bye");
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+
+    let response = send_raw(
+        proxy.addr(),
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "bye");
+    assert!(response.closed);
+}
+
+#[test]
+fn expect_100_continue_gets_an_interim_response_before_the_body() {
+    let upstream = Upstream::body_echo();
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+
+    let mut client = Client::connect(proxy.addr());
+    client.send(
+        b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n",
+    );
+    let interim = client.read_any_response();
+    assert!(
+        interim.raw_head.starts_with(b"HTTP/1.1 100 Continue\r\n"),
+        "expected 100 Continue before sending the body, got {:?}",
+        String::from_utf8_lossy(&interim.raw_head)
+    );
+
+    client.send(b"hello world");
+    let response = client.read_response();
+
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "hello world");
+    assert_eq!(upstream.only_request().body, b"hello world");
+}

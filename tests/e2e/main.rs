@@ -1,0 +1,23 @@
+//! End-to-end tests: the real `shardgate` binary, real sockets on
+//! 127.0.0.1, real upstream servers started by each test.
+//!
+//! Every test starts its own proxy and its own upstreams on port 0, so the
+//! tests run in parallel. Assertions are on bytes: what the client received
+//! and what the upstream received.
+//!
+//! The suite is meant to run once per I/O driver:
+//! `SHARDGATE_TEST_IO_DRIVER=uring cargo test --test e2e` and again with
+//! `epoll`.
+
+mod harness;
+
+mod bodies;
+mod cli;
+mod framing;
+mod headers;
+mod keepalive;
+mod limits;
+mod routing;
+mod shards;
+mod shutdown;
+mod upstream_errors;
