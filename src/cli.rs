@@ -246,17 +246,19 @@ pub fn main() -> ExitCode {
             let mut cfg = Config::quick_proxy(listen, upstream);
             run_with(&mut cfg, &tuning)
         }
-        Command::Echo { listen, shards, io_driver } => match crate::echo::start_background(listen, shards, io_driver.into()) {
-            Ok(addr) => {
-                tracing::info!(listener = "echo", addr = %addr, "listening");
-                wait_for_termination();
-                ExitCode::SUCCESS
+        Command::Echo { listen, shards, io_driver } => {
+            match crate::echo::start_background(listen, shards, io_driver.into()) {
+                Ok(addr) => {
+                    tracing::info!(listener = %"echo", addr = %addr, "listening");
+                    wait_for_termination();
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("echo: cannot listen on {listen}: {e}");
+                    ExitCode::from(1)
+                }
             }
-            Err(e) => {
-                eprintln!("echo: cannot listen on {listen}: {e}");
-                ExitCode::from(1)
-            }
-        },
+        }
         Command::Demo { listen, once } => crate::demo::run(listen, once),
     }
 }

@@ -22,7 +22,7 @@ pub fn run(listen: SocketAddr, once: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tracing::info!(listener = "echo", addr = %echo, "listening");
+    tracing::info!(listener = %"echo", addr = %echo, "listening");
     let mut config = Config::quick_proxy(listen, vec![echo]);
     config.server.shards = Some(config.server.shards.unwrap_or(1).min(2));
     config.server.pin = false;

@@ -198,6 +198,8 @@ impl ChunkedDecoder {
                 TrailerStart => {
                     if b == b'\r' {
                         self.state = EndLf;
+                    } else if b == b'\n' {
+                        return Err(ChunkError::BadLineEnding);
                     } else if is_token(b) {
                         self.name_len = 0;
                         self.push_name(b);
@@ -347,7 +349,8 @@ mod tests {
         Ok((data, step))
     }
 
-    const CASES: &[(&str, &[u8], Result<&[u8], ChunkError>)] = &[
+    type Case = (&'static str, &'static [u8], Result<&'static [u8], ChunkError>);
+    const CASES: &[Case] = &[
         ("two chunks", b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", Ok(b"abcde")),
         ("upper hex", b"A\r\n0123456789\r\n0\r\n\r\n", Ok(b"0123456789")),
         ("extension", b"3;name=val\r\nabc\r\n0\r\n\r\n", Ok(b"abc")),

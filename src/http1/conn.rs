@@ -22,7 +22,8 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use super::encode::{local_response, LocalResponse};
 use super::io::{read_more, write_all};
-use super::parse::{parse_request, Framing, HeadLimits, HeaderKind, Method, RequestHead, ResponseHead};
+use super::parse::{parse_request, Framing, HeadLimits, HeaderKind, Method, RequestHead};
+use super::response::ResponseHead;
 use super::Version;
 use crate::config::Limits;
 use crate::error::{reason_phrase, Error, ErrorKind, Side};
@@ -225,8 +226,12 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
             match read {
                 Ok(Ok(n)) if n > 0 => {}
                 Ok(_) => break Err(Error::new(ErrorKind::DownstreamClosed, "client closed")),
-                Err(_) if was_empty => break Err(Error::new(ErrorKind::DownstreamClosed, "no request before header timeout")),
-                Err(_) => break Err(Error::new(ErrorKind::HeaderTimeout, "request head not received within header timeout")),
+                Err(_) if was_empty => {
+                    break Err(Error::new(ErrorKind::DownstreamClosed, "no request before header timeout"))
+                }
+                Err(_) => {
+                    break Err(Error::new(ErrorKind::HeaderTimeout, "request head not received within header timeout"))
+                }
             }
         };
         shard.counters.request();

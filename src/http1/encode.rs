@@ -10,7 +10,8 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use super::parse::{Framing, Header, HeaderKind, Method, RequestHead, ResponseHead};
+use super::parse::{Framing, Header, HeaderKind, Method, RequestHead};
+use super::response::ResponseHead;
 use super::Version;
 use crate::error::reason_phrase;
 
@@ -30,7 +31,9 @@ pub enum DownstreamFraming {
     ChunkEncode,
     /// An HTTP/1.0 client: the body (de-chunked if need be) ends with the
     /// connection.
-    UntilClose { dechunk: bool },
+    UntilClose {
+        dechunk: bool,
+    },
 }
 
 /// Facts about the request that the upstream head carries.
@@ -45,9 +48,10 @@ pub struct ForwardInfo<'a> {
 
 /// Is this header named in the `Connection` field (and so hop-by-hop)?
 fn listed_in_connection(headers: &[Header], buf: &[u8], name: &[u8]) -> bool {
-    headers.iter().filter(|h| h.kind == HeaderKind::Connection).any(|h| {
-        h.value.of(buf).split(|&b| b == b',').any(|t| trim(t).eq_ignore_ascii_case(name))
-    })
+    headers
+        .iter()
+        .filter(|h| h.kind == HeaderKind::Connection)
+        .any(|h| h.value.of(buf).split(|&b| b == b',').any(|t| trim(t).eq_ignore_ascii_case(name)))
 }
 
 fn trim(v: &[u8]) -> &[u8] {
@@ -263,7 +267,8 @@ pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http1::parse::{parse_request, parse_response, HeadLimits};
+    use crate::http1::parse::{parse_request, HeadLimits};
+    use crate::http1::response::parse_response;
 
     const LIMITS: HeadLimits = HeadLimits { max_head_bytes: 8192, max_headers: 64, max_uri_bytes: 1024 };
 
@@ -272,7 +277,13 @@ mod tests {
         assert!(parse_request(raw, &LIMITS, &mut head).unwrap());
         let mut path = Vec::new();
         let q = crate::pipeline::path::normalise(head.target.of(raw), &mut path).unwrap();
-        let info = ForwardInfo { client_ip: "10.0.0.9".parse().unwrap(), proto: "http", request_id: b"rid", path: &path, query: q };
+        let info = ForwardInfo {
+            client_ip: "10.0.0.9".parse().unwrap(),
+            proto: "http",
+            request_id: b"rid",
+            path: &path,
+            query: q,
+        };
         let mut out = Vec::new();
         upstream_request_head(&mut out, raw, &head, &info);
         String::from_utf8(out).unwrap()
@@ -318,7 +329,15 @@ mod tests {
         let mut resp = ResponseHead::default();
         assert!(parse_response(raw, 8192, Method::Get, &mut resp).unwrap());
         let mut out = Vec::new();
-        downstream_response_head(&mut out, raw, &resp, DownstreamFraming::UntilClose { dechunk: true }, true, Version::Http10, b"rid");
+        downstream_response_head(
+            &mut out,
+            raw,
+            &resp,
+            DownstreamFraming::UntilClose { dechunk: true },
+            true,
+            Version::Http10,
+            b"rid",
+        );
         let out = String::from_utf8(out).unwrap();
         assert_eq!(out, "HTTP/1.1 200 OK\r\nServer: s\r\nconnection: close\r\nx-request-id: rid\r\n\r\n");
     }

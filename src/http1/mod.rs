@@ -12,8 +12,10 @@
 pub mod body;
 pub mod conn;
 pub mod encode;
+pub mod head;
 pub mod io;
 pub mod parse;
+pub mod response;
 
 /// A byte range in a connection buffer. Heads are parsed in place; every
 /// header name and value is a `Span` into the buffer that was parsed.

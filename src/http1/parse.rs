@@ -1,10 +1,9 @@
-//! Sans-io parsing of request and response heads, and the framing rules.
+//! Sans-io parsing of request heads, and the strict framing rules.
 //!
 //! Where it sits: the first thing done to every request (`conn.rs` calls
-//! [`parse_request`] on its read buffer) and to every upstream response
-//! (`upstream/forward.rs` calls [`parse_response`]). Nothing here does I/O:
-//! a parser is a function from bytes to `Complete` / `Partial` / error, and
-//! is table-tested without sockets.
+//! [`parse_request`] on its read buffer). Nothing here does I/O: a parser is
+//! a function from bytes to complete / partial / error, table-tested
+//! without sockets.
 //!
 //! Strictness (RFC 9112 §6.3, §11.2 — request smuggling): anything a second
 //! parser could read differently is refused, never "fixed up":
@@ -14,12 +13,10 @@
 
 use std::mem::MaybeUninit;
 
+use super::head::{bad, memchr, parse_content_length, read_connection, reject_bare_line_breaks, transfer_coding, trim};
+pub use super::head::{ConnectionOptions, Framing, Header, HeaderKind, Method, MAX_HEADER_SLOTS};
 use super::{Span, Version};
 use crate::error::{Error, ErrorKind};
-
-/// httparse needs a fixed array of header slots; `max_header_count` may
-/// not exceed this (the config validator enforces it).
-pub const MAX_HEADER_SLOTS: usize = 512;
 
 /// What the caller allows for one request head.
 #[derive(Debug, Clone, Copy)]
@@ -27,147 +24,6 @@ pub struct HeadLimits {
     pub max_head_bytes: usize,
     pub max_headers: usize,
     pub max_uri_bytes: usize,
-}
-
-/// Headers whose meaning the proxy acts on; classified once while parsing
-/// so later stages compare an enum, not strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeaderKind {
-    Host,
-    ContentLength,
-    TransferEncoding,
-    Connection,
-    KeepAlive,
-    Te,
-    Trailer,
-    Upgrade,
-    ProxyConnection,
-    ProxyAuthorization,
-    ProxyAuthenticate,
-    Expect,
-    XForwardedFor,
-    XForwardedProto,
-    XForwardedHost,
-    Via,
-    XRequestId,
-    Other,
-}
-
-impl HeaderKind {
-    /// Hop-by-hop fields (RFC 9110 §7.6.1) are for one connection only and
-    /// never forwarded; framing fields are rewritten by the proxy.
-    pub fn is_hop_by_hop(self) -> bool {
-        use HeaderKind::*;
-        matches!(
-            self,
-            ContentLength
-                | TransferEncoding
-                | Connection
-                | KeepAlive
-                | Te
-                | Trailer
-                | Upgrade
-                | ProxyConnection
-                | ProxyAuthorization
-                | ProxyAuthenticate
-        )
-    }
-
-    fn classify(name: &[u8]) -> HeaderKind {
-        use HeaderKind::*;
-        let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
-        // Dispatch on length first: most headers are rejected after one compare.
-        match name.len() {
-            2 if is("te") => Te,
-            3 if is("via") => Via,
-            4 if is("host") => Host,
-            6 if is("expect") => Expect,
-            7 if is("trailer") => Trailer,
-            7 if is("upgrade") => Upgrade,
-            10 if is("connection") => Connection,
-            10 if is("keep-alive") => KeepAlive,
-            12 if is("x-request-id") => XRequestId,
-            14 if is("content-length") => ContentLength,
-            15 if is("x-forwarded-for") => XForwardedFor,
-            16 if is("proxy-connection") => ProxyConnection,
-            16 if is("x-forwarded-host") => XForwardedHost,
-            17 if is("transfer-encoding") => TransferEncoding,
-            17 if is("x-forwarded-proto") => XForwardedProto,
-            18 if is("proxy-authenticate") => ProxyAuthenticate,
-            19 if is("proxy-authorization") => ProxyAuthorization,
-            _ => Other,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Header {
-    pub name: Span,
-    /// Leading and trailing whitespace already trimmed.
-    pub value: Span,
-    pub kind: HeaderKind,
-}
-
-/// How a message body is delimited (RFC 9112 §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// No body at all.
-    Empty,
-    /// Exactly this many bytes (Content-Length).
-    Length(u64),
-    /// `Transfer-Encoding: chunked`.
-    Chunked,
-    /// Until the connection closes (responses only).
-    UntilClose,
-}
-
-/// What the `Connection` header (and version default) says.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ConnectionOptions {
-    pub close: bool,
-    pub keep_alive: bool,
-    /// `Connection` lists names other than close/keep-alive: those header
-    /// fields are hop-by-hop too and must be removed.
-    pub lists_other_names: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Head,
-    Post,
-    Put,
-    Delete,
-    Options,
-    Trace,
-    Patch,
-    Connect,
-    Other,
-}
-
-impl Method {
-    fn from_bytes(m: &[u8]) -> Method {
-        match m {
-            b"GET" => Method::Get,
-            b"HEAD" => Method::Head,
-            b"POST" => Method::Post,
-            b"PUT" => Method::Put,
-            b"DELETE" => Method::Delete,
-            b"OPTIONS" => Method::Options,
-            b"TRACE" => Method::Trace,
-            b"PATCH" => Method::Patch,
-            b"CONNECT" => Method::Connect,
-            _ => Method::Other,
-        }
-    }
-
-    /// RFC 9110 §9.2.2: safe to repeat after a failure.
-    pub fn is_idempotent(self) -> bool {
-        matches!(
-            self,
-            Method::Get | Method::Head | Method::Put | Method::Delete | Method::Options | Method::Trace
-        )
-    }
 }
 
 /// A parsed request head; every span points into the buffer it was parsed from.
@@ -214,51 +70,6 @@ impl RequestHead {
         }
     }
 }
-
-#[derive(Debug, Clone)]
-pub struct ResponseHead {
-    pub status: u16,
-    pub reason: Span,
-    pub version: Version,
-    pub headers: Vec<Header>,
-    pub head_len: usize,
-    pub framing: Framing,
-    pub connection: ConnectionOptions,
-}
-
-impl Default for ResponseHead {
-    fn default() -> Self {
-        ResponseHead {
-            status: 0,
-            reason: Span::default(),
-            version: Version::Http11,
-            headers: Vec::with_capacity(32),
-            head_len: 0,
-            framing: Framing::Empty,
-            connection: ConnectionOptions::default(),
-        }
-    }
-}
-
-impl ResponseHead {
-    /// May the upstream connection carry another request after this one?
-    pub fn allows_reuse(&self) -> bool {
-        let persistent = match self.version {
-            Version::Http11 => !self.connection.close,
-            Version::Http10 => self.connection.keep_alive && !self.connection.close,
-        };
-        persistent && self.framing != Framing::UntilClose
-    }
-}
-
-fn bad(cause: &'static str) -> Error {
-    Error::new(ErrorKind::BadRequest, cause)
-}
-
-fn bad_upstream(cause: &'static str) -> Error {
-    Error::new(ErrorKind::UpstreamBadResponse, cause)
-}
-
 /// Parses a request head at the start of `buf` into `head` (reusing its
 /// header vector). `Ok(false)`: the head is not complete yet; read more.
 pub fn parse_request(buf: &[u8], limits: &HeadLimits, head: &mut RequestHead) -> Result<bool, Error> {
@@ -416,106 +227,6 @@ fn map_request_error(e: httparse::Error, buf: &[u8], limits: &HeadLimits) -> Err
     }
 }
 
-/// httparse accepts a lone LF as a line end (RFC 9112 §2.2 "MAY"); a
-/// proxy must not, since the next hop may split lines differently.
-fn reject_bare_line_breaks(head: &[u8]) -> Result<(), &'static str> {
-    let mut prev = 0u8;
-    for (i, &b) in head.iter().enumerate() {
-        if b == b'\n' && prev != b'\r' {
-            return Err("bare LF in head");
-        }
-        if prev == b'\r' && b != b'\n' && i > 0 {
-            return Err("bare CR in head");
-        }
-        prev = b;
-    }
-    Ok(())
-}
-
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
-    &v[start..end]
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
-}
-
-/// `Content-Length = 1*DIGIT` (RFC 9110 §8.6): no sign, no inner space,
-/// no list, no overflow.
-pub fn parse_content_length(v: &[u8]) -> Option<u64> {
-    if v.is_empty() {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &b in v {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add((b - b'0') as u64)?;
-    }
-    Some(n)
-}
-
-/// Transfer codings we know the names of (IANA registry). An unknown name
-/// is 501; a known one other than `chunked` is refused since we only frame
-/// by `chunked`.
-const KNOWN_CODINGS: &[&[u8]] = &[b"chunked", b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress", b"identity"];
-
-/// Folds one Transfer-Encoding field value into the running state;
-/// returns whether the final coding so far is `chunked`.
-fn transfer_coding(value: &[u8], mut final_chunked: bool) -> Result<bool, Error> {
-    let mut any = false;
-    for coding in value.split(|&b| b == b',') {
-        let coding = trim(coding);
-        if coding.is_empty() {
-            continue;
-        }
-        any = true;
-        // Parameters (`;q=`) are not allowed on chunked; strip for the name.
-        let name = trim(coding.split(|&b| b == b';').next().unwrap_or(coding));
-        if !KNOWN_CODINGS.iter().any(|k| k.eq_ignore_ascii_case(name)) {
-            return Err(Error::new(ErrorKind::UnsupportedTransferCoding, "unknown transfer coding"));
-        }
-        if final_chunked {
-            // Anything after chunked, including chunked again.
-            return Err(bad("transfer coding applied after chunked"));
-        }
-        if name.eq_ignore_ascii_case(b"chunked") {
-            final_chunked = true;
-        } else {
-            return if is_last_coding(value, coding) {
-                Err(bad("final transfer coding is not chunked"))
-            } else {
-                Err(Error::new(ErrorKind::UnsupportedTransferCoding, "only the chunked transfer coding is supported"))
-            };
-        }
-    }
-    if !any {
-        return Err(bad("empty Transfer-Encoding"));
-    }
-    Ok(final_chunked)
-}
-
-fn is_last_coding(value: &[u8], coding: &[u8]) -> bool {
-    let end = coding.as_ptr() as usize + coding.len() - value.as_ptr() as usize;
-    value[end..].iter().all(|&b| matches!(b, b' ' | b'\t' | b','))
-}
-
-fn read_connection(value: &[u8], opts: &mut ConnectionOptions) {
-    for token in value.split(|&b| b == b',') {
-        let token = trim(token);
-        if token.eq_ignore_ascii_case(b"close") {
-            opts.close = true;
-        } else if token.eq_ignore_ascii_case(b"keep-alive") {
-            opts.keep_alive = true;
-        } else if !token.is_empty() {
-            opts.lists_other_names = true;
-        }
-    }
-}
-
 /// Host = uri-host [ ":" port ] (RFC 9110 §7.2): reg-name characters, an
 /// IPv4 address, or a bracketed IP literal; port all digits.
 pub fn valid_host(v: &[u8]) -> bool {
@@ -538,7 +249,24 @@ pub fn valid_host(v: &[u8]) -> bool {
     };
     let host_ok = host.iter().all(|&b| {
         b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            )
     });
     let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
     host_ok && port_ok
@@ -585,85 +313,6 @@ pub fn origin_form(target: &[u8]) -> &[u8] {
         }
         None => target,
     }
-}
-
-/// Parses an upstream response head. `request_method` decides whether a
-/// body can follow (HEAD); returns `Ok(false)` when more bytes are needed.
-pub fn parse_response(
-    buf: &[u8],
-    max_head_bytes: usize,
-    request_method: Method,
-    head: &mut ResponseHead,
-) -> Result<bool, Error> {
-    let mut slots: [MaybeUninit<httparse::Header<'_>>; MAX_HEADER_SLOTS] =
-        [const { MaybeUninit::uninit() }; MAX_HEADER_SLOTS];
-    let mut resp = httparse::Response::new(&mut []);
-    let head_len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut resp,
-        buf,
-        &mut slots,
-    ) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            if buf.len() >= max_head_bytes {
-                return Err(bad_upstream("response head too large"));
-            }
-            return Ok(false);
-        }
-        Err(_) => return Err(bad_upstream("malformed response head")),
-    };
-    if head_len > max_head_bytes {
-        return Err(bad_upstream("response head too large"));
-    }
-    reject_bare_line_breaks(&buf[..head_len]).map_err(bad_upstream)?;
-    head.status = resp.code.unwrap_or(0);
-    head.reason = Span::within(buf, resp.reason.unwrap_or("").as_bytes());
-    head.version = if resp.version == Some(0) { Version::Http10 } else { Version::Http11 };
-    head.head_len = head_len;
-    head.headers.clear();
-    head.connection = ConnectionOptions::default();
-    let mut content_length: Option<u64> = None;
-    let mut saw_te = false;
-    let mut chunked = false;
-    for h in resp.headers.iter() {
-        let value = trim(h.value);
-        let kind = HeaderKind::classify(h.name.as_bytes());
-        head.headers.push(Header { name: Span::within(buf, h.name.as_bytes()), value: Span::within(buf, value), kind });
-        match kind {
-            HeaderKind::ContentLength => {
-                let n = parse_content_length(value).ok_or(bad_upstream("invalid Content-Length in response"))?;
-                if content_length.is_some_and(|prev| prev != n) {
-                    return Err(bad_upstream("differing Content-Length values in response"));
-                }
-                content_length = Some(n);
-            }
-            HeaderKind::TransferEncoding => {
-                saw_te = true;
-                chunked = transfer_coding(value, chunked).map_err(|_| bad_upstream("unsupported transfer coding in response"))?;
-            }
-            HeaderKind::Connection => read_connection(value, &mut head.connection),
-            _ => {}
-        }
-    }
-    if saw_te && content_length.is_some() {
-        return Err(bad_upstream("both Content-Length and Transfer-Encoding in response"));
-    }
-    // RFC 9112 §6.3 rules 1-2: no body for HEAD, 1xx, 204, 304.
-    head.framing = if request_method == Method::Head || head.status < 200 || head.status == 204 || head.status == 304 {
-        Framing::Empty
-    } else if saw_te {
-        if !chunked {
-            return Err(bad_upstream("final transfer coding of response is not chunked"));
-        }
-        Framing::Chunked
-    } else {
-        match content_length {
-            Some(0) => Framing::Empty,
-            Some(n) => Framing::Length(n),
-            None => Framing::UntilClose,
-        }
-    };
-    Ok(true)
 }
 
 #[cfg(test)]
@@ -779,41 +428,5 @@ mod tests {
         assert_eq!(origin_form(b"http://a.b/c?d"), b"/c?d");
         assert_eq!(origin_form(b"http://a.b"), b"/");
         assert_eq!(origin_form(b"/x"), b"/x");
-    }
-
-    const RESPONSES: &[(&str, &[u8], Method, Result<Framing, ()>)] = &[
-        ("length", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", Method::Get, Ok(Framing::Length(3))),
-        ("chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", Method::Get, Ok(Framing::Chunked)),
-        ("until close", b"HTTP/1.1 200 OK\r\n\r\n", Method::Get, Ok(Framing::UntilClose)),
-        ("head", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", Method::Head, Ok(Framing::Empty)),
-        ("204", b"HTTP/1.1 204 No Content\r\n\r\n", Method::Get, Ok(Framing::Empty)),
-        ("304", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", Method::Get, Ok(Framing::Empty)),
-        ("CL+TE", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", Method::Get, Err(())),
-        ("two CL", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", Method::Get, Err(())),
-        ("bad CL", b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", Method::Get, Err(())),
-        ("garbage", b"HTTP/9 OK\r\n\r\n", Method::Get, Err(())),
-    ];
-
-    #[test]
-    fn response_table() {
-        for (name, input, method, expect) in RESPONSES {
-            let mut head = ResponseHead::default();
-            let got = parse_response(input, 4096, *method, &mut head).map(|done| {
-                assert!(done, "{name}");
-                head.framing
-            });
-            assert_eq!(got.map_err(|_| ()), *expect, "case {name}");
-        }
-    }
-
-    #[test]
-    fn response_reuse() {
-        let mut head = ResponseHead::default();
-        parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 4096, Method::Get, &mut head).unwrap();
-        assert!(head.allows_reuse());
-        parse_response(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 4096, Method::Get, &mut head).unwrap();
-        assert!(!head.allows_reuse());
-        parse_response(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 4096, Method::Get, &mut head).unwrap();
-        assert!(!head.allows_reuse());
     }
 }

@@ -94,7 +94,14 @@ mod tests {
     use std::time::Duration;
 
     fn server(shards: Option<usize>, cpus: Option<Vec<usize>>, pin: bool) -> Server {
-        Server { shards, cpus, pin, io_driver: IoDriver::Auto, ring_entries: 256, drain_timeout: Duration::from_secs(1) }
+        Server {
+            shards,
+            cpus,
+            pin,
+            io_driver: IoDriver::Auto,
+            ring_entries: 256,
+            drain_timeout: Duration::from_secs(1),
+        }
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub fn serve(config: Config) -> Result<(), String> {
     // Bind everything first: a busy or bad address fails startup cleanly.
     let mut per_shard: Vec<Vec<(usize, std::net::TcpListener)>> = (0..n).map(|_| Vec::new()).collect();
     for (index, l) in config.listeners.iter().enumerate() {
-        let (sockets, bound) = bind_shared(l.addr, n).map_err(|e| format!("listeners[{index}] ({}): cannot listen on {}: {e}", l.name, l.addr))?;
+        let (sockets, bound) = bind_shared(l.addr, n)
+            .map_err(|e| format!("listeners[{index}] ({}): cannot listen on {}: {e}", l.name, l.addr))?;
         for (shard, socket) in sockets.into_iter().enumerate() {
             per_shard[shard].push((index, socket));
         }
@@ -44,10 +45,11 @@ pub fn serve(config: Config) -> Result<(), String> {
     }
     let counters: Arc<Vec<Arc<ShardCounters>>> = Arc::new((0..n).map(|_| Arc::new(ShardCounters::default())).collect());
     if let Some(a) = &config.admin {
-        let listener = std::net::TcpListener::bind(a.listen).map_err(|e| format!("admin: cannot listen on {}: {e}", a.listen))?;
+        let listener =
+            std::net::TcpListener::bind(a.listen).map_err(|e| format!("admin: cannot listen on {}: {e}", a.listen))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
         admin::spawn(listener, counters.clone()).map_err(|e| e.to_string())?;
-        tracing::info!(listener = "admin", addr = %bound, "listening");
+        tracing::info!(listener = %"admin", addr = %bound, "listening");
     }
 
     let (events, inbox) = mpsc::channel::<Event>();
@@ -73,8 +75,8 @@ pub fn serve(config: Config) -> Result<(), String> {
         });
     }
 
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let signal_events = events.clone();
     std::thread::spawn(move || {
         for signal in signals.forever() {
@@ -90,7 +92,9 @@ pub fn serve(config: Config) -> Result<(), String> {
     let mut failure: Option<String> = None;
     while running > 0 {
         match inbox.recv() {
-            Ok(Event::Signal(SIGHUP)) => tracing::info!("SIGHUP: configuration reload is not implemented yet; ignoring"),
+            Ok(Event::Signal(SIGHUP)) => {
+                tracing::info!("SIGHUP: configuration reload is not implemented yet; ignoring")
+            }
             Ok(Event::Signal(signal)) => {
                 if draining {
                     continue;

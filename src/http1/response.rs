@@ -1,0 +1,180 @@
+//! Sans-io parsing of upstream response heads.
+//!
+//! Where it sits: `upstream/forward.rs` parses every upstream response
+//! with [`parse_response`]. An upstream whose framing is ambiguous
+//! (Content-Length with Transfer-Encoding, differing lengths, a final
+//! coding other than chunked) is answered 502 and its connection dropped.
+
+use std::mem::MaybeUninit;
+
+use super::head::{
+    parse_content_length, read_connection, reject_bare_line_breaks, transfer_coding, trim, ConnectionOptions, Framing,
+    Header, HeaderKind, Method, MAX_HEADER_SLOTS,
+};
+use super::{Span, Version};
+use crate::error::{Error, ErrorKind};
+
+fn bad_upstream(cause: &'static str) -> Error {
+    Error::new(ErrorKind::UpstreamBadResponse, cause)
+}
+
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub reason: Span,
+    pub version: Version,
+    pub headers: Vec<Header>,
+    pub head_len: usize,
+    pub framing: Framing,
+    pub connection: ConnectionOptions,
+}
+
+impl Default for ResponseHead {
+    fn default() -> Self {
+        ResponseHead {
+            status: 0,
+            reason: Span::default(),
+            version: Version::Http11,
+            headers: Vec::with_capacity(32),
+            head_len: 0,
+            framing: Framing::Empty,
+            connection: ConnectionOptions::default(),
+        }
+    }
+}
+
+impl ResponseHead {
+    /// May the upstream connection carry another request after this one?
+    pub fn allows_reuse(&self) -> bool {
+        let persistent = match self.version {
+            Version::Http11 => !self.connection.close,
+            Version::Http10 => self.connection.keep_alive && !self.connection.close,
+        };
+        persistent && self.framing != Framing::UntilClose
+    }
+}
+
+/// Parses an upstream response head. `request_method` decides whether a
+/// body can follow (HEAD); returns `Ok(false)` when more bytes are needed.
+pub fn parse_response(
+    buf: &[u8],
+    max_head_bytes: usize,
+    request_method: Method,
+    head: &mut ResponseHead,
+) -> Result<bool, Error> {
+    let mut slots: [MaybeUninit<httparse::Header<'_>>; MAX_HEADER_SLOTS] =
+        [const { MaybeUninit::uninit() }; MAX_HEADER_SLOTS];
+    let mut resp = httparse::Response::new(&mut []);
+    let head_len =
+        match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut slots) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => {
+                if buf.len() >= max_head_bytes {
+                    return Err(bad_upstream("response head too large"));
+                }
+                return Ok(false);
+            }
+            Err(_) => return Err(bad_upstream("malformed response head")),
+        };
+    if head_len > max_head_bytes {
+        return Err(bad_upstream("response head too large"));
+    }
+    reject_bare_line_breaks(&buf[..head_len]).map_err(bad_upstream)?;
+    head.status = resp.code.unwrap_or(0);
+    head.reason = Span::within(buf, resp.reason.unwrap_or("").as_bytes());
+    head.version = if resp.version == Some(0) { Version::Http10 } else { Version::Http11 };
+    head.head_len = head_len;
+    head.headers.clear();
+    head.connection = ConnectionOptions::default();
+    let mut content_length: Option<u64> = None;
+    let mut saw_te = false;
+    let mut chunked = false;
+    for h in resp.headers.iter() {
+        let value = trim(h.value);
+        let kind = HeaderKind::classify(h.name.as_bytes());
+        head.headers.push(Header { name: Span::within(buf, h.name.as_bytes()), value: Span::within(buf, value), kind });
+        match kind {
+            HeaderKind::ContentLength => {
+                let n = parse_content_length(value).ok_or(bad_upstream("invalid Content-Length in response"))?;
+                if content_length.is_some_and(|prev| prev != n) {
+                    return Err(bad_upstream("differing Content-Length values in response"));
+                }
+                content_length = Some(n);
+            }
+            HeaderKind::TransferEncoding => {
+                saw_te = true;
+                chunked = transfer_coding(value, chunked)
+                    .map_err(|_| bad_upstream("unsupported transfer coding in response"))?;
+            }
+            HeaderKind::Connection => read_connection(value, &mut head.connection),
+            _ => {}
+        }
+    }
+    if saw_te && content_length.is_some() {
+        return Err(bad_upstream("both Content-Length and Transfer-Encoding in response"));
+    }
+    // RFC 9112 §6.3 rules 1-2: no body for HEAD, 1xx, 204, 304.
+    head.framing = if request_method == Method::Head || head.status < 200 || head.status == 204 || head.status == 304 {
+        Framing::Empty
+    } else if saw_te {
+        if !chunked {
+            return Err(bad_upstream("final transfer coding of response is not chunked"));
+        }
+        Framing::Chunked
+    } else {
+        match content_length {
+            Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
+        }
+    };
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type ResponseCase = (&'static str, &'static [u8], Method, Result<Framing, ()>);
+    const RESPONSES: &[ResponseCase] = &[
+        ("length", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", Method::Get, Ok(Framing::Length(3))),
+        ("chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", Method::Get, Ok(Framing::Chunked)),
+        ("until close", b"HTTP/1.1 200 OK\r\n\r\n", Method::Get, Ok(Framing::UntilClose)),
+        ("head", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", Method::Head, Ok(Framing::Empty)),
+        ("204", b"HTTP/1.1 204 No Content\r\n\r\n", Method::Get, Ok(Framing::Empty)),
+        ("304", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", Method::Get, Ok(Framing::Empty)),
+        ("CL+TE", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", Method::Get, Err(())),
+        ("two CL", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", Method::Get, Err(())),
+        ("bad CL", b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", Method::Get, Err(())),
+        ("garbage", b"HTTP/9 OK\r\n\r\n", Method::Get, Err(())),
+    ];
+
+    #[test]
+    fn response_table() {
+        for (name, input, method, expect) in RESPONSES {
+            let mut head = ResponseHead::default();
+            let got = parse_response(input, 4096, *method, &mut head).map(|done| {
+                assert!(done, "{name}");
+                head.framing
+            });
+            assert_eq!(got.map_err(|_| ()), *expect, "case {name}");
+        }
+    }
+
+    #[test]
+    fn response_reuse() {
+        let mut head = ResponseHead::default();
+        parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 4096, Method::Get, &mut head).unwrap();
+        assert!(head.allows_reuse());
+        parse_response(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            4096,
+            Method::Get,
+            &mut head,
+        )
+        .unwrap();
+        assert!(!head.allows_reuse());
+        parse_response(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 4096, Method::Get, &mut head).unwrap();
+        assert!(!head.allows_reuse());
+    }
+}
