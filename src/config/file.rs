@@ -1,5 +1,5 @@
 //! The config file's shape: what users write in TOML, deserialized with serde
-//! and nothing more. First stage of `file.rs -> validate.rs -> mod.rs`.
+//! and nothing more. First stage of `file -> validate -> Config`.
 //!
 //! Every field is optional here unless the file format requires it, so that
 //! `validate.rs` can tell "absent" (take the default) from "present" (check
@@ -162,19 +162,13 @@ pub struct DurationText(pub IntOrText);
 
 impl<'de> Deserialize<'de> for SizeText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(IntOrTextVisitor(
-            "a size: a number of bytes or a string like \"16KiB\"",
-        ))
-        .map(SizeText)
+        d.deserialize_any(IntOrTextVisitor("a size: a number of bytes or a string like \"16KiB\"")).map(SizeText)
     }
 }
 
 impl<'de> Deserialize<'de> for DurationText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(IntOrTextVisitor(
-            "a duration: a string like \"10s\" or \"250ms\"",
-        ))
-        .map(DurationText)
+        d.deserialize_any(IntOrTextVisitor("a duration: a string like \"10s\" or \"250ms\"")).map(DurationText)
     }
 }
 
@@ -192,9 +186,7 @@ impl<'de> Visitor<'de> for IntOrTextVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<IntOrText, E> {
-        i64::try_from(v)
-            .map(IntOrText::Int)
-            .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+        i64::try_from(v).map(IntOrText::Int).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<IntOrText, E> {

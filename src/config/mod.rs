@@ -1,13 +1,25 @@
-//! Configuration: `file.rs` (the serde shape users write in TOML) ->
-//! `validate.rs` (checks, defaults, name resolution, errors with field path
-//! and line) -> this module's typed runtime [`Config`].
+//! Configuration, in three stages `file -> validate -> Config`: `file.rs`
+//! (the serde shape users write in TOML) -> `validate.rs` (checks, defaults,
+//! name resolution, errors with field path and line) -> this module's typed
+//! runtime [`Config`].
+//!
+//! Beside the stages: `units.rs` (size, duration and CPU list syntax, shared
+//! with command-line flags), `bounds.rs` (allowed ranges, also shared with
+//! flags), `values.rs` (hosts, paths, headers, addresses), `spans.rs` (field
+//! path -> line), `errors.rs`, and `summary.rs` (`shardgate check`'s output).
 //!
 //! The runtime shape holds only resolved, typed values (durations, socket
 //! addresses, indices instead of names) so the request path never parses a
 //! string from the config. Shards receive it as an `Arc<Config>` snapshot.
 
+pub mod bounds;
+mod errors;
 mod file;
+mod spans;
+mod summary;
+pub mod units;
 mod validate;
+mod values;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,17 +27,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use validate::{ConfigError, ConfigErrors};
-
-/// The config file's value syntax (sizes like `"16KiB"`, durations like
-/// `"10s"`, CPU lists like `"0,2-3"`), for command-line flags that take the
-/// same values. Errors are one-line messages without a field path.
-pub mod units {
-    pub use super::validate::{parse_cpu_list, parse_duration_text, parse_size_text};
-}
+pub use errors::{ConfigError, ConfigErrors};
 
 /// Default limits. Each is overridable in `[limits]`, per listener in
-/// `[listeners.limits]`, and on the command line.
+/// `[listeners.limits]`, and on the command line, within [`bounds`].
 pub mod defaults {
     use std::time::Duration;
     /// Whole request head (request line + headers); larger gets 431.
@@ -184,7 +189,9 @@ pub enum PathMatch {
 #[derive(Debug, Clone)]
 pub enum RouteAction {
     /// Index into `Config::clusters`.
-    Proxy { cluster: usize },
+    Proxy {
+        cluster: usize,
+    },
     Direct {
         status: u16,
         headers: Vec<(String, String)>,
@@ -251,235 +258,6 @@ impl Config {
             }],
         }
     }
-
-    /// What `shardgate check` prints after a successful load (like
-    /// `nginx -t`): the server settings, each listener with its limits that
-    /// differ from the defaults and its routes in match order, then the
-    /// clusters. Values are written in config file syntax.
-    pub fn summary(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        let s = &self.server;
-        let shards = s
-            .shards
-            .map_or("auto (one per CPU)".to_owned(), |n| n.to_string());
-        let cpus = s.cpus.as_deref().map_or("all".to_owned(), fmt_cpus);
-        let driver = match s.io_driver {
-            IoDriver::Auto => "auto",
-            IoDriver::Uring => "uring",
-            IoDriver::Epoll => "epoll",
-        };
-        let _ = writeln!(
-            out,
-            "server: shards={shards} cpus={cpus} pin={} io_driver={driver} ring_entries={} drain_timeout={}",
-            s.pin,
-            s.ring_entries,
-            fmt_duration(s.drain_timeout)
-        );
-        if let Some(admin) = &self.admin {
-            let _ = writeln!(out, "admin: {}", admin.listen);
-        }
-        for l in &self.listeners {
-            let _ = writeln!(out, "listener {:?} {}", l.name, l.addr);
-            let limits = fmt_limits(&l.limits);
-            if !limits.is_empty() {
-                let _ = writeln!(out, "  limits: {limits}");
-            }
-            if l.routes.is_empty() {
-                let _ = writeln!(out, "  (no routes: every request gets 404)");
-            }
-            for &i in &l.routes {
-                if let Some(r) = self.routes.get(i) {
-                    let _ = writeln!(out, "  route {:?}{}", r.name, self.fmt_route(r));
-                }
-            }
-        }
-        for c in &self.clusters {
-            let endpoints: Vec<String> = c.endpoints.iter().map(|e| e.to_string()).collect();
-            let _ = write!(
-                out,
-                "cluster {:?} endpoints={}",
-                c.name,
-                endpoints.join(",")
-            );
-            let durations = [
-                (
-                    "connect_timeout",
-                    c.connect_timeout,
-                    defaults::CONNECT_TIMEOUT,
-                ),
-                (
-                    "response_timeout",
-                    c.response_timeout,
-                    defaults::RESPONSE_TIMEOUT,
-                ),
-                ("idle_timeout", c.idle_timeout, defaults::POOL_IDLE_TIMEOUT),
-            ];
-            for (key, v, default) in durations {
-                if v != default {
-                    let _ = write!(out, " {key}={}", fmt_duration(v));
-                }
-            }
-            if c.max_idle_per_endpoint != defaults::MAX_IDLE_PER_ENDPOINT {
-                let _ = write!(out, " max_idle_per_endpoint={}", c.max_idle_per_endpoint);
-            }
-            out.push('\n');
-        }
-        out
-    }
-
-    /// ` host=.. path_prefix=.. -> action` for one route in [`Config::summary`].
-    fn fmt_route(&self, r: &Route) -> String {
-        let mut out = String::new();
-        let m = &r.matcher;
-        match &m.host {
-            Some(HostMatch::Exact(h)) => out += &format!(" host={h}"),
-            Some(HostMatch::Suffix(s)) => out += &format!(" host=*{s}"),
-            None => {}
-        }
-        match &m.path {
-            Some(PathMatch::Exact(p)) => out += &format!(" path={p}"),
-            Some(PathMatch::Prefix(p)) => out += &format!(" path_prefix={p}"),
-            None => {}
-        }
-        if !m.methods.is_empty() {
-            out += &format!(" methods={}", m.methods.join(","));
-        }
-        for (name, value) in &m.headers {
-            out += &format!(" header {name}={value:?}");
-        }
-        if m.host.is_none() && m.path.is_none() && m.methods.is_empty() && m.headers.is_empty() {
-            out += " (any request)";
-        }
-        if let Some(n) = r.max_request_body_bytes {
-            out += &format!(" max_request_body_bytes={}", fmt_size(n));
-        }
-        match &r.action {
-            RouteAction::Proxy { cluster } => {
-                let name = self.clusters.get(*cluster).map_or("?", |c| c.name.as_str());
-                out += &format!(" -> cluster {name:?}");
-            }
-            RouteAction::Direct {
-                status,
-                headers,
-                body,
-            } => {
-                out += &format!(" -> direct {status} ({} body bytes", body.len());
-                for (name, value) in headers {
-                    out += &format!(", {name}: {value}");
-                }
-                out += ")";
-            }
-            RouteAction::Redirect {
-                status,
-                location,
-                keep_path,
-            } => {
-                let keep = if *keep_path { " + request path" } else { "" };
-                out += &format!(" -> redirect {status} {location}{keep}");
-            }
-        }
-        out
-    }
-}
-
-/// `key=value` for each limit that differs from [`Limits::default`].
-fn fmt_limits(l: &Limits) -> String {
-    let d = Limits::default();
-    let mut parts = Vec::new();
-    let sizes = [
-        (
-            "max_request_head_bytes",
-            l.max_request_head_bytes as u64,
-            d.max_request_head_bytes as u64,
-        ),
-        (
-            "max_uri_bytes",
-            l.max_uri_bytes as u64,
-            d.max_uri_bytes as u64,
-        ),
-        (
-            "max_request_body_bytes",
-            l.max_request_body_bytes,
-            d.max_request_body_bytes,
-        ),
-    ];
-    for (key, v, default) in sizes {
-        if v != default {
-            parts.push(format!("{key}={}", fmt_size(v)));
-        }
-    }
-    let counts = [
-        ("max_header_count", l.max_header_count, d.max_header_count),
-        (
-            "max_connections_per_shard",
-            l.max_connections_per_shard,
-            d.max_connections_per_shard,
-        ),
-    ];
-    for (key, v, default) in counts {
-        if v != default {
-            parts.push(format!("{key}={v}"));
-        }
-    }
-    let durations = [
-        ("header_timeout", l.header_timeout, d.header_timeout),
-        ("body_timeout", l.body_timeout, d.body_timeout),
-        ("idle_timeout", l.idle_timeout, d.idle_timeout),
-    ];
-    for (key, v, default) in durations {
-        if v != default {
-            parts.push(format!("{key}={}", fmt_duration(v)));
-        }
-    }
-    parts.join(" ")
-}
-
-/// Bytes in config syntax: the largest binary unit that divides exactly.
-fn fmt_size(n: u64) -> String {
-    const UNITS: [(u32, &str); 4] = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")];
-    for (shift, unit) in UNITS {
-        if n != 0 && n % (1u64 << shift) == 0 {
-            return format!("{}{unit}", n >> shift);
-        }
-    }
-    format!("{n}B")
-}
-
-/// A duration in config syntax: the largest unit that divides exactly.
-fn fmt_duration(d: Duration) -> String {
-    if d.subsec_nanos() % 1_000_000 != 0 {
-        return format!("{d:?}");
-    }
-    let ms = d.as_millis();
-    if ms == 0 {
-        return "0s".to_owned();
-    }
-    for (per, unit) in [(3_600_000, "h"), (60_000, "m"), (1_000, "s")] {
-        if ms % per == 0 {
-            return format!("{}{unit}", ms / per);
-        }
-    }
-    format!("{ms}ms")
-}
-
-/// `[0, 2, 3]` -> `"0,2-3"`.
-fn fmt_cpus(cpus: &[usize]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < cpus.len() {
-        let mut j = i;
-        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
-            j += 1;
-        }
-        if j > i {
-            parts.push(format!("{}-{}", cpus[i], cpus[j]));
-        } else {
-            parts.push(cpus[i].to_string());
-        }
-        i = j + 1;
-    }
-    parts.join(",")
 }
 
 #[cfg(test)]
@@ -492,28 +270,11 @@ mod tests {
         let up: SocketAddr = "127.0.0.1:9000".parse().unwrap();
         let c = Config::quick_proxy(listen, vec![up]);
         assert_eq!(c.listeners[0].routes, vec![0]);
-        assert!(matches!(
-            c.routes[0].action,
-            RouteAction::Proxy { cluster: 0 }
-        ));
+        assert!(matches!(c.routes[0].action, RouteAction::Proxy { cluster: 0 }));
         assert_eq!(c.clusters[0].endpoints, vec![up]);
         let summary = c.summary();
-        assert!(
-            summary.contains("listener \"proxy\" 127.0.0.1:8080"),
-            "{summary}"
-        );
+        assert!(summary.contains("listener \"proxy\" 127.0.0.1:8080"), "{summary}");
         assert!(summary.contains("route \"default\" (any request) -> cluster \"upstream\""));
         assert!(summary.contains("cluster \"upstream\" endpoints=127.0.0.1:9000\n"));
-    }
-
-    #[test]
-    fn summary_formats_values_in_file_syntax() {
-        assert_eq!(fmt_size(16 * 1024), "16KiB");
-        assert_eq!(fmt_size(1000), "1000B");
-        assert_eq!(fmt_size(0), "0B");
-        assert_eq!(fmt_duration(Duration::from_millis(250)), "250ms");
-        assert_eq!(fmt_duration(Duration::from_secs(120)), "2m");
-        assert_eq!(fmt_duration(Duration::ZERO), "0s");
-        assert_eq!(fmt_cpus(&[0, 2, 3, 5]), "0,2-3,5");
     }
 }
