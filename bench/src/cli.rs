@@ -117,9 +117,7 @@ impl Plan {
         let target = Target::parse(&args.url).map_err(|e| e.to_string())?;
         let addr = target.resolve().map_err(|e| e.to_string())?;
         let cpus = args.cpus.map(|c| c.0);
-        let threads = args
-            .threads
-            .unwrap_or_else(|| cpus.as_ref().map_or(1, |c| c.len()));
+        let threads = args.threads.unwrap_or_else(|| cpus.as_ref().map_or(1, |c| c.len()));
         if threads == 0 || threads > MAX_THREADS {
             return Err(format!("--threads must be 1..={MAX_THREADS}"));
         }
@@ -138,29 +136,19 @@ impl Plan {
             }
         }
         if args.duration.is_zero() || args.duration > MAX_PHASE {
-            return Err(format!(
-                "--duration must be > 0 and <= {}s",
-                MAX_PHASE.as_secs()
-            ));
+            return Err(format!("--duration must be > 0 and <= {}s", MAX_PHASE.as_secs()));
         }
         if args.warmup > MAX_PHASE {
             return Err(format!("--warmup must be <= {}s", MAX_PHASE.as_secs()));
         }
         if args.timeout.is_zero() || args.timeout > MAX_TIMEOUT {
-            return Err(format!(
-                "--timeout must be > 0 and <= {}s",
-                MAX_TIMEOUT.as_secs()
-            ));
+            return Err(format!("--timeout must be > 0 and <= {}s", MAX_TIMEOUT.as_secs()));
         }
         if !(100..=999).contains(&args.expect_status) {
             return Err("--expect-status must be a three-digit status code".into());
         }
-        let request = RequestSpec {
-            method: args.method,
-            headers: args.headers,
-            body_size: args.body_size,
-            close: args.new_conn,
-        };
+        let request =
+            RequestSpec { method: args.method, headers: args.headers, body_size: args.body_size, close: args.new_conn };
         let wire = request.encode(&target).map_err(|e| e.to_string())?;
         Ok(Plan {
             target,
@@ -200,24 +188,16 @@ impl Plan {
 /// `10s`, `500ms`, `2m`, `1.5s`, `250us`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {s:?}: expected e.g. 10s, 500ms, 2m"))?;
+    let value: f64 = num.parse().map_err(|_| format!("bad duration {s:?}: expected e.g. 10s, 500ms, 2m"))?;
     let scale = match unit {
         "" | "s" => 1.0,
         "ms" => 1e-3,
         "us" | "µs" => 1e-6,
         "m" => 60.0,
         "h" => 3600.0,
-        _ => {
-            return Err(format!(
-                "bad duration unit {unit:?} in {s:?}: use us, ms, s, m or h"
-            ))
-        }
+        _ => return Err(format!("bad duration unit {unit:?} in {s:?}: use us, ms, s, m or h")),
     };
     let secs = value * scale;
     if !secs.is_finite() || secs > MAX_PHASE.as_secs_f64() {
@@ -233,10 +213,7 @@ pub fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
         let part = part.trim();
         let bad = || format!("bad CPU list {s:?}: expected e.g. 1 or 0,2-3");
         let (lo, hi) = match part.split_once('-') {
-            Some((a, b)) => (
-                a.trim().parse().map_err(|_| bad())?,
-                b.trim().parse().map_err(|_| bad())?,
-            ),
+            Some((a, b)) => (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?),
             None => {
                 let n: usize = part.parse().map_err(|_| bad())?;
                 (n, n)
@@ -257,16 +234,11 @@ pub fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
 
 /// `Name: value` -> (name, value); value trimmed of surrounding spaces.
 pub fn parse_header(s: &str) -> Result<(String, String), String> {
-    let (name, value) = s
-        .split_once(':')
-        .ok_or_else(|| format!("bad header {s:?}: expected 'Name: value'"))?;
+    let (name, value) = s.split_once(':').ok_or_else(|| format!("bad header {s:?}: expected 'Name: value'"))?;
     if name.is_empty() || name != name.trim() {
         return Err(format!("bad header name in {s:?}"));
     }
-    Ok((
-        name.to_string(),
-        value.trim_matches([' ', '\t']).to_string(),
-    ))
+    Ok((name.to_string(), value.trim_matches([' ', '\t']).to_string()))
 }
 
 #[cfg(test)]
@@ -312,10 +284,7 @@ mod tests {
 
     #[test]
     fn headers() {
-        assert_eq!(
-            parse_header("X-Api-Key: abc:def"),
-            Ok(("X-Api-Key".into(), "abc:def".into()))
-        );
+        assert_eq!(parse_header("X-Api-Key: abc:def"), Ok(("X-Api-Key".into(), "abc:def".into())));
         assert_eq!(parse_header("X-Empty:"), Ok(("X-Empty".into(), "".into())));
         assert!(parse_header("no colon").is_err());
         assert!(parse_header(" X: v").is_err());
@@ -382,9 +351,7 @@ mod tests {
         assert_eq!(p.request.headers.len(), 2);
         assert_eq!(p.rate, Some(1000.0));
         assert!(p.new_conn && p.json);
-        assert!(p
-            .wire
-            .ends_with(b"Connection: close\r\n\r\nxxxxxxxxxxxxxxxx"));
+        assert!(p.wire.ends_with(b"Connection: close\r\n\r\nxxxxxxxxxxxxxxxx"));
     }
 
     #[test]

@@ -57,9 +57,7 @@ pub struct Connection<S> {
 
 impl Connection<TcpStream> {
     pub async fn connect(addr: SocketAddr, head_request: bool) -> Result<Self, ExchangeError> {
-        let stream = TcpStream::connect_addr(addr)
-            .await
-            .map_err(ExchangeError::Connect)?;
+        let stream = TcpStream::connect_addr(addr).await.map_err(ExchangeError::Connect)?;
         // Requests are small single writes; Nagle would only add delay.
         stream.set_nodelay(true).map_err(ExchangeError::Connect)?;
         Ok(Connection::new(stream, head_request))
@@ -68,11 +66,7 @@ impl Connection<TcpStream> {
 
 impl<S: AsyncReadRent + AsyncWriteRent> Connection<S> {
     pub fn new(stream: S, head_request: bool) -> Self {
-        Connection {
-            stream,
-            buf: Vec::with_capacity(READ_BUF_BYTES),
-            reader: ResponseReader::new(head_request),
-        }
+        Connection { stream, buf: Vec::with_capacity(READ_BUF_BYTES), reader: ResponseReader::new(head_request) }
     }
 
     /// Send `request` and read its whole response.
@@ -92,28 +86,16 @@ impl<S: AsyncReadRent + AsyncWriteRent> Connection<S> {
             self.buf = buf;
             let n = res.map_err(ExchangeError::Io)?;
             bytes_read += n as u64;
-            let progress = if n == 0 {
-                self.reader.eof()
-            } else {
-                self.reader.feed(&self.buf[..n])
-            }
-            .map_err(ExchangeError::Frame)?;
+            let progress = if n == 0 { self.reader.eof() } else { self.reader.feed(&self.buf[..n]) }
+                .map_err(ExchangeError::Frame)?;
             match progress {
                 Progress::NeedMore => continue,
-                Progress::Done {
-                    status,
-                    keep_alive,
-                    consumed,
-                } => {
+                Progress::Done { status, keep_alive, consumed } => {
                     // We never pipeline, so nothing may follow the response.
                     if consumed < n {
                         return Err(ExchangeError::Frame(FrameError::TrailingBytes));
                     }
-                    return Ok(Response {
-                        status,
-                        keep_alive,
-                        bytes_read,
-                    });
+                    return Ok(Response { status, keep_alive, bytes_read });
                 }
             }
         }
@@ -153,28 +135,20 @@ mod tests {
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-            .enable_timer()
-            .build()
-            .unwrap()
-            .block_on(f)
+        monoio::RuntimeBuilder::<monoio::FusionDriver>::new().enable_timer().build().unwrap().block_on(f)
     }
 
     #[test]
     fn keep_alive_exchanges_over_real_socket() {
         let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec();
-        let chunked =
-            b"HTTP/1.1 500 E\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n".to_vec();
+        let chunked = b"HTTP/1.1 500 E\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n".to_vec();
         let close = b"HTTP/1.1 200 OK\r\n\r\nuntil close".to_vec();
         let addr = one_shot_server(vec![ok.clone(), chunked.clone(), close.clone()]);
         block_on(async move {
             let req = Rc::new(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec());
             let mut c = Connection::connect(addr, false).await.unwrap();
             let r = c.exchange(req.clone()).await.unwrap();
-            assert_eq!(
-                (r.status, r.keep_alive, r.bytes_read),
-                (200, true, ok.len() as u64)
-            );
+            assert_eq!((r.status, r.keep_alive, r.bytes_read), (200, true, ok.len() as u64));
             let r = c.exchange(req.clone()).await.unwrap();
             assert_eq!((r.status, r.keep_alive), (500, true));
             assert_eq!(r.bytes_read, chunked.len() as u64);
@@ -191,8 +165,7 @@ mod tests {
             let req = Rc::new(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec());
             let mut c = Connection::connect(addr, false).await.unwrap();
             match c.exchange(req).await {
-                Err(ExchangeError::Frame(FrameError::ClosedBeforeResponse))
-                | Err(ExchangeError::Io(_)) => {}
+                Err(ExchangeError::Frame(FrameError::ClosedBeforeResponse)) | Err(ExchangeError::Io(_)) => {}
                 other => panic!("unexpected {other:?}"),
             }
         });
@@ -201,15 +174,9 @@ mod tests {
     #[test]
     fn refused_connect_is_a_connect_error() {
         // Bind then drop to get a port nobody listens on.
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         block_on(async move {
-            assert!(matches!(
-                Connection::connect(addr, false).await,
-                Err(ExchangeError::Connect(_))
-            ));
+            assert!(matches!(Connection::connect(addr, false).await, Err(ExchangeError::Connect(_))));
         });
     }
 }

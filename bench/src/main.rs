@@ -64,13 +64,8 @@ fn main() -> ExitCode {
 }
 
 fn run(plan: Arc<Plan>) -> Result<(), String> {
-    let progress: Arc<[ThreadProgress]> = (0..plan.threads)
-        .map(|_| ThreadProgress::default())
-        .collect();
-    let start = Arc::new(Start {
-        barrier: Barrier::new(plan.threads + 1),
-        at: OnceLock::new(),
-    });
+    let progress: Arc<[ThreadProgress]> = (0..plan.threads).map(|_| ThreadProgress::default()).collect();
+    let start = Arc::new(Start { barrier: Barrier::new(plan.threads + 1), at: OnceLock::new() });
 
     let mut handles = Vec::with_capacity(plan.threads);
     for thread in 0..plan.threads {
@@ -93,9 +88,7 @@ fn run(plan: Arc<Plan>) -> Result<(), String> {
 
     let mut total = Stats::new();
     for h in handles {
-        let stats = h
-            .join()
-            .map_err(|_| "a worker thread panicked".to_string())??;
+        let stats = h.join().map_err(|_| "a worker thread panicked".to_string())??;
         total.merge(&stats);
     }
     let summary = report::Summary::new(&plan, &total);
@@ -151,15 +144,9 @@ fn check_cpus(plan: &Plan) -> Result<(), String> {
     let Some(cpus) = &plan.cpus else {
         return Ok(());
     };
-    let allowed: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
+    let allowed: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
     match cpus.iter().find(|c| !allowed.contains(c)) {
-        Some(c) => Err(format!(
-            "--cpus: CPU {c} is not available (allowed: {allowed:?})"
-        )),
+        Some(c) => Err(format!("--cpus: CPU {c} is not available (allowed: {allowed:?})")),
         None => Ok(()),
     }
 }
@@ -167,9 +154,7 @@ fn check_cpus(plan: &Plan) -> Result<(), String> {
 /// The command line as typed, quoted for a POSIX shell, for the report.
 fn command_line() -> String {
     let quote = |a: String| {
-        let plain = a
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@%+".contains(&b));
+        let plain = a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@%+".contains(&b));
         if plain && !a.is_empty() {
             a
         } else {
@@ -177,13 +162,8 @@ fn command_line() -> String {
         }
     };
     let mut args = std::env::args();
-    let prog = args.next().map(|p| {
-        std::path::Path::new(&p)
-            .file_name()
-            .map_or(p.clone(), |f| f.to_string_lossy().into_owned())
-    });
-    prog.into_iter()
-        .chain(args.map(quote))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let prog = args
+        .next()
+        .map(|p| std::path::Path::new(&p).file_name().map_or(p.clone(), |f| f.to_string_lossy().into_owned()));
+    prog.into_iter().chain(args.map(quote)).collect::<Vec<_>>().join(" ")
 }

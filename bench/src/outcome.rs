@@ -23,13 +23,8 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 5] = [
-        ErrorKind::Connect,
-        ErrorKind::Timeout,
-        ErrorKind::Status,
-        ErrorKind::Protocol,
-        ErrorKind::Io,
-    ];
+    pub const ALL: [ErrorKind; 5] =
+        [ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::Status, ErrorKind::Protocol, ErrorKind::Io];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -84,45 +79,18 @@ mod tests {
     fn failures_map_to_kinds() {
         let io_err = |k| io::Error::new(k, "x");
         let cases: Vec<(ExchangeError, ErrorKind)> = vec![
-            (
-                ExchangeError::Connect(io_err(io::ErrorKind::ConnectionRefused)),
-                ErrorKind::Connect,
-            ),
+            (ExchangeError::Connect(io_err(io::ErrorKind::ConnectionRefused)), ErrorKind::Connect),
             // The kernel giving up on a SYN is still a connect failure; our
             // own --timeout is the only thing reported as a timeout.
-            (
-                ExchangeError::Connect(io_err(io::ErrorKind::TimedOut)),
-                ErrorKind::Connect,
-            ),
+            (ExchangeError::Connect(io_err(io::ErrorKind::TimedOut)), ErrorKind::Connect),
             (ExchangeError::Timeout, ErrorKind::Timeout),
-            (
-                ExchangeError::Io(io_err(io::ErrorKind::ConnectionReset)),
-                ErrorKind::Io,
-            ),
-            (
-                ExchangeError::Io(io_err(io::ErrorKind::BrokenPipe)),
-                ErrorKind::Io,
-            ),
-            (
-                ExchangeError::Frame(FrameError::ClosedBeforeResponse),
-                ErrorKind::Io,
-            ),
-            (
-                ExchangeError::Frame(FrameError::Truncated),
-                ErrorKind::Protocol,
-            ),
-            (
-                ExchangeError::Frame(FrameError::BadContentLength),
-                ErrorKind::Protocol,
-            ),
-            (
-                ExchangeError::Frame(FrameError::TrailingBytes),
-                ErrorKind::Protocol,
-            ),
-            (
-                ExchangeError::Frame(FrameError::BadHead(httparse::Error::Token)),
-                ErrorKind::Protocol,
-            ),
+            (ExchangeError::Io(io_err(io::ErrorKind::ConnectionReset)), ErrorKind::Io),
+            (ExchangeError::Io(io_err(io::ErrorKind::BrokenPipe)), ErrorKind::Io),
+            (ExchangeError::Frame(FrameError::ClosedBeforeResponse), ErrorKind::Io),
+            (ExchangeError::Frame(FrameError::Truncated), ErrorKind::Protocol),
+            (ExchangeError::Frame(FrameError::BadContentLength), ErrorKind::Protocol),
+            (ExchangeError::Frame(FrameError::TrailingBytes), ErrorKind::Protocol),
+            (ExchangeError::Frame(FrameError::BadHead(httparse::Error::Token)), ErrorKind::Protocol),
         ];
         for (err, want) in cases {
             assert_eq!(classify_failure(&err), want, "{err:?}");

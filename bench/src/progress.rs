@@ -43,21 +43,12 @@ pub fn snapshot(threads: &[ThreadProgress]) -> Snapshot {
 }
 
 /// `[  3s] measure  12345 req/s  errors 0`: the counts of one interval.
-pub fn line(
-    elapsed: Duration,
-    warming_up: bool,
-    prev: Snapshot,
-    now: Snapshot,
-    interval: Duration,
-) -> String {
+pub fn line(elapsed: Duration, warming_up: bool, prev: Snapshot, now: Snapshot, interval: Duration) -> String {
     let secs = interval.as_secs_f64().max(1e-9);
     let rate = (now.completed - prev.completed) as f64 / secs;
     let errors = now.errors - prev.errors;
     let phase = if warming_up { "warmup " } else { "measure" };
-    format!(
-        "[{:>4}s] {phase} {rate:>10.0} req/s  errors {errors}",
-        elapsed.as_secs()
-    )
+    format!("[{:>4}s] {phase} {rate:>10.0} req/s  errors {errors}", elapsed.as_secs())
 }
 
 #[cfg(test)]
@@ -72,20 +63,8 @@ mod tests {
         threads[1].add(true);
         threads[1].add(false);
         let after = snapshot(&threads);
-        assert_eq!(
-            after,
-            Snapshot {
-                completed: 3,
-                errors: 1
-            }
-        );
-        let l = line(
-            Duration::from_secs(3),
-            false,
-            before,
-            after,
-            Duration::from_secs(1),
-        );
+        assert_eq!(after, Snapshot { completed: 3, errors: 1 });
+        let l = line(Duration::from_secs(3), false, before, after, Duration::from_secs(1));
         assert_eq!(l, "[   3s] measure          3 req/s  errors 1");
     }
 

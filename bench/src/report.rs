@@ -107,10 +107,8 @@ impl Summary {
         let h = &stats.latency;
         let empty = h.is_empty();
         let q = |q: f64| if empty { 0 } else { h.value_at_quantile(q) };
-        let mut errors: BTreeMap<&'static str, u64> = ErrorKind::ALL
-            .iter()
-            .map(|&k| (k.name(), stats.error_count(k)))
-            .collect();
+        let mut errors: BTreeMap<&'static str, u64> =
+            ErrorKind::ALL.iter().map(|&k| (k.name(), stats.error_count(k))).collect();
         errors.insert("total", stats.total_errors());
         let duration_s = plan.duration.as_secs_f64();
         Summary {
@@ -122,11 +120,7 @@ impl Summary {
             cpus: plan.cpus.clone(),
             connections: plan.connections,
             new_conn: plan.new_conn,
-            mode: if plan.rate.is_some() {
-                "open"
-            } else {
-                "closed"
-            },
+            mode: if plan.rate.is_some() { "open" } else { "closed" },
             rate: plan.rate,
             warmup_s: plan.warmup.as_secs_f64(),
             duration_s,
@@ -165,21 +159,13 @@ impl Summary {
 
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let conn_mode = if self.new_conn {
-            "new connection per request"
-        } else {
-            "keep-alive"
-        };
+        let conn_mode = if self.new_conn { "new connection per request" } else { "keep-alive" };
         let loop_mode = match self.rate {
             Some(r) => format!("open loop at {r} req/s (latency from intended send time)"),
             None => "closed loop".to_string(),
         };
         let _ = writeln!(s, "{} {}", self.method, self.target);
-        let _ = writeln!(
-            s,
-            "  {} threads, {} connections, {conn_mode}, {loop_mode}",
-            self.threads, self.connections
-        );
+        let _ = writeln!(s, "  {} threads, {} connections, {conn_mode}, {loop_mode}", self.threads, self.connections);
         let _ = writeln!(
             s,
             "  measured {}s after {}s warmup; timeout {}s; expect {}",
@@ -188,11 +174,7 @@ impl Summary {
         let _ = writeln!(s, "  command: {}", self.command);
         let _ = writeln!(s);
         let _ = writeln!(s, "  requests/s   {:.1}", self.requests_per_sec);
-        let _ = writeln!(
-            s,
-            "  requests     {} ({} ok, {} errors)",
-            self.requests, self.ok, self.errors["total"]
-        );
+        let _ = writeln!(s, "  requests     {} ({} ok, {} errors)", self.requests, self.ok, self.errors["total"]);
         let _ = writeln!(s, "  bytes read   {}", self.bytes_read);
         let l = &self.latency_us;
         if l.count == 0 {
@@ -200,16 +182,10 @@ impl Summary {
         } else {
             let _ = writeln!(s, "  latency (µs) over {} responses:", l.count);
         }
-        for (name, v) in [
-            ("p50", l.p50),
-            ("p90", l.p90),
-            ("p99", l.p99),
-            ("p99.9", l.p99_9),
-            ("p99.99", l.p99_99),
-            ("max", l.max),
-        ]
-        .into_iter()
-        .filter(|_| l.count > 0)
+        for (name, v) in
+            [("p50", l.p50), ("p90", l.p90), ("p99", l.p99), ("p99.9", l.p99_9), ("p99.99", l.p99_99), ("max", l.max)]
+                .into_iter()
+                .filter(|_| l.count > 0)
         {
             let _ = writeln!(s, "    {name:<7} {v:>10}");
         }
@@ -225,11 +201,7 @@ impl Summary {
             let _ = writeln!(s, "    first {kind} error: {msg}");
         }
         if !self.status_codes.is_empty() {
-            let codes: Vec<String> = self
-                .status_codes
-                .iter()
-                .map(|(c, n)| format!("{c}: {n}"))
-                .collect();
+            let codes: Vec<String> = self.status_codes.iter().map(|(c, n)| format!("{c}: {n}")).collect();
             let _ = writeln!(s, "  status codes {}", codes.join(", "));
         }
         if self.unfinished > 0 || self.unsent > 0 || l.clamped > 0 {
@@ -252,10 +224,8 @@ mod tests {
     use std::time::Duration;
 
     fn summary() -> Summary {
-        let args =
-            Args::try_parse_from(["shardgate-load", "-d", "2s", "http://127.0.0.1:1/"]).unwrap();
-        let plan =
-            Plan::from_args(args, "shardgate-load -d 2s http://127.0.0.1:1/".into()).unwrap();
+        let args = Args::try_parse_from(["shardgate-load", "-d", "2s", "http://127.0.0.1:1/"]).unwrap();
+        let plan = Plan::from_args(args, "shardgate-load -d 2s http://127.0.0.1:1/".into()).unwrap();
         let mut stats = Stats::new();
         for i in 1..=100 {
             stats.record_response(Duration::from_micros(i), 200, 10, true);
@@ -274,26 +244,11 @@ mod tests {
         let mut got = keys.clone();
         got.sort();
         assert_eq!(got, want);
-        let errors: Vec<&str> = v["errors"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(|k| k.as_str())
-            .collect();
-        assert_eq!(
-            errors,
-            ["connect", "io", "protocol", "status", "timeout", "total"]
-        );
+        let errors: Vec<&str> = v["errors"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(errors, ["connect", "io", "protocol", "status", "timeout", "total"]);
         // serde_json's map is sorted by key, so compare sorted.
-        let lat: Vec<&str> = v["latency_us"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(|k| k.as_str())
-            .collect();
-        let mut want_lat = [
-            "count", "min", "mean", "p50", "p90", "p99", "p99_9", "p99_99", "max", "clamped",
-        ];
+        let lat: Vec<&str> = v["latency_us"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let mut want_lat = ["count", "min", "mean", "p50", "p90", "p99", "p99_9", "p99_99", "max", "clamped"];
         want_lat.sort();
         assert_eq!(lat, want_lat);
     }

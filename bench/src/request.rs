@@ -43,20 +43,13 @@ impl fmt::Display for RequestError {
             RequestError::BadMethod(m) => write!(f, "method {m:?} is not an HTTP token"),
             RequestError::BadHeaderName(n) => write!(f, "header name {n:?} is not an HTTP token"),
             RequestError::BadHeaderValue(n) => {
-                write!(
-                    f,
-                    "header {n:?} has a control character (CR/LF/NUL) in its value"
-                )
+                write!(f, "header {n:?} has a control character (CR/LF/NUL) in its value")
             }
-            RequestError::FramingHeader(n) => write!(
-                f,
-                "-H {n:?} is not allowed: the body framing is set by --body-size"
-            ),
+            RequestError::FramingHeader(n) => {
+                write!(f, "-H {n:?} is not allowed: the body framing is set by --body-size")
+            }
             RequestError::BodyTooLarge(n) => {
-                write!(
-                    f,
-                    "--body-size {n} exceeds the limit of {MAX_BODY_SIZE} bytes"
-                )
+                write!(f, "--body-size {n} exceeds the limit of {MAX_BODY_SIZE} bytes")
             }
             RequestError::TooManyHeaders(n) => {
                 write!(f, "{n} -H headers exceed the limit of {MAX_EXTRA_HEADERS}")
@@ -117,9 +110,7 @@ impl RequestSpec {
             if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
                 return Err(RequestError::BadHeaderValue(name.clone()));
             }
-            if name.eq_ignore_ascii_case("content-length")
-                || name.eq_ignore_ascii_case("transfer-encoding")
-            {
+            if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding") {
                 return Err(RequestError::FramingHeader(name.clone()));
             }
             has_host |= name.eq_ignore_ascii_case("host");
@@ -157,31 +148,20 @@ mod tests {
     }
 
     fn spec(method: &str) -> RequestSpec {
-        RequestSpec {
-            method: method.into(),
-            headers: vec![],
-            body_size: 0,
-            close: false,
-        }
+        RequestSpec { method: method.into(), headers: vec![], body_size: 0, close: false }
     }
 
     #[test]
     fn encodes_plain_get() {
         let bytes = spec("GET").encode(&target()).unwrap();
-        assert_eq!(
-            bytes,
-            b"GET /p?q=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n".to_vec()
-        );
+        assert_eq!(bytes, b"GET /p?q=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n".to_vec());
     }
 
     #[test]
     fn encodes_body_headers_and_close() {
         let s = RequestSpec {
             method: "POST".into(),
-            headers: vec![
-                ("X-Key".into(), "abc".into()),
-                ("host".into(), "api".into()),
-            ],
+            headers: vec![("X-Key".into(), "abc".into()), ("host".into(), "api".into())],
             body_size: 3,
             close: true,
         };
@@ -196,55 +176,32 @@ mod tests {
     #[test]
     fn post_without_body_says_length_zero() {
         let bytes = spec("POST").encode(&target()).unwrap();
-        assert!(String::from_utf8(bytes)
-            .unwrap()
-            .contains("Content-Length: 0\r\n"));
+        assert!(String::from_utf8(bytes).unwrap().contains("Content-Length: 0\r\n"));
     }
 
     #[test]
     fn refuses_bad_input() {
         let mut s = spec("GE T");
-        assert_eq!(
-            s.encode(&target()),
-            Err(RequestError::BadMethod("GE T".into()))
-        );
+        assert_eq!(s.encode(&target()), Err(RequestError::BadMethod("GE T".into())));
         s = spec("GET");
         s.headers = vec![("Bad Name".into(), "v".into())];
-        assert!(matches!(
-            s.encode(&target()),
-            Err(RequestError::BadHeaderName(_))
-        ));
+        assert!(matches!(s.encode(&target()), Err(RequestError::BadHeaderName(_))));
         s.headers = vec![("X".into(), "a\r\nInjected: 1".into())];
-        assert!(matches!(
-            s.encode(&target()),
-            Err(RequestError::BadHeaderValue(_))
-        ));
+        assert!(matches!(s.encode(&target()), Err(RequestError::BadHeaderValue(_))));
         s.headers = vec![("Transfer-Encoding".into(), "chunked".into())];
-        assert!(matches!(
-            s.encode(&target()),
-            Err(RequestError::FramingHeader(_))
-        ));
+        assert!(matches!(s.encode(&target()), Err(RequestError::FramingHeader(_))));
         s.headers = vec![("content-length".into(), "5".into())];
-        assert!(matches!(
-            s.encode(&target()),
-            Err(RequestError::FramingHeader(_))
-        ));
+        assert!(matches!(s.encode(&target()), Err(RequestError::FramingHeader(_))));
     }
 
     #[test]
     fn limits_trip() {
         let mut s = spec("POST");
         s.body_size = MAX_BODY_SIZE + 1;
-        assert_eq!(
-            s.encode(&target()),
-            Err(RequestError::BodyTooLarge(MAX_BODY_SIZE + 1))
-        );
+        assert_eq!(s.encode(&target()), Err(RequestError::BodyTooLarge(MAX_BODY_SIZE + 1)));
         s.body_size = 0;
         s.headers = vec![("X".into(), "v".into()); MAX_EXTRA_HEADERS + 1];
-        assert_eq!(
-            s.encode(&target()),
-            Err(RequestError::TooManyHeaders(MAX_EXTRA_HEADERS + 1))
-        );
+        assert_eq!(s.encode(&target()), Err(RequestError::TooManyHeaders(MAX_EXTRA_HEADERS + 1)));
         s.headers.pop();
         assert!(s.encode(&target()).is_ok());
     }

@@ -128,11 +128,7 @@ enum Body {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Head,
-    Body {
-        status: u16,
-        keep_alive: bool,
-        body: Body,
-    },
+    Body { status: u16, keep_alive: bool, body: Body },
 }
 
 /// Reads one response at a time; `reset` before each request. Keeps its
@@ -146,12 +142,7 @@ pub struct ResponseReader {
 
 impl ResponseReader {
     pub fn new(head_request: bool) -> Self {
-        ResponseReader {
-            state: State::Head,
-            head_buf: Vec::new(),
-            head_request,
-            received_any: false,
-        }
+        ResponseReader { state: State::Head, head_buf: Vec::new(), head_request, received_any: false }
     }
 
     pub fn reset(&mut self) {
@@ -183,30 +174,15 @@ impl ResponseReader {
                     let body = match head.framing {
                         Framing::Empty | Framing::Length(0) => Body::Done,
                         Framing::Length(n) => Body::Length(n),
-                        Framing::Chunked => Body::Chunked(Chunked::Size {
-                            value: 0,
-                            digits: 0,
-                        }),
+                        Framing::Chunked => Body::Chunked(Chunked::Size { value: 0, digits: 0 }),
                         Framing::UntilClose => Body::UntilClose,
                     };
-                    self.state = State::Body {
-                        status: head.status,
-                        keep_alive: head.keep_alive,
-                        body,
-                    };
+                    self.state = State::Body { status: head.status, keep_alive: head.keep_alive, body };
                 }
-                State::Body {
-                    status,
-                    keep_alive,
-                    body,
-                } => {
+                State::Body { status, keep_alive, body } => {
                     pos += feed_body(body, &input[pos..])?;
                     if *body == Body::Done {
-                        return Ok(Progress::Done {
-                            status: *status,
-                            keep_alive: *keep_alive,
-                            consumed: pos,
-                        });
+                        return Ok(Progress::Done { status: *status, keep_alive: *keep_alive, consumed: pos });
                     }
                     debug_assert_eq!(pos, input.len());
                     return Ok(Progress::NeedMore);
@@ -218,15 +194,9 @@ impl ResponseReader {
     /// The server closed the connection (read returned 0).
     pub fn eof(&mut self) -> Result<Progress, FrameError> {
         match self.state {
-            State::Body {
-                status,
-                body: Body::UntilClose,
-                ..
-            } => Ok(Progress::Done {
-                status,
-                keep_alive: false,
-                consumed: 0,
-            }),
+            State::Body { status, body: Body::UntilClose, .. } => {
+                Ok(Progress::Done { status, keep_alive: false, consumed: 0 })
+            }
             State::Head if !self.received_any => Err(FrameError::ClosedBeforeResponse),
             _ => Err(FrameError::Truncated),
         }
@@ -325,13 +295,8 @@ fn interpret(
     }
     // HTTP/1.1 persists unless told to close; HTTP/1.0 only if told to
     // keep alive (RFC 9112 §9.3).
-    let mut keep_alive = if version >= 1 {
-        !conn_close
-    } else {
-        conn_keep_alive && !conn_close
-    };
-    let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304
-    {
+    let mut keep_alive = if version >= 1 { !conn_close } else { conn_keep_alive && !conn_close };
+    let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
         Framing::Empty
     } else if transfer_encoding {
         if content_length.is_some() {
@@ -350,19 +315,12 @@ fn interpret(
     if framing == Framing::UntilClose {
         keep_alive = false;
     }
-    Ok(Head {
-        status,
-        keep_alive,
-        framing,
-    })
+    Ok(Head { status, keep_alive, framing })
 }
 
 /// Comma-separated list elements, trimmed, empty ones skipped.
 fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(|t| t.trim_ascii())
-        .filter(|t| !t.is_empty())
+    value.split(|&b| b == b',').map(|t| t.trim_ascii()).filter(|t| !t.is_empty())
 }
 
 /// Advance the body state over `input`; returns bytes consumed. Stops as
@@ -416,10 +374,7 @@ fn step_chunked(state: &mut Chunked, b: u8) -> Result<bool, FrameError> {
                     return Err(FrameError::BadChunk("chunk size overflows"));
                 }
                 let d = (b as char).to_digit(16).unwrap_or(0) as u64;
-                Chunked::Size {
-                    value: (value << 4) | d,
-                    digits: digits + 1,
-                }
+                Chunked::Size { value: (value << 4) | d, digits: digits + 1 }
             }
             _ if digits == 0 => return Err(FrameError::BadChunk("missing chunk size")),
             b'\r' => Chunked::SizeLf { value },
@@ -430,10 +385,7 @@ fn step_chunked(state: &mut Chunked, b: u8) -> Result<bool, FrameError> {
             b'\r' => Chunked::SizeLf { value },
             b'\n' => return Err(FrameError::BadChunk("bare LF in chunk extension")),
             _ if len >= MAX_CHUNK_EXT_BYTES => return Err(FrameError::ChunkExtTooLong),
-            _ => Chunked::Ext {
-                len: len + 1,
-                value,
-            },
+            _ => Chunked::Ext { len: len + 1, value },
         },
         Chunked::SizeLf { value } => match b {
             b'\n' if value == 0 => Chunked::TrailerLineStart { total: 0 },
@@ -446,10 +398,7 @@ fn step_chunked(state: &mut Chunked, b: u8) -> Result<bool, FrameError> {
             _ => return Err(FrameError::BadChunk("expected CR after chunk data")),
         },
         Chunked::DataLf => match b {
-            b'\n' => Chunked::Size {
-                value: 0,
-                digits: 0,
-            },
+            b'\n' => Chunked::Size { value: 0, digits: 0 },
             _ => return Err(FrameError::BadChunk("expected LF after chunk data")),
         },
         Chunked::TrailerLineStart { total } => match b {
@@ -495,11 +444,7 @@ mod tests {
             assert_eq!(split, whole, "split at {cut} differs for {input:?}");
         }
         let points: Vec<usize> = (1..=input.len()).collect();
-        assert_eq!(
-            run_split(input, &points, head_request),
-            whole,
-            "byte by byte"
-        );
+        assert_eq!(run_split(input, &points, head_request), whole, "byte by byte");
         whole
     }
 
@@ -508,11 +453,9 @@ mod tests {
         let mut start = 0;
         for &end in cuts {
             match r.feed(&input[start..end]) {
-                Ok(Progress::Done {
-                    status,
-                    keep_alive,
-                    consumed,
-                }) => return Expect::Done(status, keep_alive, input.len() - start - consumed),
+                Ok(Progress::Done { status, keep_alive, consumed }) => {
+                    return Expect::Done(status, keep_alive, input.len() - start - consumed)
+                }
                 Ok(Progress::NeedMore) => start = end,
                 Err(e) => return Expect::Err(e),
             }
@@ -521,65 +464,32 @@ mod tests {
     }
 
     const CASES: &[(&[u8], Expect)] = &[
-        (
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
-            Expect::Done(200, true, 0),
-        ),
-        (
-            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
-            Expect::Done(200, true, 0),
-        ),
-        (
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel",
-            Expect::NeedMore,
-        ),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", Expect::Done(200, true, 0)),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", Expect::Done(200, true, 0)),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", Expect::NeedMore),
         // Extra bytes after the body are left unconsumed for the caller.
-        (
-            b"HTTP/1.1 500 Oops\r\nContent-Length: 2\r\n\r\nhiEXTRA",
-            Expect::Done(500, true, 5),
-        ),
-        (
-            b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\nabc",
-            Expect::Done(200, true, 0),
-        ),
+        (b"HTTP/1.1 500 Oops\r\nContent-Length: 2\r\n\r\nhiEXTRA", Expect::Done(500, true, 5)),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\nabc", Expect::Done(200, true, 0)),
         (
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
             Expect::Err(FrameError::BadContentLength),
         ),
-        (
-            b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc",
-            Expect::Err(FrameError::BadContentLength),
-        ),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc", Expect::Err(FrameError::BadContentLength)),
         (
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
             Expect::Err(FrameError::LengthAndTransferEncoding),
         ),
-        (
-            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx",
-            Expect::Done(200, false, 0),
-        ),
-        (
-            b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx",
-            Expect::Done(200, false, 0),
-        ),
-        (
-            b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx",
-            Expect::Done(200, true, 0),
-        ),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", Expect::Done(200, false, 0)),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx", Expect::Done(200, false, 0)),
+        (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx", Expect::Done(200, true, 0)),
         // Chunked, with an extension and a trailer.
         (
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
               5;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n",
             Expect::Done(200, true, 0),
         ),
-        (
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-            Expect::Done(200, true, 0),
-        ),
-        (
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
-            Expect::NeedMore,
-        ),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", Expect::Done(200, true, 0)),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", Expect::NeedMore),
         (
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             Expect::Err(FrameError::BadChunk("missing chunk size")),
@@ -598,43 +508,20 @@ mod tests {
         ),
         // Close-delimited: never done until EOF, and not reusable.
         (b"HTTP/1.1 200 OK\r\n\r\nsome body", Expect::NeedMore),
-        (
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz",
-            Expect::NeedMore,
-        ),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz", Expect::NeedMore),
         // No body regardless of headers.
-        (
-            b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n",
-            Expect::Done(204, true, 0),
-        ),
-        (
-            b"HTTP/1.1 304 Not Modified\r\n\r\n",
-            Expect::Done(304, true, 0),
-        ),
+        (b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n", Expect::Done(204, true, 0)),
+        (b"HTTP/1.1 304 Not Modified\r\n\r\n", Expect::Done(304, true, 0)),
         // Interim 100 Continue is skipped.
-        (
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
-            Expect::Done(200, true, 0),
-        ),
-        (
-            b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
-            Expect::Err(FrameError::UnexpectedUpgrade),
-        ),
-        (
-            b"HTTP/1.1 2000 OK\r\n\r\n",
-            Expect::Err(FrameError::BadHead(httparse::Error::Status)),
-        ),
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", Expect::Done(200, true, 0)),
+        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", Expect::Err(FrameError::UnexpectedUpgrade)),
+        (b"HTTP/1.1 2000 OK\r\n\r\n", Expect::Err(FrameError::BadHead(httparse::Error::Status))),
     ];
 
     #[test]
     fn framing_table() {
         for (input, want) in CASES {
-            assert_eq!(
-                &run(input, false),
-                want,
-                "{}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(&run(input, false), want, "{}", String::from_utf8_lossy(input));
         }
     }
 
@@ -647,19 +534,9 @@ mod tests {
     #[test]
     fn close_delimited_ends_at_eof() {
         let mut r = ResponseReader::new(false);
-        assert_eq!(
-            r.feed(b"HTTP/1.1 200 OK\r\n\r\npart one "),
-            Ok(Progress::NeedMore)
-        );
+        assert_eq!(r.feed(b"HTTP/1.1 200 OK\r\n\r\npart one "), Ok(Progress::NeedMore));
         assert_eq!(r.feed(b"part two"), Ok(Progress::NeedMore));
-        assert_eq!(
-            r.eof(),
-            Ok(Progress::Done {
-                status: 200,
-                keep_alive: false,
-                consumed: 0
-            })
-        );
+        assert_eq!(r.eof(), Ok(Progress::Done { status: 200, keep_alive: false, consumed: 0 }));
     }
 
     #[test]
@@ -670,8 +547,7 @@ mod tests {
         r.feed(b"HTTP/1.1 200").unwrap();
         assert_eq!(r.eof(), Err(FrameError::Truncated));
         r.reset();
-        r.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
-            .unwrap();
+        r.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab").unwrap();
         assert_eq!(r.eof(), Err(FrameError::Truncated));
     }
 
@@ -707,25 +583,16 @@ mod tests {
     fn chunk_ext_and_trailer_limits_trip() {
         let mut body = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;".to_vec();
         body.resize(body.len() + MAX_CHUNK_EXT_BYTES, b'e');
-        assert_eq!(
-            run_split(&body, &[body.len()], false),
-            Expect::Err(FrameError::ChunkExtTooLong)
-        );
+        assert_eq!(run_split(&body, &[body.len()], false), Expect::Err(FrameError::ChunkExtTooLong));
 
         let mut body = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: ".to_vec();
         body.resize(body.len() + MAX_TRAILER_BYTES, b't');
-        assert_eq!(
-            run_split(&body, &[body.len()], false),
-            Expect::Err(FrameError::TrailerTooLarge)
-        );
+        assert_eq!(run_split(&body, &[body.len()], false), Expect::Err(FrameError::TrailerTooLarge));
 
         // Just under the limits is fine.
         let mut ok = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0;".to_vec();
         ok.resize(ok.len() + MAX_CHUNK_EXT_BYTES - 2, b'e');
         ok.extend_from_slice(b"\r\n\r\n");
-        assert_eq!(
-            run_split(&ok, &[ok.len()], false),
-            Expect::Done(200, true, 0)
-        );
+        assert_eq!(run_split(&ok, &[ok.len()], false), Expect::Done(200, true, 0));
     }
 }

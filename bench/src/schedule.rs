@@ -47,12 +47,7 @@ impl Timeline {
     pub fn new(start: Instant, warmup: Duration, duration: Duration, timeout: Duration) -> Self {
         let measure_from = start + warmup;
         let end = measure_from + duration;
-        Timeline {
-            start,
-            measure_from,
-            end,
-            hard_stop: end + timeout.min(MAX_DRAIN),
-        }
+        Timeline { start, measure_from, end, hard_stop: end + timeout.min(MAX_DRAIN) }
     }
 
     pub fn records(&self, intended: Instant) -> bool {

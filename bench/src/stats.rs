@@ -69,8 +69,7 @@ impl Stats {
         if us > LATENCY_MAX_US {
             self.latency_clamped += 1;
         }
-        self.latency
-            .saturating_record(us.clamp(LATENCY_MIN_US, LATENCY_MAX_US));
+        self.latency.saturating_record(us.clamp(LATENCY_MIN_US, LATENCY_MAX_US));
         if let Some(slot) = self.status_codes.get_mut(status as usize) {
             *slot += 1;
         }
@@ -120,8 +119,7 @@ impl Stats {
         // rather than lose a whole thread's histogram to an edge case.
         if self.latency.add(&other.latency).is_err() {
             for v in other.latency.iter_recorded() {
-                self.latency
-                    .saturating_record_n(v.value_iterated_to(), v.count_at_value());
+                self.latency.saturating_record_n(v.value_iterated_to(), v.count_at_value());
             }
         }
         self.latency_clamped += other.latency_clamped;
@@ -129,11 +127,7 @@ impl Stats {
         for (a, b) in self.errors.iter_mut().zip(other.errors.iter()) {
             *a += b;
         }
-        for (a, b) in self
-            .error_samples
-            .iter_mut()
-            .zip(other.error_samples.iter())
-        {
+        for (a, b) in self.error_samples.iter_mut().zip(other.error_samples.iter()) {
             if a.is_none() {
                 a.clone_from(b);
             }
@@ -148,11 +142,7 @@ impl Stats {
 
     /// Non-zero status counts, ascending by code.
     pub fn statuses(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
-        self.status_codes
-            .iter()
-            .enumerate()
-            .filter(|(_, &n)| n > 0)
-            .map(|(code, &n)| (code as u16, n))
+        self.status_codes.iter().enumerate().filter(|(_, &n)| n > 0).map(|(code, &n)| (code as u16, n))
     }
 }
 
@@ -170,11 +160,7 @@ mod tests {
         let mut b = Stats::new();
         let mut one = Stats::new();
         for i in 1..=1000u64 {
-            let (target, status) = if i % 2 == 0 {
-                (&mut a, 200)
-            } else {
-                (&mut b, 500)
-            };
+            let (target, status) = if i % 2 == 0 { (&mut a, 200) } else { (&mut b, 500) };
             target.record_response(us(i * 10), status, 100, status == 200);
             one.record_response(us(i * 10), status, 100, status == 200);
         }
@@ -191,10 +177,7 @@ mod tests {
 
         assert_eq!(merged.latency.len(), 1000);
         for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
-            assert_eq!(
-                merged.latency.value_at_quantile(q),
-                one.latency.value_at_quantile(q)
-            );
+            assert_eq!(merged.latency.value_at_quantile(q), one.latency.value_at_quantile(q));
         }
         assert_eq!(merged.latency.max(), one.latency.max());
         assert_eq!(merged.ok, 500);
@@ -208,10 +191,7 @@ mod tests {
         assert_eq!(merged.error_sample(ErrorKind::Timeout), Some("late"));
         assert_eq!(merged.error_sample(ErrorKind::Status), Some("status 500"));
         assert_eq!(merged.error_sample(ErrorKind::Io), None);
-        assert_eq!(
-            merged.statuses().collect::<Vec<_>>(),
-            vec![(200, 500), (500, 500)]
-        );
+        assert_eq!(merged.statuses().collect::<Vec<_>>(), vec![(200, 500), (500, 500)]);
     }
 
     #[test]

@@ -58,17 +58,11 @@ impl fmt::Display for TargetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TargetError::MissingScheme => {
-                write!(
-                    f,
-                    "URL must start with http:// (e.g. http://127.0.0.1:8080/)"
-                )
+                write!(f, "URL must start with http:// (e.g. http://127.0.0.1:8080/)")
             }
             TargetError::UnsupportedScheme(s) => write!(f, "unsupported URL scheme {s:?}"),
             TargetError::HttpsNotYet => {
-                write!(
-                    f,
-                    "https:// targets are not supported yet (TLS scenarios come later)"
-                )
+                write!(f, "https:// targets are not supported yet (TLS scenarios come later)")
             }
             TargetError::UserInfo => write!(f, "user:password@ in the URL is not supported"),
             TargetError::EmptyHost => write!(f, "URL has no host"),
@@ -106,13 +100,7 @@ impl Target {
         if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(TargetError::BadPath);
         }
-        Ok(Target {
-            scheme,
-            authority: authority.to_string(),
-            host,
-            port,
-            path,
-        })
+        Ok(Target { scheme, authority: authority.to_string(), host, port, path })
     }
 
     /// Resolve once at start-up, so no request pays for a lookup and every

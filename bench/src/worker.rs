@@ -104,9 +104,7 @@ struct ConnCtx {
 async fn drive_connection(ctx: ConnCtx) {
     let plan = &*ctx.plan;
     let tl = ctx.timeline;
-    let mut schedule = plan
-        .rate
-        .map(|rate| Schedule::for_connection(tl.start, rate, plan.connections, ctx.index));
+    let mut schedule = plan.rate.map(|rate| Schedule::for_connection(tl.start, rate, plan.connections, ctx.index));
     let mut conn: Option<Connection<TcpStream>> = None;
 
     loop {
@@ -128,11 +126,8 @@ async fn drive_connection(ctx: ConnCtx) {
         let sent = Instant::now();
         let request_deadline = sent + plan.timeout;
         let deadline = request_deadline.min(tl.hard_stop);
-        let result = timeout_at(
-            monoio::time::Instant::from_std(deadline),
-            exchange(&mut conn, plan, ctx.request.clone()),
-        )
-        .await;
+        let result =
+            timeout_at(monoio::time::Instant::from_std(deadline), exchange(&mut conn, plan, ctx.request.clone())).await;
         let done = Instant::now();
 
         let result = match result {
@@ -168,9 +163,7 @@ async fn drive_connection(ctx: ConnCtx) {
                 // Whatever failed, the connection's state is unknown now.
                 conn = None;
                 if tl.records(intended) {
-                    ctx.stats
-                        .borrow_mut()
-                        .record_failure(classify_failure(&e), &e);
+                    ctx.stats.borrow_mut().record_failure(classify_failure(&e), &e);
                 }
                 true
             }

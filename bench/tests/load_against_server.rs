@@ -58,10 +58,8 @@ fn serve_connection(mut s: TcpStream, behaviour: Behaviour, served: &AtomicU64) 
             }
         };
         let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-        let body_len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .map_or(0, |v| v.trim().parse().unwrap());
+        let body_len: usize =
+            head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
         while buf.len() < head_end + body_len {
             match s.read(&mut chunk) {
                 Ok(0) | Err(_) => return,
@@ -115,21 +113,10 @@ fn run_load(args: &[&str]) -> serde_json::Value {
     };
     let mut stdout = String::new();
     let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stdout}"))
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{stdout}"))
 }
 
 fn n(v: &serde_json::Value, path: &[&str]) -> u64 {
@@ -137,26 +124,17 @@ fn n(v: &serde_json::Value, path: &[&str]) -> u64 {
     for key in path {
         cur = &cur[*key];
     }
-    cur.as_u64()
-        .unwrap_or_else(|| panic!("{path:?} is not a count in {v}"))
+    cur.as_u64().unwrap_or_else(|| panic!("{path:?} is not a count in {v}"))
 }
 
 /// The invariants every run must satisfy, whatever the server did.
 fn assert_counts_add_up(v: &serde_json::Value) {
-    let errors: u64 = ["connect", "timeout", "status", "protocol", "io"]
-        .iter()
-        .map(|k| n(v, &["errors", k]))
-        .sum();
+    let errors: u64 = ["connect", "timeout", "status", "protocol", "io"].iter().map(|k| n(v, &["errors", k])).sum();
     assert_eq!(n(v, &["errors", "total"]), errors, "{v}");
     assert_eq!(n(v, &["requests"]), n(v, &["ok"]) + errors, "{v}");
     // Every complete response (ok or wrong status) has a latency and a
     // status code; failures have neither.
-    let by_status: u64 = v["status_codes"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|c| c.as_u64().unwrap())
-        .sum();
+    let by_status: u64 = v["status_codes"].as_object().unwrap().values().map(|c| c.as_u64().unwrap()).sum();
     let complete = n(v, &["ok"]) + n(v, &["errors", "status"]);
     assert_eq!(by_status, complete, "{v}");
     assert_eq!(n(v, &["latency_us", "count"]), complete, "{v}");
@@ -169,17 +147,7 @@ fn url(addr: SocketAddr) -> String {
 #[test]
 fn closed_loop_keep_alive_all_ok() {
     let (addr, served) = server(Behaviour::AllOk);
-    let v = run_load(&[
-        "-t",
-        "2",
-        "-c",
-        "4",
-        "-d",
-        "1s",
-        "--warmup",
-        "200ms",
-        &url(addr),
-    ]);
+    let v = run_load(&["-t", "2", "-c", "4", "-d", "1s", "--warmup", "200ms", &url(addr)]);
     assert_counts_add_up(&v);
     assert!(n(&v, &["requests"]) > 0, "{v}");
     assert_eq!(n(&v, &["requests"]), n(&v, &["ok"]), "{v}");
@@ -208,24 +176,10 @@ fn closed_loop_counts_wrong_status_as_errors() {
 #[test]
 fn expect_status_flips_what_counts_as_ok() {
     let (addr, _) = server(Behaviour::SomeErrors);
-    let v = run_load(&[
-        "-c",
-        "1",
-        "-d",
-        "500ms",
-        "--warmup",
-        "0s",
-        "--expect-status",
-        "500",
-        &url(addr),
-    ]);
+    let v = run_load(&["-c", "1", "-d", "500ms", "--warmup", "0s", "--expect-status", "500", &url(addr)]);
     assert_counts_add_up(&v);
     assert_eq!(n(&v, &["ok"]), n(&v, &["status_codes", "500"]), "{v}");
-    assert_eq!(
-        n(&v, &["errors", "status"]),
-        n(&v, &["status_codes", "200"]),
-        "{v}"
-    );
+    assert_eq!(n(&v, &["errors", "status"]), n(&v, &["status_codes", "200"]), "{v}");
 }
 
 #[test]
@@ -261,10 +215,7 @@ fn open_loop_with_new_connections_and_body() {
 #[test]
 fn refused_connections_are_connect_errors_and_the_run_still_ends() {
     // Bind and drop: a loopback port with nobody listening.
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let v = run_load(&["-c", "1", "-d", "300ms", "--warmup", "0s", &url(addr)]);
     assert_counts_add_up(&v);
     assert!(n(&v, &["errors", "connect"]) > 0, "{v}");
