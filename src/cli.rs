@@ -156,14 +156,69 @@ pub struct Tuning {
 }
 
 impl Tuning {
-    /// Applies the flags over `config`, then re-checks the values the
-    /// config validator would have checked.
+    /// Applies the flags over `config`. Each flag must lie within the same
+    /// [`bounds`](crate::config::bounds) as the config file setting it
+    /// overrides; the first one outside them is returned as an error naming
+    /// the flag, before anything is changed.
     pub fn apply(&self, config: &mut Config) -> Result<(), String> {
+        use crate::config::bounds::{self, check_count, check_duration, check_ring_entries, check_size};
+
+        /// Prefixes a bounds message with the flag's name.
+        fn flag(name: &str) -> impl FnOnce(String) -> String + '_ {
+            move |e| format!("--{name}: {e}")
+        }
+        if let Some(n) = self.shards {
+            check_count(n, bounds::MIN_SHARDS, bounds::MAX_SHARDS).map_err(flag("shards"))?;
+        }
+        if let Some(n) = self.ring_entries {
+            check_ring_entries(n).map_err(flag("ring-entries"))?;
+        }
+        let timeouts = [
+            ("header-timeout", self.header_timeout, bounds::MIN_TIMEOUT),
+            ("idle-timeout", self.idle_timeout, bounds::MIN_TIMEOUT),
+            ("body-timeout", self.body_timeout, bounds::MIN_TIMEOUT),
+            ("drain-timeout", self.drain_timeout, bounds::MIN_DRAIN_TIMEOUT),
+            ("connect-timeout", self.connect_timeout, bounds::MIN_TIMEOUT),
+            ("response-timeout", self.response_timeout, bounds::MIN_TIMEOUT),
+        ];
+        for (name, d, min) in timeouts {
+            if let Some(d) = d {
+                check_duration(d, min, bounds::MAX_TIMEOUT).map_err(flag(name))?;
+            }
+        }
+        let sizes = [
+            (
+                "max-request-head-bytes",
+                self.max_request_head_bytes,
+                bounds::MIN_REQUEST_HEAD_BYTES,
+                bounds::MAX_REQUEST_HEAD_BYTES_CEILING,
+            ),
+            ("max-uri-bytes", self.max_uri_bytes, bounds::MIN_URI_BYTES, bounds::MAX_URI_BYTES_CEILING),
+        ];
+        for (name, n, min, max) in sizes {
+            if let Some(n) = n {
+                check_size(n, min, max).map_err(flag(name))?;
+            }
+        }
+        let counts = [
+            ("max-header-count", self.max_header_count, bounds::MIN_HEADER_COUNT, bounds::MAX_HEADER_COUNT_CEILING),
+            (
+                "max-connections-per-shard",
+                self.max_connections_per_shard,
+                bounds::MIN_CONNECTIONS_PER_SHARD,
+                bounds::MAX_CONNECTIONS_PER_SHARD_CEILING,
+            ),
+        ];
+        for (name, n, min, max) in counts {
+            if let Some(n) = n {
+                check_count(n, min, max).map_err(flag(name))?;
+            }
+        }
+        // --max-request-body-bytes takes any size, like the file; --cpus
+        // was checked when parsed.
+
         let s = &mut config.server;
         if let Some(n) = self.shards {
-            if n == 0 {
-                return Err("--shards: must be at least 1".into());
-            }
             s.shards = Some(n);
         }
         if let Some(c) = &self.cpus {
@@ -175,15 +230,8 @@ impl Tuning {
         if let Some(d) = self.io_driver {
             s.io_driver = d.into();
         }
-        if let Some(n) = self.ring_entries {
-            if !n.is_power_of_two() || n > 32768 {
-                return Err("--ring-entries: must be a power of two up to 32768".into());
-            }
-            s.ring_entries = n;
-        }
-        if let Some(d) = self.drain_timeout {
-            s.drain_timeout = d;
-        }
+        set(&mut s.ring_entries, self.ring_entries);
+        set(&mut s.drain_timeout, self.drain_timeout);
         for l in &mut config.listeners {
             let m = &mut l.limits;
             set(&mut m.header_timeout, self.header_timeout);
@@ -194,12 +242,6 @@ impl Tuning {
             set(&mut m.max_uri_bytes, self.max_uri_bytes.map(|n| n as usize));
             set(&mut m.max_request_body_bytes, self.max_request_body_bytes);
             set(&mut m.max_connections_per_shard, self.max_connections_per_shard);
-            if m.max_header_count == 0 || m.max_header_count > crate::http1::parse::MAX_HEADER_SLOTS {
-                return Err(format!("--max-header-count: must be 1..={}", crate::http1::parse::MAX_HEADER_SLOTS));
-            }
-            if m.max_request_head_bytes < 256 {
-                return Err("--max-request-head-bytes: must be at least 256".into());
-            }
         }
         for c in &mut config.clusters {
             set(&mut c.connect_timeout, self.connect_timeout);

@@ -70,7 +70,9 @@ async fn serve(mut stream: TcpStream) {
                     _ => break false,
                 },
                 Err(_) => {
-                    let _ = stream.write_all(&b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"[..]).await;
+                    let _ = stream
+                        .write_all(&b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"[..])
+                        .await;
                     break false;
                 }
             }

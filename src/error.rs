@@ -87,8 +87,15 @@ impl ErrorKind {
     pub fn side(self) -> Side {
         use ErrorKind::*;
         match self {
-            BadRequest | UnsupportedTransferCoding | HeadTooLarge | TooManyHeaders | UriTooLong
-            | BodyTooLarge | HeaderTimeout | BodyTimeout | DownstreamClosed => Side::Downstream,
+            BadRequest
+            | UnsupportedTransferCoding
+            | HeadTooLarge
+            | TooManyHeaders
+            | UriTooLong
+            | BodyTooLarge
+            | HeaderTimeout
+            | BodyTimeout
+            | DownstreamClosed => Side::Downstream,
             NoRoute | ConnectionLimit => Side::Internal,
             UpstreamConnectFailed
             | UpstreamConnectTimeout

@@ -37,10 +37,7 @@ fn every_example_config_loads() {
         let config = Config::load(&path).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
         let summary = config.summary();
         for l in &config.listeners {
-            assert!(
-                summary.contains(&format!("listener {:?}", l.name)),
-                "{summary}"
-            );
+            assert!(summary.contains(&format!("listener {:?}", l.name)), "{summary}");
         }
     }
 }
@@ -53,22 +50,15 @@ fn every_invalid_config_gives_its_expected_errors() {
     let mut failures = Vec::new();
     for path in files {
         let expected_path = path.with_extension("expected");
-        let expected = fs::read_to_string(&expected_path)
-            .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
+        let expected =
+            fs::read_to_string(&expected_path).unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
         let got = match Config::load(&path) {
             Ok(_) => "(loaded without errors)".to_owned(),
             // Errors about the whole file name it; keep that relative.
-            Err(errors) => errors
-                .to_string()
-                .replace(concat!(env!("CARGO_MANIFEST_DIR"), "/"), ""),
+            Err(errors) => errors.to_string().replace(concat!(env!("CARGO_MANIFEST_DIR"), "/"), ""),
         };
         if got.trim_end() != expected.trim_end() {
-            failures.push(format!(
-                "{}\n--- expected\n{}\n--- got\n{}",
-                path.display(),
-                expected.trim_end(),
-                got
-            ));
+            failures.push(format!("{}\n--- expected\n{}\n--- got\n{}", path.display(), expected.trim_end(), got));
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
@@ -82,37 +72,17 @@ fn quickstart_resolves_to_the_documented_shape() {
     assert_eq!(c.listeners[0].routes, vec![0, 1, 2]);
     let names: Vec<&str> = c.routes.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["healthz", "docs", "echo"]);
-    assert_eq!(
-        c.routes[0].matcher.path,
-        Some(PathMatch::Exact("/healthz".into()))
-    );
+    assert_eq!(c.routes[0].matcher.path, Some(PathMatch::Exact("/healthz".into())));
     match &c.routes[0].action {
-        RouteAction::Direct {
-            status,
-            headers,
-            body,
-        } => {
+        RouteAction::Direct { status, headers, body } => {
             assert_eq!(*status, 200);
             assert_eq!(&body[..], b"ok\n");
-            assert_eq!(
-                headers,
-                &[("content-type".to_owned(), "text/plain".to_owned())]
-            );
+            assert_eq!(headers, &[("content-type".to_owned(), "text/plain".to_owned())]);
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        c.routes[1].action,
-        RouteAction::Redirect {
-            status: 302,
-            keep_path: true,
-            ..
-        }
-    ));
-    assert!(matches!(
-        c.routes[2].action,
-        RouteAction::Proxy { cluster: 0 }
-    ));
+    assert!(matches!(c.routes[1].action, RouteAction::Redirect { status: 302, keep_path: true, .. }));
+    assert!(matches!(c.routes[2].action, RouteAction::Proxy { cluster: 0 }));
     assert_eq!(c.clusters[0].endpoints[0].to_string(), "127.0.0.1:9000");
 }
 
@@ -130,31 +100,12 @@ fn gateway_resolves_listeners_limits_and_hosts() {
     let name = |i: &usize| c.routes[*i].name.as_str();
     let public_routes: Vec<&str> = public.routes.iter().map(name).collect();
     let internal_routes: Vec<&str> = internal.routes.iter().map(name).collect();
-    assert_eq!(
-        public_routes,
-        [
-            "api-canary",
-            "api-write",
-            "api-read",
-            "static",
-            "www-moved",
-            "not-found"
-        ]
-    );
-    assert_eq!(
-        internal_routes,
-        ["static", "www-moved", "reports", "not-found"]
-    );
+    assert_eq!(public_routes, ["api-canary", "api-write", "api-read", "static", "www-moved", "not-found"]);
+    assert_eq!(internal_routes, ["static", "www-moved", "reports", "not-found"]);
     let stat = c.routes.iter().find(|r| r.name == "static").unwrap();
-    assert_eq!(
-        stat.matcher.host,
-        Some(HostMatch::Suffix(".static.example.com".into()))
-    );
+    assert_eq!(stat.matcher.host, Some(HostMatch::Suffix(".static.example.com".into())));
     let canary = &c.routes[0];
-    assert_eq!(
-        canary.matcher.headers,
-        [("x-env".to_owned(), "canary".to_owned())]
-    );
+    assert_eq!(canary.matcher.headers, [("x-env".to_owned(), "canary".to_owned())]);
     assert_eq!(c.admin.as_ref().unwrap().listen.port(), 9901);
     let summary = c.summary();
     assert!(summary.contains("header_timeout=5s"), "{summary}");

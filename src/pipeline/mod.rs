@@ -41,8 +41,7 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(shard: &Shard, c: &mut Co
     let route = &config.routes[route_index];
 
     // Stage: body limit (chunked bodies are also counted while streaming).
-    let body_limit =
-        route.max_request_body_bytes.unwrap_or(config.listeners[c.listener].limits.max_request_body_bytes);
+    let body_limit = route.max_request_body_bytes.unwrap_or(config.listeners[c.listener].limits.max_request_body_bytes);
     if let Framing::Length(n) = c.head.framing {
         if n > body_limit {
             return Err(Error::new(ErrorKind::BodyTooLarge, "request body larger than the limit").into());

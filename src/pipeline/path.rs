@@ -125,7 +125,8 @@ fn is_unreserved(c: u8) -> bool {
 mod tests {
     use super::*;
 
-    const CASES: &[(&str, Result<(&str, Option<&str>), PathError>)] = &[
+    type Case = (&'static str, Result<(&'static str, Option<&'static str>), PathError>);
+    const CASES: &[Case] = &[
         ("/", Ok(("/", None))),
         ("/a/b", Ok(("/a/b", None))),
         ("/a/b/", Ok(("/a/b/", None))),
@@ -155,9 +156,8 @@ mod tests {
     fn normalise_table() {
         let mut out = Vec::new();
         for (input, expect) in CASES {
-            let got = normalise(input.as_bytes(), &mut out).map(|q| {
-                (String::from_utf8(out.clone()).unwrap(), q.map(|q| String::from_utf8(q.to_vec()).unwrap()))
-            });
+            let got = normalise(input.as_bytes(), &mut out)
+                .map(|q| (String::from_utf8(out.clone()).unwrap(), q.map(|q| String::from_utf8(q.to_vec()).unwrap())));
             let expect = expect.map(|(p, q)| (p.to_string(), q.map(str::to_string)));
             assert_eq!(got, expect, "input {input}");
         }

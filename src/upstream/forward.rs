@@ -30,7 +30,8 @@ use crate::http1::body::{BodyDecoder, ChunkError};
 use crate::http1::conn::{Conn, Failure, Next, UPSTREAM_BUFFER_BYTES};
 use crate::http1::encode::{self, DownstreamFraming, ForwardInfo};
 use crate::http1::io::{read_more, write_all, write_range};
-use crate::http1::parse::{parse_response, Framing};
+use crate::http1::parse::Framing;
+use crate::http1::response::parse_response;
 use crate::http1::Version;
 use crate::shard::Shard;
 
@@ -117,7 +118,9 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
                 shard.counters.upstream_retry();
                 continue;
             }
-            return Err(err(ErrorKind::UpstreamClosed, "upstream closed the connection while the request was sent").into());
+            return Err(
+                err(ErrorKind::UpstreamClosed, "upstream closed the connection while the request was sent").into()
+            );
         }
         if !c.request_done {
             relay_request_body(c, &mut upstream, &mut body, &mut body_bytes, body_limit, body_timeout).await?;
@@ -250,7 +253,10 @@ async fn read_response_head<S>(
             match parse_response(&c.ubuf, MAX_RESPONSE_HEAD_BYTES, method, &mut c.resp) {
                 Ok(true) if (100..200).contains(&c.resp.status) => {
                     if c.resp.status == 101 {
-                        return Err(HeadError::Failed(err(ErrorKind::UpstreamBadResponse, "unexpected 101 from upstream")));
+                        return Err(HeadError::Failed(err(
+                            ErrorKind::UpstreamBadResponse,
+                            "unexpected 101 from upstream",
+                        )));
                     }
                     // 100/102/103: an interim response; the final one follows.
                     let rest = c.resp.head_len;
@@ -316,7 +322,9 @@ async fn relay_response_body<S: AsyncReadRent + AsyncWriteRent>(
                 _ => {
                     let step = body.decode(&c.ubuf[pos..], |_| {}).map_err(|_| bad_body())?;
                     let range = pos..pos + step.consumed;
-                    write_timed(&mut c.stream, &mut c.ubuf, Some(range), body_timeout).await.map_err(|_| client_gone())?;
+                    write_timed(&mut c.stream, &mut c.ubuf, Some(range), body_timeout)
+                        .await
+                        .map_err(|_| client_gone())?;
                     step
                 }
             };

@@ -44,13 +44,7 @@ fn check_accepts_the_quickstart_example() {
 
     let output = check(&quickstart);
 
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
+    assert_eq!(output.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", text(&output.stdout), text(&output.stderr));
     assert!(!output.stdout.is_empty(), "no summary printed");
 }
 
@@ -76,18 +70,11 @@ fn check_reports_the_expected_errors_for_every_invalid_example() {
         let output = check(&file);
         let stderr = text(&output.stderr);
         if output.status.code() != Some(1) {
-            failures.push(format!(
-                "{}: exit {:?}, want 1",
-                file.display(),
-                output.status.code()
-            ));
+            failures.push(format!("{}: exit {:?}, want 1", file.display(), output.status.code()));
         }
         for line in expected.lines().map(str::trim).filter(|l| !l.is_empty()) {
             if !stderr.contains(line) {
-                failures.push(format!(
-                    "{}: missing {line:?} in:\n{stderr}",
-                    file.display()
-                ));
+                failures.push(format!("{}: missing {line:?} in:\n{stderr}", file.display()));
             }
         }
     }
@@ -104,12 +91,7 @@ fn check_accepts_a_valid_config_and_prints_a_summary() {
 
     let output = check(&file);
 
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "stderr:\n{}",
-        text(&output.stderr)
-    );
+    assert_eq!(output.status.code(), Some(0), "stderr:\n{}", text(&output.stderr));
     assert!(!output.stdout.is_empty(), "no summary printed");
 }
 
@@ -140,9 +122,7 @@ endpoints = ["127.0.0.1:9"]
     assert_eq!(output.status.code(), Some(1), "stderr:\n{stderr}");
     // Both mistakes, each with its field path and line.
     for (path, line) in [("routes[0].listeners", 8), ("routes[0].cluster", 9)] {
-        let reported = stderr
-            .lines()
-            .any(|l| l.contains(path) && l.contains(&format!("line {line}")));
+        let reported = stderr.lines().any(|l| l.contains(path) && l.contains(&format!("line {line}")));
         assert!(reported, "no error for {path} (line {line}):\n{stderr}");
     }
     assert!(stderr.contains("no-such-cluster"), "{stderr}");
@@ -168,34 +148,23 @@ fn run_with_a_missing_config_file_fails_naming_it() {
     let output = shardgate_output(&["run", "-c", "/nonexistent/shardgate-e2e.toml", "--no-pin"]);
 
     assert!(!output.status.success());
-    assert!(
-        text(&output.stderr).contains("/nonexistent/shardgate-e2e.toml"),
-        "stderr:\n{}",
-        text(&output.stderr)
-    );
+    assert!(text(&output.stderr).contains("/nonexistent/shardgate-e2e.toml"), "stderr:\n{}", text(&output.stderr));
 }
 
 #[test]
 fn command_line_limits_override_the_config_file() {
     let upstream = Upstream::ok("ok");
-    let config = ProxyConfig::new()
-        .limits("max_uri_bytes = 8192")
-        .everything_to(upstream.addr());
+    let config = ProxyConfig::new().limits("max_uri_bytes = 8192").everything_to(upstream.addr());
     let proxy = config.start_with_args(&["--max-uri-bytes", "64"]);
 
-    assert_eq!(
-        get(proxy.addr(), &format!("/{}", "a".repeat(200))).status,
-        414
-    );
+    assert_eq!(get(proxy.addr(), &format!("/{}", "a".repeat(200))).status, 414);
     assert_eq!(upstream.connections(), 0);
 }
 
 #[test]
 fn command_line_header_timeout_overrides_the_config_file() {
     let upstream = Upstream::ok("ok");
-    let config = ProxyConfig::new()
-        .limits(r#"header_timeout = "60s""#)
-        .everything_to(upstream.addr());
+    let config = ProxyConfig::new().limits(r#"header_timeout = "60s""#).everything_to(upstream.addr());
     let proxy = config.start_with_args(&["--header-timeout", "1s"]);
 
     let mut client = Client::connect(proxy.addr());
@@ -209,10 +178,8 @@ fn command_line_header_timeout_overrides_the_config_file() {
 
 #[test]
 fn command_line_shards_override_the_config_file() {
-    let proxy = ProxyConfig::new()
-        .shards(1)
-        .route(Route::new("all").direct(200, "ok"))
-        .start_with_args(&["--shards", "2"]);
+    let proxy =
+        ProxyConfig::new().shards(1).route(Route::new("all").direct(200, "ok")).start_with_args(&["--shards", "2"]);
 
     assert_eq!(proxy.stats().len(), 2);
 }
@@ -227,16 +194,11 @@ fn proxy_subcommand_forwards_to_the_echo_subcommand() {
     assert!(hello.text().contains("GET"), "{}", hello.text());
     assert!(hello.text().contains("/hello"), "{}", hello.text());
 
-    let posted = Client::connect(proxy.addr()).request(
-        b"POST /submit HTTP/1.1\r\nHost: localhost\r\nContent-Length: 18\r\n\r\nbody-through-proxy",
-    );
+    let posted = Client::connect(proxy.addr())
+        .request(b"POST /submit HTTP/1.1\r\nHost: localhost\r\nContent-Length: 18\r\n\r\nbody-through-proxy");
     assert_eq!(posted.status, 200);
     assert!(posted.text().contains("POST"), "{}", posted.text());
-    assert!(
-        posted.text().contains("body-through-proxy"),
-        "{}",
-        posted.text()
-    );
+    assert!(posted.text().contains("body-through-proxy"), "{}", posted.text());
 
     assert_eq!(get(proxy.addr(), "/status/418").status, 418);
     let bytes = get(proxy.addr(), "/bytes/100000");
@@ -266,10 +228,7 @@ fn proxy_subcommand_takes_the_tuning_flags() {
     let proxy = Proxy::proxy_command(&[upstream.addr()], &["--max-uri-bytes", "64"]);
 
     assert_eq!(get(proxy.addr(), "/short").status, 200);
-    assert_eq!(
-        get(proxy.addr(), &format!("/{}", "a".repeat(200))).status,
-        414
-    );
+    assert_eq!(get(proxy.addr(), &format!("/{}", "a".repeat(200))).status, 414);
     assert_eq!(upstream.requests().len(), 1);
 }
 

@@ -150,10 +150,7 @@ const CASES: &[(&str, &[u8], u16)] = &[
 #[test]
 fn malformed_requests_are_refused_closed_and_never_reach_the_upstream() {
     let upstream = Upstream::ok("must not be reached");
-    let proxy = ProxyConfig::new()
-        .limits(r#"header_timeout = "2s""#)
-        .everything_to(upstream.addr())
-        .start();
+    let proxy = ProxyConfig::new().limits(r#"header_timeout = "2s""#).everything_to(upstream.addr()).start();
 
     let mut failures = Vec::new();
     for (name, raw, status) in CASES {
@@ -161,10 +158,7 @@ fn malformed_requests_are_refused_closed_and_never_reach_the_upstream() {
         match try_send_raw(proxy.addr(), raw) {
             Ok(response) => {
                 if response.status != *status {
-                    failures.push(format!(
-                        "{name}: got {} {}, want {status}",
-                        response.status, response.reason
-                    ));
+                    failures.push(format!("{name}: got {} {}, want {status}", response.status, response.reason));
                 }
                 if !response.closed {
                     failures.push(format!("{name}: connection left open after the error"));
@@ -177,13 +171,7 @@ fn malformed_requests_are_refused_closed_and_never_reach_the_upstream() {
             failures.push(format!("{name}: the upstream received {leaked} bytes"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n  {}",
-        failures.len(),
-        CASES.len(),
-        failures.join("\n  ")
-    );
+    assert!(failures.is_empty(), "{} of {} cases failed:\n  {}", failures.len(), CASES.len(), failures.join("\n  "));
     assert!(upstream.requests().is_empty(), "{:#?}", upstream.requests());
 
     // The upstream was reachable all along: the refusals were the proxy's.
@@ -192,16 +180,12 @@ fn malformed_requests_are_refused_closed_and_never_reach_the_upstream() {
 
 #[test]
 fn ambiguous_upstream_response_framing_gets_502_and_that_connection_is_dropped() {
-    let upstream = Upstream::start(|req| {
-        match req.target.as_str() {
+    let upstream = Upstream::start(|req| match req.target.as_str() {
         "/cl-and-te" => Reply::raw(
             "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         ),
-        "/two-lengths" => Reply::raw(
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
-        ),
+        "/two-lengths" => Reply::raw("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello"),
         _ => Reply::ok("fine"),
-    }
     });
     let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
 
@@ -214,15 +198,8 @@ fn ambiguous_upstream_response_framing_gets_502_and_that_connection_is_dropped()
         assert_eq!(after.text(), "fine");
 
         let requests = upstream.requests();
-        let bad_conn = requests
-            .iter()
-            .find(|r| r.target == bad)
-            .expect("bad request")
-            .connection;
+        let bad_conn = requests.iter().find(|r| r.target == bad).expect("bad request").connection;
         let next_conn = requests.last().expect("next request").connection;
-        assert_ne!(
-            bad_conn, next_conn,
-            "the upstream connection that sent an ambiguous response to {bad} was reused"
-        );
+        assert_ne!(bad_conn, next_conn, "the upstream connection that sent an ambiguous response to {bad} was reused");
     }
 }

@@ -6,15 +6,8 @@ use crate::harness::*;
 
 /// Hop-by-hop fields (RFC 9110 §7.6.1) and the proxy-specific ones that
 /// must never reach the upstream.
-const HOP_BY_HOP: &[&str] = &[
-    "keep-alive",
-    "te",
-    "trailer",
-    "proxy-authorization",
-    "proxy-connection",
-    "upgrade",
-    "x-listed-in-connection",
-];
+const HOP_BY_HOP: &[&str] =
+    &["keep-alive", "te", "trailer", "proxy-authorization", "proxy-connection", "upgrade", "x-listed-in-connection"];
 
 #[test]
 fn hop_by_hop_headers_are_removed_before_the_upstream() {
@@ -48,10 +41,7 @@ fn hop_by_hop_headers_are_removed_before_the_upstream() {
     // The proxy may send its own Connection field to the upstream, but not
     // the client's list.
     assert!(
-        !request
-            .header_list("connection")
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("x-listed-in-connection")),
+        !request.header_list("connection").iter().any(|t| t.eq_ignore_ascii_case("x-listed-in-connection")),
         "client's Connection list reached the upstream"
     );
     assert_eq!(request.header("x-end-to-end"), Some("kept"));
@@ -62,8 +52,7 @@ fn upstream_receives_forwarding_headers() {
     let upstream = Upstream::ok("ok");
     let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
 
-    let response =
-        Client::connect(proxy.addr()).request(b"GET / HTTP/1.1\r\nHost: app.example.test\r\n\r\n");
+    let response = Client::connect(proxy.addr()).request(b"GET / HTTP/1.1\r\nHost: app.example.test\r\n\r\n");
 
     assert_eq!(response.status, 200);
     let request = upstream.only_request();
@@ -71,10 +60,7 @@ fn upstream_receives_forwarding_headers() {
     assert_eq!(request.header("x-forwarded-proto"), Some("http"));
     assert_eq!(request.header("x-forwarded-host"), Some("app.example.test"));
     let via = request.header_all("via").join(", ");
-    assert!(
-        via.to_ascii_lowercase().contains("shardgate"),
-        "Via: {via:?}"
-    );
+    assert!(via.to_ascii_lowercase().contains("shardgate"), "Via: {via:?}");
 }
 
 #[test]
@@ -82,9 +68,8 @@ fn x_forwarded_for_is_appended_to_an_existing_one() {
     let upstream = Upstream::ok("ok");
     let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
 
-    Client::connect(proxy.addr()).request(
-        b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.7, 198.51.100.2\r\n\r\n",
-    );
+    Client::connect(proxy.addr())
+        .request(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.7, 198.51.100.2\r\n\r\n");
 
     assert_eq!(
         upstream.only_request().header_list("x-forwarded-for"),
@@ -102,10 +87,8 @@ fn a_request_id_is_generated_forwarded_and_returned() {
     let second = client.get("/two");
 
     let requests = upstream.requests();
-    let sent_up: Vec<&str> = requests
-        .iter()
-        .map(|r| r.header("x-request-id").expect("upstream got x-request-id"))
-        .collect();
+    let sent_up: Vec<&str> =
+        requests.iter().map(|r| r.header("x-request-id").expect("upstream got x-request-id")).collect();
     assert!(!sent_up[0].is_empty());
     assert_ne!(sent_up[0], sent_up[1], "every request gets its own id");
     assert_eq!(first.header("x-request-id"), Some(sent_up[0]));
@@ -122,10 +105,7 @@ fn a_request_id_from_the_client_is_kept() {
 
     let request = upstream.only_request();
     assert_eq!(request.header_all("x-request-id"), vec!["client-chosen-42"]);
-    assert_eq!(
-        response.header_all("x-request-id"),
-        vec!["client-chosen-42"]
-    );
+    assert_eq!(response.header_all("x-request-id"), vec!["client-chosen-42"]);
 }
 
 #[test]
@@ -138,9 +118,8 @@ fn end_to_end_headers_pass_both_ways_in_order() {
     });
     let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
 
-    let response = Client::connect(proxy.addr()).request(
-        b"GET / HTTP/1.1\r\nHost: localhost\r\nAccept: text/plain\r\nX-Multi: 1\r\nX-Multi: 2\r\n\r\n",
-    );
+    let response = Client::connect(proxy.addr())
+        .request(b"GET / HTTP/1.1\r\nHost: localhost\r\nAccept: text/plain\r\nX-Multi: 1\r\nX-Multi: 2\r\n\r\n");
 
     assert_eq!(response.header("x-upstream"), Some("yes"));
     assert_eq!(response.header_all("set-cookie"), vec!["a=1", "b=2"]);

@@ -38,22 +38,13 @@ fn upstream_connections_are_pooled_and_reused() {
     }
 
     assert_eq!(upstream.requests().len(), 6);
-    assert_eq!(
-        upstream.connections(),
-        1,
-        "one pooled upstream connection serves all"
-    );
+    assert_eq!(upstream.connections(), 1, "one pooled upstream connection serves all");
 }
 
 #[test]
 fn pipelined_requests_in_one_write_get_responses_in_order() {
     let upstream = Upstream::start(|req| {
-        Reply::ok(format!(
-            "{} {} {}",
-            req.method,
-            req.target,
-            String::from_utf8_lossy(&req.body)
-        ))
+        Reply::ok(format!("{} {} {}", req.method, req.target, String::from_utf8_lossy(&req.body)))
     });
     let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
 
@@ -79,10 +70,7 @@ fn http10_without_keep_alive_is_closed_after_the_response() {
 
     assert_eq!(response.status, 200);
     assert_eq!(response.text(), "old client");
-    assert!(
-        response.closed,
-        "HTTP/1.0 without keep-alive must be closed"
-    );
+    assert!(response.closed, "HTTP/1.0 without keep-alive must be closed");
 }
 
 #[test]
@@ -94,11 +82,7 @@ fn http10_with_keep_alive_stays_open() {
     let request = b"GET / HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n";
     let first = client.request(request);
     assert_eq!(first.status, 200);
-    assert!(
-        first.header_has_token("connection", "keep-alive"),
-        "head: {}",
-        String::from_utf8_lossy(&first.raw_head)
-    );
+    assert!(first.header_has_token("connection", "keep-alive"), "head: {}", String::from_utf8_lossy(&first.raw_head));
     assert_eq!(first.text(), "kept");
 
     let second = client.request(request);
@@ -112,10 +96,7 @@ fn connection_close_from_the_client_closes_after_the_response() {
     let upstream = Upstream::ok("bye");
     let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
 
-    let response = send_raw(
-        proxy.addr(),
-        b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    );
+    let response = send_raw(proxy.addr(), b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
 
     assert_eq!(response.status, 200);
     assert_eq!(response.text(), "bye");
@@ -128,9 +109,7 @@ fn expect_100_continue_gets_an_interim_response_before_the_body() {
     let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
 
     let mut client = Client::connect(proxy.addr());
-    client.send(
-        b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n",
-    );
+    client.send(b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n");
     let interim = client.read_any_response();
     assert!(
         interim.raw_head.starts_with(b"HTTP/1.1 100 Continue\r\n"),

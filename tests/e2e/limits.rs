@@ -10,39 +10,23 @@ use crate::harness::*;
 #[test]
 fn a_request_head_over_the_limit_gets_431() {
     let upstream = Upstream::ok("ok");
-    let proxy = ProxyConfig::new()
-        .limits("max_request_head_bytes = 1024")
-        .everything_to(upstream.addr())
-        .start();
+    let proxy = ProxyConfig::new().limits("max_request_head_bytes = 1024").everything_to(upstream.addr()).start();
 
-    let inside = format!(
-        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n",
-        "a".repeat(500)
-    );
+    let inside = format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n", "a".repeat(500));
     assert_eq!(get_raw(proxy.addr(), &inside).status, 200);
 
-    let over = format!(
-        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n",
-        "a".repeat(2000)
-    );
+    let over = format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n", "a".repeat(2000));
     let response = send_raw(proxy.addr(), over.as_bytes());
 
     assert_eq!(response.status, 431);
     assert!(response.closed);
-    assert_eq!(
-        upstream.requests().len(),
-        1,
-        "only the request inside the limit"
-    );
+    assert_eq!(upstream.requests().len(), 1, "only the request inside the limit");
 }
 
 #[test]
 fn too_many_header_fields_get_431() {
     let upstream = Upstream::ok("ok");
-    let proxy = ProxyConfig::new()
-        .limits("max_header_count = 10")
-        .everything_to(upstream.addr())
-        .start();
+    let proxy = ProxyConfig::new().limits("max_header_count = 10").everything_to(upstream.addr()).start();
     let with_fields = |n: usize| {
         let mut head = String::from("GET / HTTP/1.1\r\nHost: localhost\r\n");
         for i in 1..n {
@@ -63,23 +47,11 @@ fn too_many_header_fields_get_431() {
 #[test]
 fn a_uri_over_the_limit_gets_414() {
     let upstream = Upstream::ok("ok");
-    let proxy = ProxyConfig::new()
-        .limits("max_uri_bytes = 64")
-        .everything_to(upstream.addr())
-        .start();
+    let proxy = ProxyConfig::new().limits("max_uri_bytes = 64").everything_to(upstream.addr()).start();
 
-    assert_eq!(
-        get(proxy.addr(), &format!("/{}", "a".repeat(40))).status,
-        200
-    );
-    let response = send_raw(
-        proxy.addr(),
-        format!(
-            "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
-            "a".repeat(200)
-        )
-        .as_bytes(),
-    );
+    assert_eq!(get(proxy.addr(), &format!("/{}", "a".repeat(40))).status, 200);
+    let response =
+        send_raw(proxy.addr(), format!("GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n", "a".repeat(200)).as_bytes());
 
     assert_eq!(response.status, 414);
     assert_eq!(upstream.requests().len(), 1);
@@ -88,15 +60,9 @@ fn a_uri_over_the_limit_gets_414() {
 #[test]
 fn a_body_over_the_limit_by_content_length_gets_413_up_front() {
     let upstream = Upstream::body_echo();
-    let proxy = ProxyConfig::new()
-        .limits("max_request_body_bytes = 1000")
-        .everything_to(upstream.addr())
-        .start();
+    let proxy = ProxyConfig::new().limits("max_request_body_bytes = 1000").everything_to(upstream.addr()).start();
 
-    let inside = format!(
-        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n{}",
-        "b".repeat(1000)
-    );
+    let inside = format!("POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n{}", "b".repeat(1000));
     assert_eq!(get_raw(proxy.addr(), &inside).body.len(), 1000);
 
     // Only the head is sent: the proxy must answer from Content-Length alone.
@@ -105,20 +71,13 @@ fn a_body_over_the_limit_by_content_length_gets_413_up_front() {
     let response = client.read_response();
 
     assert_eq!(response.status, 413);
-    assert_eq!(
-        upstream.requests().len(),
-        1,
-        "only the request inside the limit"
-    );
+    assert_eq!(upstream.requests().len(), 1, "only the request inside the limit");
 }
 
 #[test]
 fn a_chunked_body_growing_over_the_limit_gets_413() {
     let upstream = Upstream::body_echo();
-    let proxy = ProxyConfig::new()
-        .limits("max_request_body_bytes = 1000")
-        .everything_to(upstream.addr())
-        .start();
+    let proxy = ProxyConfig::new().limits("max_request_body_bytes = 1000").everything_to(upstream.addr()).start();
     let chunk = "c".repeat(600);
 
     let response = send_raw(
@@ -132,10 +91,7 @@ fn a_chunked_body_growing_over_the_limit_gets_413() {
 
     assert_eq!(response.status, 413);
     assert!(response.closed);
-    assert!(
-        upstream.requests().is_empty(),
-        "the upstream got a complete over-limit request"
-    );
+    assert!(upstream.requests().is_empty(), "the upstream got a complete over-limit request");
 }
 
 #[test]
@@ -143,36 +99,20 @@ fn a_route_body_limit_applies_to_that_route_only() {
     let upstream = Upstream::body_echo();
     let proxy = ProxyConfig::new()
         .cluster("backend", &[upstream.addr()])
-        .route(
-            Route::new("small")
-                .path_prefix("/small/")
-                .max_request_body_bytes(10)
-                .cluster("backend"),
-        )
+        .route(Route::new("small").path_prefix("/small/").max_request_body_bytes(10).cluster("backend"))
         .route(Route::new("rest").cluster("backend"))
         .start();
-    let post = |path: &str| {
-        format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 11\r\n\r\nhello world")
-    };
+    let post = |path: &str| format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 11\r\n\r\nhello world");
 
-    assert_eq!(
-        send_raw(proxy.addr(), post("/small/x").as_bytes()).status,
-        413
-    );
-    assert_eq!(
-        get_raw(proxy.addr(), &post("/large/x")).text(),
-        "hello world"
-    );
+    assert_eq!(send_raw(proxy.addr(), post("/small/x").as_bytes()).status, 413);
+    assert_eq!(get_raw(proxy.addr(), &post("/large/x")).text(), "hello world");
     assert_eq!(upstream.only_request().target, "/large/x");
 }
 
 #[test]
 fn a_listener_limit_overrides_the_global_one() {
     let upstream = Upstream::ok("ok");
-    let proxy = ProxyConfig::new()
-        .listener("strict", "max_uri_bytes = 32")
-        .everything_to(upstream.addr())
-        .start();
+    let proxy = ProxyConfig::new().listener("strict", "max_uri_bytes = 32").everything_to(upstream.addr()).start();
     let long_path = format!("/{}", "a".repeat(100));
 
     assert_eq!(get(proxy.addr(), &long_path).status, 200);
@@ -183,10 +123,7 @@ fn a_listener_limit_overrides_the_global_one() {
 #[test]
 fn a_head_not_finished_within_header_timeout_gets_408_and_close() {
     let upstream = Upstream::ok("ok");
-    let proxy = ProxyConfig::new()
-        .limits(r#"header_timeout = "1s""#)
-        .everything_to(upstream.addr())
-        .start();
+    let proxy = ProxyConfig::new().limits(r#"header_timeout = "1s""#).everything_to(upstream.addr()).start();
 
     let mut client = Client::connect(proxy.addr());
     let started = Instant::now();
@@ -195,21 +132,14 @@ fn a_head_not_finished_within_header_timeout_gets_408_and_close() {
 
     assert_eq!(response.status, 408);
     assert!(response.closed);
-    assert!(
-        started.elapsed() < Duration::from_secs(1) + SLACK,
-        "answered after {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(1) + SLACK, "answered after {:?}", started.elapsed());
     assert_eq!(upstream.connections(), 0);
 }
 
 #[test]
 fn a_body_stalled_past_body_timeout_closes_the_connection() {
     let upstream = Upstream::body_echo();
-    let proxy = ProxyConfig::new()
-        .limits(r#"body_timeout = "1s""#)
-        .everything_to(upstream.addr())
-        .start();
+    let proxy = ProxyConfig::new().limits(r#"body_timeout = "1s""#).everything_to(upstream.addr()).start();
 
     let mut client = Client::connect(proxy.addr());
     let started = Instant::now();
@@ -217,24 +147,14 @@ fn a_body_stalled_past_body_timeout_closes_the_connection() {
     let (_, closed) = client.read_until_close(Duration::from_secs(10));
 
     assert!(closed, "the proxy kept a stalled body open");
-    assert!(
-        started.elapsed() < Duration::from_secs(1) + SLACK,
-        "closed after {:?}",
-        started.elapsed()
-    );
-    assert!(
-        upstream.requests().is_empty(),
-        "the upstream got a complete request"
-    );
+    assert!(started.elapsed() < Duration::from_secs(1) + SLACK, "closed after {:?}", started.elapsed());
+    assert!(upstream.requests().is_empty(), "the upstream got a complete request");
 }
 
 #[test]
 fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
     let upstream = Upstream::ok("ok");
-    let proxy = ProxyConfig::new()
-        .limits(r#"idle_timeout = "1s""#)
-        .everything_to(upstream.addr())
-        .start();
+    let proxy = ProxyConfig::new().limits(r#"idle_timeout = "1s""#).everything_to(upstream.addr()).start();
 
     let mut client = Client::connect(proxy.addr());
     assert_eq!(client.get("/").status, 200);
@@ -250,11 +170,8 @@ fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
 #[test]
 fn connections_over_the_per_shard_cap_get_503_and_close() {
     let upstream = Upstream::ok("ok");
-    let proxy = ProxyConfig::new()
-        .shards(1)
-        .limits("max_connections_per_shard = 2")
-        .everything_to(upstream.addr())
-        .start();
+    let proxy =
+        ProxyConfig::new().shards(1).limits("max_connections_per_shard = 2").everything_to(upstream.addr()).start();
 
     let mut first = Client::connect(proxy.addr());
     let mut second = Client::connect(proxy.addr());

@@ -16,18 +16,9 @@ fn exact_host_matches_ignoring_port_and_case() {
 
     assert_eq!(get_host(proxy.addr(), "api.example.com", "/").text(), "api");
     assert_eq!(get_host(proxy.addr(), "API.Example.COM", "/").text(), "api");
-    assert_eq!(
-        get_host(proxy.addr(), "api.example.com:8080", "/").text(),
-        "api"
-    );
-    assert_eq!(
-        get_host(proxy.addr(), "www.example.com", "/").text(),
-        "fallback"
-    );
-    assert_eq!(
-        get_host(proxy.addr(), "api.example.com.evil", "/").text(),
-        "fallback"
-    );
+    assert_eq!(get_host(proxy.addr(), "api.example.com:8080", "/").text(), "api");
+    assert_eq!(get_host(proxy.addr(), "www.example.com", "/").text(), "fallback");
+    assert_eq!(get_host(proxy.addr(), "api.example.com.evil", "/").text(), "fallback");
     assert_eq!(api.requests().len(), 3);
 }
 
@@ -40,14 +31,8 @@ fn wildcard_host_matches_subdomains_but_not_the_domain_itself() {
         .start();
 
     assert_eq!(get_host(proxy.addr(), "a.example.com", "/").text(), "wild");
-    assert_eq!(
-        get_host(proxy.addr(), "a.b.example.com", "/").text(),
-        "wild"
-    );
-    assert_eq!(
-        get_host(proxy.addr(), "A.EXAMPLE.com:81", "/").text(),
-        "wild"
-    );
+    assert_eq!(get_host(proxy.addr(), "a.b.example.com", "/").text(), "wild");
+    assert_eq!(get_host(proxy.addr(), "A.EXAMPLE.com:81", "/").text(), "wild");
     assert_eq!(get_host(proxy.addr(), "example.com", "/").status, 404);
     assert_eq!(get_host(proxy.addr(), "badexample.com", "/").status, 404);
     assert_eq!(wild.requests().len(), 3);
@@ -93,15 +78,9 @@ fn methods_restrict_a_route() {
         .start();
 
     assert_eq!(get(proxy.addr(), "/thing").text(), "GET /thing");
-    let post = send_raw(
-        proxy.addr(),
-        b"POST /thing HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\nhi",
-    );
+    let post = send_raw(proxy.addr(), b"POST /thing HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\nhi");
     assert_eq!(post.status, 404);
-    let delete = send_raw(
-        proxy.addr(),
-        b"DELETE /thing HTTP/1.1\r\nHost: localhost\r\n\r\n",
-    );
+    let delete = send_raw(proxy.addr(), b"DELETE /thing HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(delete.status, 404);
     assert_eq!(reads.requests().len(), 1);
 }
@@ -117,9 +96,7 @@ fn header_equality_selects_a_route() {
 
     let with = |value: &str| {
         Client::connect(proxy.addr())
-            .request(
-                format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Env: {value}\r\n\r\n").as_bytes(),
-            )
+            .request(format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Env: {value}\r\n\r\n").as_bytes())
             .text()
     };
     assert_eq!(with("prod"), "prod");
@@ -132,26 +109,10 @@ fn header_equality_selects_a_route() {
 #[test]
 fn routes_are_tried_in_file_order_and_the_first_match_wins() {
     let proxy = ProxyConfig::new()
-        .route(
-            Route::new("x-general")
-                .path_prefix("/x/")
-                .direct(200, "x-general"),
-        )
-        .route(
-            Route::new("x-specific")
-                .path_prefix("/x/y/")
-                .direct(200, "never"),
-        )
-        .route(
-            Route::new("a-specific")
-                .path_prefix("/a/b/")
-                .direct(200, "a-specific"),
-        )
-        .route(
-            Route::new("a-general")
-                .path_prefix("/a/")
-                .direct(200, "a-general"),
-        )
+        .route(Route::new("x-general").path_prefix("/x/").direct(200, "x-general"))
+        .route(Route::new("x-specific").path_prefix("/x/y/").direct(200, "never"))
+        .route(Route::new("a-specific").path_prefix("/a/b/").direct(200, "a-specific"))
+        .route(Route::new("a-general").path_prefix("/a/").direct(200, "a-general"))
         .start();
 
     assert_eq!(get(proxy.addr(), "/x/y/z").text(), "x-general");
@@ -198,16 +159,8 @@ fn direct_response_has_the_configured_status_headers_and_body() {
 #[test]
 fn redirect_sends_location_and_status() {
     let proxy = ProxyConfig::new()
-        .route(
-            Route::new("moved")
-                .path_prefix("/old/")
-                .redirect("https://example.com", 301, false),
-        )
-        .route(
-            Route::new("keep")
-                .path_prefix("/keep/")
-                .redirect("https://example.com", 302, true),
-        )
+        .route(Route::new("moved").path_prefix("/old/").redirect("https://example.com", 301, false))
+        .route(Route::new("keep").path_prefix("/keep/").redirect("https://example.com", 302, true))
         .start();
 
     let moved = get(proxy.addr(), "/old/page?q=1");
@@ -216,10 +169,7 @@ fn redirect_sends_location_and_status() {
 
     let kept = get(proxy.addr(), "/keep/page?q=1&r=2");
     assert_eq!(kept.status, 302);
-    assert_eq!(
-        kept.header("location"),
-        Some("https://example.com/keep/page?q=1&r=2")
-    );
+    assert_eq!(kept.header("location"), Some("https://example.com/keep/page?q=1&r=2"));
 }
 
 #[test]
@@ -227,11 +177,7 @@ fn dot_segments_cannot_climb_out_of_a_prefix() {
     let public = Upstream::path_echo();
     let proxy = ProxyConfig::new()
         .cluster("public", &[public.addr()])
-        .route(
-            Route::new("public")
-                .path_prefix("/public/")
-                .cluster("public"),
-        )
+        .route(Route::new("public").path_prefix("/public/").cluster("public"))
         .start();
 
     for path in [
@@ -257,11 +203,7 @@ fn repeated_slashes_are_collapsed_before_matching_and_forwarding() {
     let public = Upstream::path_echo();
     let proxy = ProxyConfig::new()
         .cluster("public", &[public.addr()])
-        .route(
-            Route::new("public")
-                .path_prefix("/public/")
-                .cluster("public"),
-        )
+        .route(Route::new("public").path_prefix("/public/").cluster("public"))
         .start();
 
     let response = get(proxy.addr(), "//public//x?y=//z");
@@ -275,41 +217,23 @@ fn percent_encoded_unreserved_characters_are_decoded_and_the_query_is_kept() {
     let public = Upstream::path_echo();
     let proxy = ProxyConfig::new()
         .cluster("public", &[public.addr()])
-        .route(
-            Route::new("public")
-                .path_prefix("/public/")
-                .cluster("public"),
-        )
+        .route(Route::new("public").path_prefix("/public/").cluster("public"))
         .start();
 
     // %70 = 'p': the encoded form still matches the /public/ prefix.
     assert_eq!(get(proxy.addr(), "/%70ublic/%7Euser/%41b%63").status, 200);
     // An encoded '/' is reserved: it stays encoded and is not a separator.
-    assert_eq!(
-        get(proxy.addr(), "/public/a%2Fb?q=%2e%2E&x=/../").status,
-        200
-    );
+    assert_eq!(get(proxy.addr(), "/public/a%2Fb?q=%2e%2E&x=/../").status, 200);
 
     let targets: Vec<String> = public.requests().into_iter().map(|r| r.target).collect();
-    assert_eq!(
-        targets,
-        vec![
-            "/public/~user/Abc".to_string(),
-            "/public/a%2Fb?q=%2e%2E&x=/../".to_string()
-        ]
-    );
+    assert_eq!(targets, vec!["/public/~user/Abc".to_string(), "/public/a%2Fb?q=%2e%2E&x=/../".to_string()]);
 }
 
 #[test]
 fn a_route_limited_to_a_listener_is_only_served_there() {
     let proxy = ProxyConfig::new()
         .listener("internal", "")
-        .route(
-            Route::new("secret")
-                .listeners(&["internal"])
-                .path("/secret")
-                .direct(200, "secret"),
-        )
+        .route(Route::new("secret").listeners(&["internal"]).path("/secret").direct(200, "secret"))
         .route(Route::new("rest").direct(200, "public"))
         .start();
 

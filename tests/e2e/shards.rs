@@ -10,10 +10,7 @@ const CONNECTIONS: u64 = 64;
 #[test]
 fn connections_spread_over_shards_and_every_request_is_counted() {
     let upstream = Upstream::ok("ok");
-    let proxy = ProxyConfig::new()
-        .shards(2)
-        .everything_to(upstream.addr())
-        .start();
+    let proxy = ProxyConfig::new().shards(2).everything_to(upstream.addr()).start();
 
     for i in 0..CONNECTIONS {
         let response = send_raw(
@@ -27,8 +24,7 @@ fn connections_spread_over_shards_and_every_request_is_counted() {
     let mut stats: Vec<ShardStats> = Vec::new();
     let settled = eventually(SLACK, || {
         stats = proxy.stats();
-        stats.iter().map(|s| s.requests).sum::<u64>() >= CONNECTIONS
-            && stats.iter().all(|s| s.active == 0)
+        stats.iter().map(|s| s.requests).sum::<u64>() >= CONNECTIONS && stats.iter().all(|s| s.active == 0)
     });
     assert!(settled, "counters never settled: {stats:#?}");
 
@@ -37,16 +33,8 @@ fn connections_spread_over_shards_and_every_request_is_counted() {
     ids.sort_unstable();
     assert_eq!(ids, [0, 1]);
     for shard in &stats {
-        assert!(
-            shard.accepted >= 1,
-            "shard {} accepted nothing: {stats:#?}",
-            shard.shard
-        );
-        assert!(
-            shard.requests >= 1,
-            "shard {} served nothing: {stats:#?}",
-            shard.shard
-        );
+        assert!(shard.accepted >= 1, "shard {} accepted nothing: {stats:#?}", shard.shard);
+        assert!(shard.requests >= 1, "shard {} served nothing: {stats:#?}", shard.shard);
     }
     assert_eq!(stats.iter().map(|s| s.requests).sum::<u64>(), CONNECTIONS);
     assert_eq!(stats.iter().map(|s| s.accepted).sum::<u64>(), CONNECTIONS);
@@ -56,10 +44,7 @@ fn connections_spread_over_shards_and_every_request_is_counted() {
 #[test]
 fn stats_count_open_connections_per_shard() {
     let upstream = Upstream::ok("ok");
-    let proxy = ProxyConfig::new()
-        .shards(1)
-        .everything_to(upstream.addr())
-        .start();
+    let proxy = ProxyConfig::new().shards(1).everything_to(upstream.addr()).start();
 
     let mut open: Vec<Client> = (0..3).map(|_| Client::connect(proxy.addr())).collect();
     for client in &mut open {
@@ -79,18 +64,12 @@ fn stats_count_open_connections_per_shard() {
         stats = proxy.stats();
         stats[0].active == 0
     });
-    assert!(
-        none_open,
-        "closed connections still counted as active: {stats:#?}"
-    );
+    assert!(none_open, "closed connections still counted as active: {stats:#?}");
 }
 
 #[test]
 fn stats_list_every_configured_shard() {
-    let proxy = ProxyConfig::new()
-        .shards(3)
-        .route(Route::new("all").direct(200, "ok"))
-        .start();
+    let proxy = ProxyConfig::new().shards(3).route(Route::new("all").direct(200, "ok")).start();
 
     let mut ids: Vec<u64> = proxy.stats().iter().map(|s| s.shard).collect();
     ids.sort_unstable();

@@ -15,18 +15,10 @@ fn a_refused_connection_gets_502_naming_the_reason_and_the_request_id() {
 
     assert_eq!(response.status, 502);
     let body = response.text();
-    assert!(
-        body.to_ascii_lowercase().contains("refused"),
-        "body does not name the reason: {body:?}"
-    );
-    let request_id = response
-        .header("x-request-id")
-        .expect("x-request-id on the 502");
+    assert!(body.to_ascii_lowercase().contains("refused"), "body does not name the reason: {body:?}");
+    let request_id = response.header("x-request-id").expect("x-request-id on the 502");
     assert!(!request_id.is_empty());
-    assert!(
-        body.contains(request_id),
-        "body does not name the request id {request_id:?}: {body:?}"
-    );
+    assert!(body.contains(request_id), "body does not name the request id {request_id:?}: {body:?}");
 }
 
 #[test]
@@ -39,11 +31,7 @@ fn a_connect_timeout_gets_504() {
         return;
     };
     let proxy = ProxyConfig::new()
-        .cluster_with(
-            "slow-to-connect",
-            &[blackhole.addr()],
-            r#"connect_timeout = "500ms""#,
-        )
+        .cluster_with("slow-to-connect", &[blackhole.addr()], r#"connect_timeout = "500ms""#)
         .route(Route::new("all").cluster("slow-to-connect"))
         .start();
 
@@ -51,17 +39,12 @@ fn a_connect_timeout_gets_504() {
     let response = get(proxy.addr(), "/");
 
     assert_eq!(response.status, 504, "body: {}", response.text());
-    assert!(
-        started.elapsed() < Duration::from_millis(500) + SLACK,
-        "answered after {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_millis(500) + SLACK, "answered after {:?}", started.elapsed());
 }
 
 #[test]
 fn an_upstream_slower_than_response_timeout_gets_504() {
-    let upstream =
-        Upstream::start(|_| Reply::after(Duration::from_secs(10), Reply::ok("too late")));
+    let upstream = Upstream::start(|_| Reply::after(Duration::from_secs(10), Reply::ok("too late")));
     let proxy = ProxyConfig::new()
         .cluster_with("slow", &[upstream.addr()], r#"response_timeout = "1s""#)
         .route(Route::new("all").cluster("slow"))
@@ -71,16 +54,8 @@ fn an_upstream_slower_than_response_timeout_gets_504() {
     let response = get(proxy.addr(), "/");
 
     assert_eq!(response.status, 504);
-    assert!(
-        started.elapsed() < Duration::from_secs(1) + SLACK,
-        "answered after {:?}",
-        started.elapsed()
-    );
-    assert_eq!(
-        upstream.heads_received(),
-        1,
-        "the request did reach the upstream"
-    );
+    assert!(started.elapsed() < Duration::from_secs(1) + SLACK, "answered after {:?}", started.elapsed());
+    assert_eq!(upstream.heads_received(), 1, "the request did reach the upstream");
 }
 
 #[test]
@@ -112,9 +87,5 @@ fn a_stale_pooled_connection_is_retried_once_on_a_fresh_one() {
     assert_eq!(second.text(), "hello /second");
     assert_eq!(upstream.connections(), 2);
     let connections: Vec<usize> = upstream.requests().iter().map(|r| r.connection).collect();
-    assert_eq!(
-        connections,
-        [0, 1],
-        "each request on its own upstream connection"
-    );
+    assert_eq!(connections, [0, 1], "each request on its own upstream connection");
 }

@@ -50,26 +50,16 @@ pub struct Response {
 impl Response {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
     }
 
     /// Whether list-valued header `name` contains `token` (case-insensitive).
     pub fn header_has_token(&self, name: &str, token: &str) -> bool {
-        self.header_all(name)
-            .iter()
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
+        self.header_all(name).iter().flat_map(|v| v.split(',')).any(|t| t.trim().eq_ignore_ascii_case(token))
     }
 
     pub fn text(&self) -> String {
@@ -88,15 +78,9 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        stream
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .expect("set read timeout");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).expect("set read timeout");
         stream.set_nodelay(true).expect("nodelay");
-        Client {
-            stream,
-            buf: Vec::new(),
-            eof: false,
-        }
+        Client { stream, buf: Vec::new(), eof: false }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -105,9 +89,7 @@ impl Client {
 
     /// Writes all of `bytes` in one `write_all`.
     pub fn send(&mut self, bytes: &[u8]) {
-        self.stream
-            .write_all(bytes)
-            .unwrap_or_else(|e| panic!("write to proxy: {e}"));
+        self.stream.write_all(bytes).unwrap_or_else(|e| panic!("write to proxy: {e}"));
     }
 
     /// Writes, returning the error instead of panicking (the proxy may have
@@ -130,8 +112,7 @@ impl Client {
 
     /// Reads the next final (non-1xx) response; panics on failure.
     pub fn read_response(&mut self) -> Response {
-        self.try_read_response(false, None)
-            .unwrap_or_else(|e| panic!("{e}"))
+        self.try_read_response(false, None).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Reads the next response, including a 1xx interim one.
@@ -141,15 +122,13 @@ impl Client {
 
     /// Reads the response to a HEAD request (no body whatever the headers say).
     pub fn read_head_response(&mut self) -> Response {
-        self.try_read_response(true, None)
-            .unwrap_or_else(|e| panic!("{e}"))
+        self.try_read_response(true, None).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Reads the next final response, passing the body to `sink` piece by
     /// piece instead of keeping it.
     pub fn read_response_streaming(&mut self, sink: &mut dyn FnMut(&[u8])) -> Response {
-        self.try_read_response(false, Some(sink))
-            .unwrap_or_else(|e| panic!("{e}"))
+        self.try_read_response(false, Some(sink)).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Reads the next final response and then waits (up to 5 s) for the
@@ -188,9 +167,7 @@ impl Client {
             if now >= deadline {
                 return (data, false);
             }
-            let _ = self
-                .stream
-                .set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))));
+            let _ = self.stream.set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))));
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
                     self.eof = true;
@@ -281,11 +258,7 @@ impl Client {
         Ok(())
     }
 
-    fn read_one<'s>(
-        &mut self,
-        head_request: bool,
-        sink: Option<Sink<'_, 's>>,
-    ) -> Result<Response, String> {
+    fn read_one<'s>(&mut self, head_request: bool, sink: Option<Sink<'_, 's>>) -> Result<Response, String> {
         let end = loop {
             if let Some(end) = find(&self.buf, b"\r\n\r\n") {
                 break end;
@@ -303,16 +276,12 @@ impl Client {
         let status_line = lines.next().unwrap_or_default();
         let mut parts = status_line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default().to_string();
-        let status = parts
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+        let status =
+            parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad status line {status_line:?}"))?;
         let reason = parts.next().unwrap_or_default().to_string();
         let mut headers = Vec::new();
         for line in lines {
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| format!("bad response header line {line:?}"))?;
+            let (name, value) = line.split_once(':').ok_or_else(|| format!("bad response header line {line:?}"))?;
             headers.push((name.to_string(), value.trim().to_string()));
         }
         let mut response = Response {
@@ -333,8 +302,7 @@ impl Client {
             None => &mut keep,
         };
 
-        let no_body =
-            head_request || (100..200).contains(&status) || status == 204 || status == 304;
+        let no_body = head_request || (100..200).contains(&status) || status == 204 || status == 304;
         let chunked = response
             .header_all("transfer-encoding")
             .iter()
@@ -349,8 +317,7 @@ impl Client {
                 let line = self.read_line()?;
                 let line = String::from_utf8_lossy(&line).into_owned();
                 let size = line.split(';').next().unwrap_or_default().trim();
-                let size = u64::from_str_radix(size, 16)
-                    .map_err(|_| format!("bad chunk size line {line:?}"))?;
+                let size = u64::from_str_radix(size, 16).map_err(|_| format!("bad chunk size line {line:?}"))?;
                 if size == 0 {
                     while !self.read_line()?.is_empty() {}
                     break;
@@ -362,9 +329,7 @@ impl Client {
             }
         } else if let Some(len) = response.header("content-length").map(str::to_string) {
             response.framing = BodyFraming::ContentLength;
-            let len: u64 = len
-                .parse()
-                .map_err(|_| format!("bad Content-Length {len:?}"))?;
+            let len: u64 = len.parse().map_err(|_| format!("bad Content-Length {len:?}"))?;
             self.read_exact_into(len, out)?;
         } else {
             response.framing = BodyFraming::Close;
@@ -392,9 +357,7 @@ pub fn send_raw(addr: SocketAddr, raw: &[u8]) -> Response {
 
 pub fn try_send_raw(addr: SocketAddr, raw: &[u8]) -> Result<Response, String> {
     let mut client = Client::connect(addr);
-    client
-        .try_send(raw)
-        .map_err(|e| format!("write to proxy: {e}"))?;
+    client.try_send(raw).map_err(|e| format!("write to proxy: {e}"))?;
     client.read_response_then_close()
 }
 
@@ -416,10 +379,7 @@ pub struct StreamHash {
 
 impl Default for StreamHash {
     fn default() -> Self {
-        StreamHash {
-            hasher: Sha256::new(),
-            len: 0,
-        }
+        StreamHash { hasher: Sha256::new(), len: 0 }
     }
 }
 

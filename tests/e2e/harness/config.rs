@@ -93,12 +93,7 @@ impl Route {
         self.direct_with_headers(status, body, &[])
     }
 
-    pub fn direct_with_headers(
-        mut self,
-        status: u16,
-        body: &str,
-        headers: &[(&str, &str)],
-    ) -> Route {
+    pub fn direct_with_headers(mut self, status: u16, body: &str, headers: &[(&str, &str)]) -> Route {
         let mut direct = format!("direct = {{ status = {status}, body = {}", toml_str(body));
         if !headers.is_empty() {
             direct.push_str(", headers = ");
@@ -144,11 +139,7 @@ impl Route {
             matcher.push(format!("methods = {}", toml_array(&self.methods)));
         }
         if !self.headers.is_empty() {
-            let pairs: Vec<(&str, &str)> = self
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
+            let pairs: Vec<(&str, &str)> = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
             matcher.push(format!("headers = {}", inline_table(&pairs)));
         }
         if !matcher.is_empty() {
@@ -211,11 +202,7 @@ impl ProxyConfig {
 
     /// Another listener on 127.0.0.1:0, with optional `[listeners.limits]` lines.
     pub fn listener(mut self, name: &str, limits: &str) -> ProxyConfig {
-        let limits = if limits.is_empty() {
-            Vec::new()
-        } else {
-            vec![limits.to_string()]
-        };
+        let limits = if limits.is_empty() { Vec::new() } else { vec![limits.to_string()] };
         self.listeners.push((name.to_string(), limits));
         self
     }
@@ -226,18 +213,10 @@ impl ProxyConfig {
     }
 
     /// A cluster plus extra TOML lines, e.g. `r#"response_timeout = "1s""#`.
-    pub fn cluster_with(
-        mut self,
-        name: &str,
-        endpoints: &[SocketAddr],
-        extra: &str,
-    ) -> ProxyConfig {
+    pub fn cluster_with(mut self, name: &str, endpoints: &[SocketAddr], extra: &str) -> ProxyConfig {
         let endpoints: Vec<String> = endpoints.iter().map(|a| a.to_string()).collect();
-        let mut cluster = format!(
-            "\n[[clusters]]\nname = {}\nendpoints = {}\n",
-            toml_str(name),
-            toml_array(&endpoints)
-        );
+        let mut cluster =
+            format!("\n[[clusters]]\nname = {}\nendpoints = {}\n", toml_str(name), toml_array(&endpoints));
         if !extra.is_empty() {
             cluster.push_str(extra);
             cluster.push('\n');
@@ -254,8 +233,7 @@ impl ProxyConfig {
     /// Shorthand: one cluster `name` with one endpoint, and a catch-all
     /// route (`path_prefix = "/"`) to it.
     pub fn everything_to(self, endpoint: SocketAddr) -> ProxyConfig {
-        self.cluster("backend", &[endpoint])
-            .route(Route::new("all").path_prefix("/").cluster("backend"))
+        self.cluster("backend", &[endpoint]).route(Route::new("all").path_prefix("/").cluster("backend"))
     }
 
     /// Listener names the proxy will report, admin included.
@@ -281,11 +259,7 @@ impl ProxyConfig {
             }
         }
         for (name, limits) in &self.listeners {
-            let _ = writeln!(
-                out,
-                "\n[[listeners]]\nname = {}\nlisten = \"127.0.0.1:0\"",
-                toml_str(name)
-            );
+            let _ = writeln!(out, "\n[[listeners]]\nname = {}\nlisten = \"127.0.0.1:0\"", toml_str(name));
             if !limits.is_empty() {
                 out.push_str("[listeners.limits]\n");
                 for line in limits {
@@ -339,9 +313,6 @@ fn toml_array(items: &[String]) -> String {
 }
 
 fn inline_table(pairs: &[(&str, &str)]) -> String {
-    let pairs: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{} = {}", toml_str(k), toml_str(v)))
-        .collect();
+    let pairs: Vec<String> = pairs.iter().map(|(k, v)| format!("{} = {}", toml_str(k), toml_str(v))).collect();
     format!("{{ {} }}", pairs.join(", "))
 }

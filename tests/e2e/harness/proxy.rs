@@ -67,18 +67,11 @@ pub fn shardgate_output(args: &[&str]) -> Output {
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!(
-                "`shardgate {}` still running after {ONE_SHOT_DEADLINE:?}",
-                args.join(" ")
-            );
+            panic!("`shardgate {}` still running after {ONE_SHOT_DEADLINE:?}", args.join(" "));
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    }
+    Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
 }
 
 /// `--no-pin`, and `--io-driver X` when `SHARDGATE_TEST_IO_DRIVER=X`.
@@ -119,11 +112,7 @@ impl Proxy {
     pub fn run(config: &ProxyConfig, extra: &[&str]) -> Proxy {
         let dir = TempDir::new();
         let file = dir.write("shardgate.toml", &config.to_toml());
-        let mut args = vec![
-            "run".to_string(),
-            "-c".to_string(),
-            file.display().to_string(),
-        ];
+        let mut args = vec!["run".to_string(), "-c".to_string(), file.display().to_string()];
         args.extend(runtime_args());
         args.extend(extra.iter().map(|a| a.to_string()));
         Proxy::spawn(&args, &config.listener_names(), "main", Some(dir))
@@ -150,22 +139,15 @@ impl Proxy {
     /// `shardgate echo --listen 127.0.0.1:0 --shards 1`: the built-in
     /// upstream (`--io-driver` as for the proxy; echo has no pinning).
     pub fn echo() -> Proxy {
-        let mut args: Vec<String> = ["echo", "--listen", "127.0.0.1:0", "--shards", "1"]
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
+        let mut args: Vec<String> =
+            ["echo", "--listen", "127.0.0.1:0", "--shards", "1"].iter().map(|a| a.to_string()).collect();
         args.extend(runtime_args().into_iter().filter(|a| a != "--no-pin"));
         Proxy::spawn(&args, &["echo".to_string()], "echo", None).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Starts the binary with `args` and waits until every listener in
     /// `expected` has been reported.
-    pub fn spawn(
-        args: &[String],
-        expected: &[String],
-        primary: &str,
-        dir: Option<TempDir>,
-    ) -> Result<Proxy, String> {
+    pub fn spawn(args: &[String], expected: &[String], primary: &str, dir: Option<TempDir>) -> Result<Proxy, String> {
         let command_line = format!("shardgate {}", args.join(" "));
         let mut child = shardgate()
             .args(args)
@@ -193,10 +175,7 @@ impl Proxy {
         };
 
         let deadline = Instant::now() + STARTUP_DEADLINE;
-        while !expected
-            .iter()
-            .all(|name| proxy.listeners.contains_key(name))
-        {
+        while !expected.iter().all(|name| proxy.listeners.contains_key(name)) {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines_rx.recv_timeout(left) {
                 Ok(line) => {
@@ -239,10 +218,7 @@ impl Proxy {
     }
 
     pub fn listener(&self, name: &str) -> SocketAddr {
-        *self
-            .listeners
-            .get(name)
-            .unwrap_or_else(|| panic!("no listener {name:?}; have {:?}", self.listeners))
+        *self.listeners.get(name).unwrap_or_else(|| panic!("no listener {name:?}; have {:?}", self.listeners))
     }
 
     pub fn admin(&self) -> SocketAddr {
@@ -255,19 +231,14 @@ impl Proxy {
 
     /// Everything the process printed so far.
     pub fn log(&self) -> String {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .join("\n")
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).join("\n")
     }
 
     /// Sends a signal by name (`TERM`, `INT`) with `kill(1)`, to this
     /// process only.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{name}"), self.pid().to_string()])
-            .status()
-            .expect("run kill");
+        let status =
+            Command::new("kill").args([format!("-{name}"), self.pid().to_string()]).status().expect("run kill");
         assert!(status.success(), "kill -{name} {} failed", self.pid());
     }
 
@@ -295,11 +266,10 @@ impl Proxy {
 
     /// Per-shard counters from `GET /stats` on the admin listener.
     pub fn stats(&self) -> Vec<ShardStats> {
-        let response = Client::connect(self.admin())
-            .request(b"GET /stats HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        let response =
+            Client::connect(self.admin()).request(b"GET /stats HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
         assert_eq!(response.status, 200, "GET /stats: {}", response.text());
-        parse_stats(&response.text())
-            .unwrap_or_else(|| panic!("unexpected /stats body: {}", response.text()))
+        parse_stats(&response.text()).unwrap_or_else(|| panic!("unexpected /stats body: {}", response.text()))
     }
 
     /// Resident memory of the process right now, in bytes.
@@ -316,11 +286,7 @@ impl Drop for Proxy {
         }
         if std::thread::panicking() {
             std::thread::sleep(Duration::from_millis(50));
-            eprintln!(
-                "--- output of `{}` ---\n{}\n--- end ---",
-                self.command_line,
-                self.log()
-            );
+            eprintln!("--- output of `{}` ---\n{}\n--- end ---", self.command_line, self.log());
         }
     }
 }
@@ -341,12 +307,8 @@ fn drain_lines(
             match reader.read_until(b'\n', &mut raw) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
-                    let line = strip_ansi(&String::from_utf8_lossy(&raw))
-                        .trim_end()
-                        .to_string();
-                    log.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(format!("{prefix}{line}"));
+                    let line = strip_ansi(&String::from_utf8_lossy(&raw)).trim_end().to_string();
+                    log.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{prefix}{line}"));
                     if let Some(tx) = &tx {
                         let _ = tx.send(line);
                     }
@@ -407,14 +369,8 @@ pub fn parse_stats(json: &str) -> Option<Vec<ShardStats>> {
         let object = &object[brace + 1..];
         let number = |key: &str| -> Option<u64> {
             let at = object.find(&format!("\"{key}\""))?;
-            let after = object[at + key.len() + 2..]
-                .trim_start()
-                .strip_prefix(':')?;
-            let digits: String = after
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
+            let after = object[at + key.len() + 2..].trim_start().strip_prefix(':')?;
+            let digits: String = after.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
             digits.parse().ok()
         };
         shards.push(ShardStats {
@@ -434,15 +390,9 @@ mod tests {
     #[test]
     fn harness_parses_listening_lines_and_stats() {
         let line = "2025-01-01T00:00:00Z  INFO shardgate::listener: listening listener=main addr=127.0.0.1:4321";
-        assert_eq!(
-            parse_listening(line),
-            Some(("main".to_string(), "127.0.0.1:4321".parse().unwrap()))
-        );
+        assert_eq!(parse_listening(line), Some(("main".to_string(), "127.0.0.1:4321".parse().unwrap())));
         let colored = "\u{1b}[32m INFO\u{1b}[0m listening \u{1b}[3mlistener\u{1b}[0m\u{1b}[2m=\u{1b}[0m\"admin\" \u{1b}[3maddr\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:9";
-        assert_eq!(
-            parse_listening(&strip_ansi(colored)),
-            Some(("admin".to_string(), "127.0.0.1:9".parse().unwrap()))
-        );
+        assert_eq!(parse_listening(&strip_ansi(colored)), Some(("admin".to_string(), "127.0.0.1:9".parse().unwrap())));
         let stats = parse_stats(
             r#"{"shards":[{"shard":0,"accepted":3,"requests":5,"active":1}, {"shard": 1, "accepted": 0, "requests": 0, "active": 0}]}"#,
         )
@@ -450,18 +400,8 @@ mod tests {
         assert_eq!(
             stats,
             vec![
-                ShardStats {
-                    shard: 0,
-                    accepted: 3,
-                    requests: 5,
-                    active: 1
-                },
-                ShardStats {
-                    shard: 1,
-                    accepted: 0,
-                    requests: 0,
-                    active: 0
-                },
+                ShardStats { shard: 0, accepted: 3, requests: 5, active: 1 },
+                ShardStats { shard: 1, accepted: 0, requests: 0, active: 0 },
             ]
         );
     }

@@ -49,19 +49,12 @@ pub struct Request {
 impl Request {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Every value of header `name`, in order.
     pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
     }
 
     /// Every value of a list-valued header (all its fields, split on commas,
@@ -84,11 +77,7 @@ impl Request {
 #[derive(Debug, Clone)]
 pub enum Reply {
     /// A response framed by Content-Length (no body bytes on HEAD).
-    Fixed {
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-    },
+    Fixed { status: u16, headers: Vec<(String, String)>, body: Vec<u8> },
     /// `Transfer-Encoding: chunked`, one chunk per element.
     Chunked { status: u16, chunks: Vec<Vec<u8>> },
     /// No Content-Length, no Transfer-Encoding: the body ends when the
@@ -113,11 +102,7 @@ impl Reply {
     }
 
     pub fn status(status: u16, body: impl Into<Vec<u8>>) -> Reply {
-        Reply::Fixed {
-            status,
-            headers: Vec::new(),
-            body: body.into(),
-        }
+        Reply::Fixed { status, headers: Vec::new(), body: body.into() }
     }
 
     /// Adds a header to a `Fixed` reply.
@@ -129,17 +114,11 @@ impl Reply {
     }
 
     pub fn chunked(chunks: &[&[u8]]) -> Reply {
-        Reply::Chunked {
-            status: 200,
-            chunks: chunks.iter().map(|c| c.to_vec()).collect(),
-        }
+        Reply::Chunked { status: 200, chunks: chunks.iter().map(|c| c.to_vec()).collect() }
     }
 
     pub fn close_delimited(body: impl Into<Vec<u8>>) -> Reply {
-        Reply::CloseDelimited {
-            status: 200,
-            body: body.into(),
-        }
+        Reply::CloseDelimited { status: 200, body: body.into() }
     }
 
     pub fn pattern(len: u64) -> Reply {
@@ -267,12 +246,7 @@ impl Upstream {
     /// The only complete request received; panics unless there is exactly one.
     pub fn only_request(&self) -> Request {
         let requests = self.requests();
-        assert_eq!(
-            requests.len(),
-            1,
-            "expected exactly one request at the upstream, got {:#?}",
-            requests
-        );
+        assert_eq!(requests.len(), 1, "expected exactly one request at the upstream, got {:#?}", requests);
         requests.into_iter().next().expect("one request")
     }
 
@@ -324,9 +298,7 @@ fn serve(mut conn: Conn, id: usize, shared: &Shared) {
 
         let framing = head.body_framing();
         if framing != Framing::None
-            && head
-                .header("expect")
-                .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+            && head.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
             && conn.write(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
         {
             return;
@@ -352,15 +324,9 @@ fn serve(mut conn: Conn, id: usize, shared: &Shared) {
 
         let reply = (shared.handler)(&request);
         let keep_open = conn.reply(&reply, &request);
-        let client_closes = request
-            .header_list("connection")
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("close"))
+        let client_closes = request.header_list("connection").iter().any(|t| t.eq_ignore_ascii_case("close"))
             || (request.version == "HTTP/1.0"
-                && !request
-                    .header_list("connection")
-                    .iter()
-                    .any(|t| t.eq_ignore_ascii_case("keep-alive")));
+                && !request.header_list("connection").iter().any(|t| t.eq_ignore_ascii_case("keep-alive")));
         if !keep_open || client_closes {
             return;
         }
@@ -383,10 +349,7 @@ struct Head {
 
 impl Head {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     fn body_framing(&self) -> Framing {
@@ -400,10 +363,7 @@ impl Head {
         if te_chunked {
             return Framing::Chunked;
         }
-        match self
-            .header("content-length")
-            .and_then(|v| v.trim().parse().ok())
-        {
+        match self.header("content-length").and_then(|v| v.trim().parse().ok()) {
             Some(0) | None => Framing::None,
             Some(n) => Framing::Length(n),
         }
@@ -422,12 +382,7 @@ fn parse_head(raw: &[u8]) -> Option<Head> {
         let (name, value) = line.split_once(':')?;
         headers.push((name.to_string(), value.trim().to_string()));
     }
-    Some(Head {
-        method,
-        target,
-        version,
-        headers,
-    })
+    Some(Head { method, target, version, headers })
 }
 
 struct Body {
@@ -445,11 +400,7 @@ struct BodySink {
 
 impl BodySink {
     fn new() -> BodySink {
-        BodySink {
-            kept: Vec::new(),
-            len: 0,
-            hasher: Sha256::new(),
-        }
+        BodySink { kept: Vec::new(), len: 0, hasher: Sha256::new() }
     }
 
     fn feed(&mut self, bytes: &[u8]) {
@@ -463,12 +414,7 @@ impl BodySink {
     }
 
     fn finish(self, trailers: Vec<(String, String)>) -> Body {
-        Body {
-            kept: self.kept,
-            len: self.len,
-            sha256: super::hex(&self.hasher.finalize()),
-            trailers,
-        }
+        Body { kept: self.kept, len: self.len, sha256: super::hex(&self.hasher.finalize()), trailers }
     }
 }
 
@@ -482,11 +428,7 @@ struct Conn {
 impl Conn {
     fn new(stream: TcpStream, shared: Arc<Shared>) -> Conn {
         let _ = stream.set_nodelay(true);
-        Conn {
-            stream,
-            buf: Vec::new(),
-            shared,
-        }
+        Conn { stream, buf: Vec::new(), shared }
     }
 
     /// Reads more bytes into the buffer; false on EOF, error or timeout.
@@ -585,11 +527,7 @@ impl Conn {
     fn reply(&mut self, reply: &Reply, request: &Request) -> bool {
         let head_only = request.method == "HEAD";
         let result = match reply {
-            Reply::Fixed {
-                status,
-                headers,
-                body,
-            } => {
+            Reply::Fixed { status, headers, body } => {
                 let mut out = status_line(*status);
                 for (name, value) in headers {
                     out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
@@ -700,13 +638,7 @@ impl Blackhole {
         for _ in 0..16 {
             match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
                 Ok(stream) => queued.push(stream),
-                Err(_) => {
-                    return Some(Blackhole {
-                        addr,
-                        _listener: socket,
-                        _queued: queued,
-                    })
-                }
+                Err(_) => return Some(Blackhole { addr, _listener: socket, _queued: queued }),
             }
         }
         None
