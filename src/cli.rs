@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{units, Config, IoDriver};
+use crate::config::{units, Config, IoDriver, ListenerTls};
 
 #[derive(Debug, Parser)]
 #[command(name = "shardgate", version, about = "Thread-per-core HTTP/1.1 reverse proxy, API gateway and load balancer")]
@@ -45,6 +45,12 @@ pub enum Command {
         /// Upstream endpoints, comma separated: 127.0.0.1:9000,127.0.0.1:9001.
         #[arg(long, value_delimiter = ',', required = true)]
         upstream: Vec<SocketAddr>,
+        /// Terminate TLS with this PEM certificate chain (leaf first).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         #[command(flatten)]
         tuning: Tuning,
     },
@@ -284,8 +290,11 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Proxy { listen, upstream, tuning } => {
+        Command::Proxy { listen, upstream, tls_cert, tls_key, tuning } => {
             let mut cfg = Config::quick_proxy(listen, upstream);
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                cfg.listeners[0].tls = Some(ListenerTls::single(cert, key));
+            }
             run_with(&mut cfg, &tuning)
         }
         Command::Echo { listen, shards, io_driver } => {

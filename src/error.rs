@@ -49,6 +49,9 @@ pub enum ErrorKind {
     UpstreamConnectTimeout,
     /// The response head did not arrive within `response_timeout`.
     UpstreamResponseTimeout,
+    /// The TLS handshake with the upstream failed (bad certificate, wrong
+    /// name, no common version): never retried in plain text.
+    UpstreamTlsFailed,
     /// The upstream closed or reset the connection before a complete response.
     UpstreamClosed,
     /// The upstream response is not valid HTTP/1.1 or its framing is ambiguous.
@@ -77,6 +80,7 @@ impl ErrorKind {
             ConnectionLimit => Some(503),
             UpstreamConnectFailed => Some(502),
             UpstreamConnectTimeout => Some(504),
+            UpstreamTlsFailed => Some(502),
             UpstreamResponseTimeout => Some(504),
             UpstreamClosed => Some(502),
             UpstreamBadResponse => Some(502),
@@ -99,6 +103,7 @@ impl ErrorKind {
             NoRoute | ConnectionLimit => Side::Internal,
             UpstreamConnectFailed
             | UpstreamConnectTimeout
+            | UpstreamTlsFailed
             | UpstreamResponseTimeout
             | UpstreamClosed
             | UpstreamBadResponse
@@ -186,6 +191,7 @@ mod tests {
         (ErrorKind::ConnectionLimit, Some(503)),
         (ErrorKind::UpstreamConnectFailed, Some(502)),
         (ErrorKind::UpstreamConnectTimeout, Some(504)),
+        (ErrorKind::UpstreamTlsFailed, Some(502)),
         (ErrorKind::UpstreamResponseTimeout, Some(504)),
         (ErrorKind::UpstreamClosed, Some(502)),
         (ErrorKind::UpstreamBadResponse, Some(502)),

@@ -27,4 +27,5 @@ pub mod http1;
 pub mod listener;
 pub mod pipeline;
 pub mod shard;
+pub mod tls;
 pub mod upstream;

@@ -13,8 +13,13 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::http1::conn;
+use std::sync::Arc;
+
+use rustls::{HandshakeKind, ProtocolVersion, ServerConnection};
+
+use crate::http1::conn::{self, TlsInfo};
 use crate::shard::Shard;
+use crate::tls::stream::TlsStream;
 
 /// Pending-connection queue per socket (the kernel caps it at somaxconn).
 pub const LISTEN_BACKLOG: i32 = 4096;
@@ -89,11 +94,61 @@ pub async fn accept_loop(
         }
         shard.counters.connection_opened();
         let shard = shard.clone();
+        let tls = shard.tls.listeners[listener_index].clone();
         monoio::spawn(async move {
-            conn::serve(shard.clone(), listener_index, stream, peer, fd).await;
+            match tls {
+                None => conn::serve(shard.clone(), listener_index, stream, peer, fd, None).await,
+                Some(tls) => {
+                    if let Some((stream, info)) = accept_tls(&shard, listener_index, stream, tls).await {
+                        conn::serve(shard.clone(), listener_index, stream, peer, fd, Some(info)).await;
+                    }
+                }
+            }
             shard.counters.connection_closed();
         });
     }
+}
+
+/// The TLS handshake of a new downstream connection, bounded by the
+/// listener's `header_timeout` (a stalled handshake is slowloris too).
+/// Failures are counted and logged at debug level; the client sees the
+/// TLS alert rustls sent.
+async fn accept_tls(
+    shard: &Shard,
+    listener_index: usize,
+    stream: monoio::net::TcpStream,
+    config: Arc<rustls::ServerConfig>,
+) -> Option<(TlsStream<ServerConnection>, TlsInfo)> {
+    let listener = &shard.config.listeners[listener_index];
+    let session = match ServerConnection::new(config) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start a TLS session");
+            return None;
+        }
+    };
+    let mut stream = TlsStream::new(stream, session);
+    match monoio::time::timeout(listener.limits.header_timeout, stream.handshake()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            shard.counters.tls_failure();
+            tracing::debug!(listener = %listener.name, error = %e, "TLS handshake failed");
+            return None;
+        }
+        Err(_) => {
+            shard.counters.tls_failure();
+            tracing::debug!(listener = %listener.name, "TLS handshake timed out");
+            return None;
+        }
+    }
+    let session = stream.session();
+    let resumed = session.handshake_kind() == Some(HandshakeKind::Resumed);
+    let tls13 = session.protocol_version() == Some(ProtocolVersion::TLSv1_3);
+    shard.counters.tls_handshake(tls13, resumed);
+    let wants_identity = listener.tls.as_ref().is_some_and(|t| t.client_cert_header.is_some());
+    let client_identity =
+        if wants_identity { session.peer_certificates().and_then(crate::tls::certs::client_identity) } else { None };
+    Some((stream, TlsInfo { client_identity }))
 }
 
 /// Above `max_connections_per_shard` a new connection gets a clear 503 and

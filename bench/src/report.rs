@@ -43,6 +43,7 @@ const JSON_FIELDS: &[&str] = &[
     "unfinished",
     "unsent",
     "latency_us",
+    "exchanges",
 ];
 
 #[derive(Serialize, Debug)]
@@ -84,6 +85,9 @@ pub struct Summary {
     pub unsent: u64,
     /// All zero when `count` is 0.
     pub latency_us: Latency,
+    /// Every exchange finished in any phase (warmup, window, drain), ok or
+    /// failed: the divisor for a server's CPU time over the whole run.
+    pub exchanges: u64,
 }
 
 /// Latency of complete responses, microseconds.
@@ -150,6 +154,7 @@ impl Summary {
                 max: if empty { 0 } else { h.max() },
                 clamped: stats.latency_clamped,
             },
+            exchanges: stats.exchanges,
         }
     }
 

@@ -39,6 +39,10 @@ pub struct Stats {
     /// Open loop only: scheduled in the window but never sent because the
     /// connection was still busy when the run ended.
     pub unsent: u64,
+    /// Every exchange that finished (ok or failed) in any phase: warmup,
+    /// window and drain. What the server handled during the whole run, so
+    /// a server's CPU time sampled before and after the run divides by it.
+    pub exchanges: u64,
 }
 
 impl Default for Stats {
@@ -60,6 +64,7 @@ impl Stats {
             bytes_read: 0,
             unfinished: 0,
             unsent: 0,
+            exchanges: 0,
         }
     }
 
@@ -138,6 +143,7 @@ impl Stats {
         self.bytes_read += other.bytes_read;
         self.unfinished += other.unfinished;
         self.unsent += other.unsent;
+        self.exchanges += other.exchanges;
     }
 
     /// Non-zero status counts, ascending by code.
@@ -170,6 +176,8 @@ mod tests {
         one.record_failure(ErrorKind::Connect, &"refused");
         b.unsent = 3;
         one.unsent = 3;
+        a.exchanges = 7;
+        b.exchanges = 5;
 
         let mut merged = Stats::new();
         merged.merge(&a);
@@ -187,6 +195,7 @@ mod tests {
         assert_eq!(merged.requests(), 1002);
         assert_eq!(merged.bytes_read, 100_000);
         assert_eq!(merged.unsent, 3);
+        assert_eq!(merged.exchanges, 12);
         assert_eq!(merged.error_sample(ErrorKind::Connect), Some("refused"));
         assert_eq!(merged.error_sample(ErrorKind::Timeout), Some("late"));
         assert_eq!(merged.error_sample(ErrorKind::Status), Some("status 500"));

@@ -168,6 +168,7 @@ async fn drive_connection(ctx: ConnCtx) {
                 true
             }
         };
+        ctx.stats.borrow_mut().exchanges += 1;
         ctx.progress[ctx.thread].add(error);
     }
 

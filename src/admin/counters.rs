@@ -12,6 +12,11 @@ pub struct ShardCounters {
     upstream_connects: AtomicU64,
     upstream_reused: AtomicU64,
     upstream_retries: AtomicU64,
+    tls_handshakes: AtomicU64,
+    tls_resumed: AtomicU64,
+    tls13: AtomicU64,
+    tls12: AtomicU64,
+    tls_failures: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +27,11 @@ pub struct Snapshot {
     pub upstream_connects: u64,
     pub upstream_reused: u64,
     pub upstream_retries: u64,
+    pub tls_handshakes: u64,
+    pub tls_resumed: u64,
+    pub tls13: u64,
+    pub tls12: u64,
+    pub tls_failures: u64,
 }
 
 /// Single-writer increment: only the owning shard thread calls these.
@@ -50,6 +60,17 @@ impl ShardCounters {
     pub fn upstream_retry(&self) {
         add(&self.upstream_retries, 1);
     }
+    /// A completed downstream TLS handshake.
+    pub fn tls_handshake(&self, tls13: bool, resumed: bool) {
+        add(&self.tls_handshakes, 1);
+        add(if tls13 { &self.tls13 } else { &self.tls12 }, 1);
+        if resumed {
+            add(&self.tls_resumed, 1);
+        }
+    }
+    pub fn tls_failure(&self) {
+        add(&self.tls_failures, 1);
+    }
     pub fn active(&self) -> u64 {
         self.active.load(Relaxed)
     }
@@ -61,6 +82,11 @@ impl ShardCounters {
             upstream_connects: self.upstream_connects.load(Relaxed),
             upstream_reused: self.upstream_reused.load(Relaxed),
             upstream_retries: self.upstream_retries.load(Relaxed),
+            tls_handshakes: self.tls_handshakes.load(Relaxed),
+            tls_resumed: self.tls_resumed.load(Relaxed),
+            tls13: self.tls13.load(Relaxed),
+            tls12: self.tls12.load(Relaxed),
+            tls_failures: self.tls_failures.load(Relaxed),
         }
     }
 }

@@ -66,8 +66,18 @@ fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
         .map(|(i, c)| {
             let s = c.snapshot();
             format!(
-                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{}}}",
-                s.accepted, s.requests, s.active, s.upstream_connects, s.upstream_reused, s.upstream_retries
+                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{}}}",
+                s.accepted,
+                s.requests,
+                s.active,
+                s.upstream_connects,
+                s.upstream_reused,
+                s.upstream_retries,
+                s.tls_handshakes,
+                s.tls_resumed,
+                s.tls13,
+                s.tls12,
+                s.tls_failures
             )
         })
         .collect();

@@ -81,6 +81,40 @@ pub struct ListenerFile {
     /// `ip:port`; no host names (a listener binds one address).
     pub listen: String,
     pub limits: Option<LimitsFile>,
+    pub tls: Option<ListenerTlsFile>,
+}
+
+/// `[listeners.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsFile {
+    /// Required in effect: validation says so when it is empty.
+    #[serde(default)]
+    pub certificates: Vec<CertificateFile>,
+    pub strict_sni: Option<bool>,
+    /// `"1.2"` or `"1.3"`.
+    pub min_version: Option<VersionText>,
+    pub client_ca: Option<String>,
+    pub client_cert_header: Option<String>,
+    pub ticket_lifetime: Option<DurationText>,
+    pub hsts: Option<String>,
+}
+
+/// `{ cert = "a.pem", key = "a.key", server_names = ["a.example.com"] }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFile {
+    pub cert: String,
+    pub key: String,
+    pub server_names: Option<Vec<String>>,
+}
+
+/// `client_cert = { cert = "c.pem", key = "c.key" }` (no server names).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertFile {
+    pub cert: String,
+    pub key: String,
 }
 
 /// `[[routes]]`
@@ -98,6 +132,7 @@ pub struct RouteFile {
     pub cluster: Option<String>,
     pub direct: Option<DirectFile>,
     pub redirect: Option<RedirectFile>,
+    pub https_redirect: Option<HttpsRedirectFile>,
 }
 
 /// `[routes.match]`
@@ -129,6 +164,14 @@ pub struct RedirectFile {
     pub keep_path: Option<bool>,
 }
 
+/// `https_redirect = { status, port }`, both optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsRedirectFile {
+    pub status: Option<i64>,
+    pub port: Option<i64>,
+}
+
 /// `[[clusters]]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,6 +184,17 @@ pub struct ClusterFile {
     pub response_timeout: Option<DurationText>,
     pub max_idle_per_endpoint: Option<i64>,
     pub idle_timeout: Option<DurationText>,
+    pub tls: Option<ClusterTlsFile>,
+}
+
+/// `[clusters.tls]`; an empty table is TLS with every default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterTlsFile {
+    pub server_name: Option<String>,
+    pub ca: Option<String>,
+    pub verify: Option<bool>,
+    pub client_cert: Option<ClientCertFile>,
 }
 
 /// A value written either as a bare TOML integer or as a string; which one
@@ -169,6 +223,43 @@ impl<'de> Deserialize<'de> for SizeText {
 impl<'de> Deserialize<'de> for DurationText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(IntOrTextVisitor("a duration: a string like \"10s\" or \"250ms\"")).map(DurationText)
+    }
+}
+
+/// A TLS version: the string `"1.2"`, or the TOML float `1.2` people write
+/// by habit, kept as text for validation to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionText(pub String);
+
+impl<'de> Deserialize<'de> for VersionText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(VersionVisitor).map(VersionText)
+    }
+}
+
+struct VersionVisitor;
+
+impl<'de> Visitor<'de> for VersionVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a TLS version: \"1.2\" or \"1.3\"")
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
     }
 }
 

@@ -17,12 +17,13 @@ mod errors;
 mod file;
 mod spans;
 mod summary;
+mod tls;
 pub mod units;
 mod validate;
 mod values;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -63,6 +64,13 @@ pub mod defaults {
     pub const MAX_IDLE_PER_ENDPOINT: usize = 64;
     /// An idle pooled upstream connection older than this is closed.
     pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Session ticket key rotation period (`[listeners.tls] ticket_lifetime`):
+    /// rustls' own default; a ticket is accepted for up to twice this.
+    pub const TICKET_LIFETIME: Duration = Duration::from_secs(6 * 60 * 60);
+    /// Status of an `https_redirect` route (permanent, method kept).
+    pub const HTTPS_REDIRECT_STATUS: u16 = 308;
+    /// The https port a redirect omits from `Location`.
+    pub const HTTPS_PORT: u16 = 443;
 }
 
 /// The validated, typed configuration every shard runs from.
@@ -122,6 +130,84 @@ pub struct Listener {
     pub limits: Limits,
     /// Indices into `Config::routes`, in match order.
     pub routes: Vec<usize>,
+    /// `Some` = HTTPS: TLS is terminated on this listener.
+    pub tls: Option<ListenerTls>,
+}
+
+/// `[listeners.tls]`: TLS termination. Every file was loaded and checked at
+/// validation (readable, key matches, valid now); `crate::tls` loads them
+/// again when it builds the rustls config, and on reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTls {
+    /// At least one. Chosen by SNI; the first is the default for clients
+    /// that send no SNI or an unknown name, unless `strict_sni`.
+    pub certificates: Vec<CertificateFiles>,
+    /// No SNI, or a name no certificate serves: handshake failure instead of
+    /// the default certificate.
+    pub strict_sni: bool,
+    pub min_version: TlsVersion,
+    /// mTLS: clients must present a certificate chaining to this CA bundle.
+    pub client_ca: Option<PathBuf>,
+    /// Lowercase header name carrying the verified client certificate's
+    /// subject and SANs upstream (`crate::tls::certs::client_identity`);
+    /// only with `client_ca`. The proxy replaces any value the client sent.
+    pub client_cert_header: Option<String>,
+    /// Session ticket keys rotate this often (shared by every shard).
+    pub ticket_lifetime: Duration,
+    /// `Strict-Transport-Security` value added to every response on this listener.
+    pub hsts: Option<String>,
+}
+
+impl ListenerTls {
+    /// One certificate, every default: what `shardgate proxy --tls-cert
+    /// --tls-key` serves. The files are checked when the rustls config is
+    /// built, with errors naming them.
+    pub fn single(cert: PathBuf, key: PathBuf) -> ListenerTls {
+        ListenerTls {
+            certificates: vec![CertificateFiles { cert, key, server_names: Vec::new() }],
+            strict_sni: false,
+            min_version: TlsVersion::Tls12,
+            client_ca: None,
+            client_cert_header: None,
+            ticket_lifetime: defaults::TICKET_LIFETIME,
+            hsts: None,
+        }
+    }
+}
+
+/// A PEM certificate chain (leaf first) and its private key. Paths are
+/// absolute or relative to the working directory: relative paths in the
+/// file were resolved against the config file's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Names this certificate is chosen for: exact (`a.example.com`) or
+    /// one-label wildcards (`*.example.com`), lowercase. Empty = the DNS
+    /// names of the certificate's subjectAltName, read again on each
+    /// (re)load. Unused for a cluster's client certificate.
+    pub server_names: Vec<String>,
+}
+
+/// Lowest TLS version offered; the highest is always 1.3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// `[clusters.tls]`: TLS to every endpoint of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTls {
+    /// SNI sent and name verified; `None` = each endpoint's host as written
+    /// in the config (`Cluster::endpoint_hosts`), an IP address included.
+    pub server_name: Option<String>,
+    /// CA bundle; `None` = the system roots (checked present at validation).
+    pub ca: Option<PathBuf>,
+    /// `false` accepts any upstream certificate (logged as insecure).
+    pub verify: bool,
+    /// Client certificate for upstream mTLS (`server_names` unused).
+    pub client_cert: Option<CertificateFiles>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -203,12 +289,51 @@ pub enum RouteAction {
         location: String,
         keep_path: bool,
     },
+    /// `Location: https://{host}{:port}{path}{?query}`: the request's host
+    /// (without its port), normalised path and query kept. `port: None` is
+    /// 443, written without a port. See [`RouteAction::https_location`].
+    HttpsRedirect {
+        status: u16,
+        port: Option<u16>,
+    },
+}
+
+impl RouteAction {
+    /// The `Location` of an [`RouteAction::HttpsRedirect`]: `host` is the
+    /// request's Host (any `:port` is dropped; an IPv6 literal keeps its
+    /// brackets), `path` the normalised path, `query` without its `?`.
+    pub fn https_location(host: &[u8], port: Option<u16>, path: &[u8], query: Option<&[u8]>) -> Vec<u8> {
+        let host = match host.iter().rposition(|&b| b == b':') {
+            // `[::1]:8080` or `a.example:8080`; a bare `[::1]` has its last
+            // colon inside the brackets.
+            Some(i) if !host[i..].contains(&b']') => &host[..i],
+            _ => host,
+        };
+        let mut out = Vec::with_capacity(8 + host.len() + 6 + path.len() + query.map_or(0, |q| q.len() + 1));
+        out.extend_from_slice(b"https://");
+        out.extend_from_slice(host);
+        if let Some(port) = port {
+            out.extend_from_slice(format!(":{port}").as_bytes());
+        }
+        out.extend_from_slice(path);
+        if let Some(q) = query {
+            out.push(b'?');
+            out.extend_from_slice(q);
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub name: String,
     pub endpoints: Vec<SocketAddr>,
+    /// The host of each endpoint as written (`backend.internal`, `10.0.0.1`,
+    /// `::1` without brackets), parallel to `endpoints`: the default TLS
+    /// server name (`crate::tls::client_config::server_name`).
+    pub endpoint_hosts: Vec<String>,
+    /// `Some` = TLS to the endpoints.
+    pub tls: Option<ClusterTls>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub max_idle_per_endpoint: usize,
@@ -241,6 +366,7 @@ impl Config {
                 addr: listen,
                 limits: Limits::default(),
                 routes: vec![0],
+                tls: None,
             }],
             routes: vec![Route {
                 name: "default".to_owned(),
@@ -250,7 +376,9 @@ impl Config {
             }],
             clusters: vec![Cluster {
                 name: "upstream".to_owned(),
+                endpoint_hosts: upstreams.iter().map(|a| a.ip().to_string()).collect(),
                 endpoints: upstreams,
+                tls: None,
                 connect_timeout: defaults::CONNECT_TIMEOUT,
                 response_timeout: defaults::RESPONSE_TIMEOUT,
                 max_idle_per_endpoint: defaults::MAX_IDLE_PER_ENDPOINT,
@@ -276,5 +404,22 @@ mod tests {
         assert!(summary.contains("listener \"proxy\" 127.0.0.1:8080"), "{summary}");
         assert!(summary.contains("route \"default\" (any request) -> cluster \"upstream\""));
         assert!(summary.contains("cluster \"upstream\" endpoints=127.0.0.1:9000\n"));
+        assert_eq!(c.clusters[0].endpoint_hosts, ["127.0.0.1"]);
+    }
+
+    #[test]
+    fn https_location_keeps_host_path_and_query() {
+        const CASES: &[(&str, Option<u16>, &str, Option<&str>, &str)] = &[
+            ("a.example", None, "/x", None, "https://a.example/x"),
+            ("a.example:8080", None, "/x", Some("q=1"), "https://a.example/x?q=1"),
+            ("a.example:80", Some(8443), "/", None, "https://a.example:8443/"),
+            ("[::1]:8080", None, "/p", None, "https://[::1]/p"),
+            ("[::1]", Some(8443), "/p", None, "https://[::1]:8443/p"),
+            ("10.0.0.1", None, "/p", Some(""), "https://10.0.0.1/p?"),
+        ];
+        for &(host, port, path, query, want) in CASES {
+            let got = RouteAction::https_location(host.as_bytes(), port, path.as_bytes(), query.map(str::as_bytes));
+            assert_eq!(String::from_utf8(got).unwrap(), want, "{host} {port:?}");
+        }
     }
 }

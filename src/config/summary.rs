@@ -2,7 +2,9 @@
 //! succeeds: the typed [`Config`] written back in config file syntax.
 
 use super::units::{fmt_duration, fmt_size};
-use super::{defaults, Config, HostMatch, IoDriver, Limits, PathMatch, Route, RouteAction};
+use super::{
+    defaults, ClusterTls, Config, HostMatch, IoDriver, Limits, ListenerTls, PathMatch, Route, RouteAction, TlsVersion,
+};
 
 impl Config {
     /// What `shardgate check` prints after a successful load (like
@@ -31,7 +33,11 @@ impl Config {
             let _ = writeln!(out, "admin: {}", admin.listen);
         }
         for l in &self.listeners {
-            let _ = writeln!(out, "listener {:?} {}", l.name, l.addr);
+            let scheme = if l.tls.is_some() { " https" } else { "" };
+            let _ = writeln!(out, "listener {:?} {}{scheme}", l.name, l.addr);
+            if let Some(tls) = &l.tls {
+                out += &fmt_listener_tls(tls);
+            }
             let limits = fmt_limits(&l.limits);
             if !limits.is_empty() {
                 let _ = writeln!(out, "  limits: {limits}");
@@ -60,6 +66,9 @@ impl Config {
             }
             if c.max_idle_per_endpoint != defaults::MAX_IDLE_PER_ENDPOINT {
                 let _ = write!(out, " max_idle_per_endpoint={}", c.max_idle_per_endpoint);
+            }
+            if let Some(tls) = &c.tls {
+                out += &fmt_cluster_tls(tls);
             }
             out.push('\n');
         }
@@ -108,9 +117,67 @@ impl Config {
                 let keep = if *keep_path { " + request path" } else { "" };
                 out += &format!(" -> redirect {status} {location}{keep}");
             }
+            RouteAction::HttpsRedirect { status, port } => {
+                out += &format!(" -> https_redirect {status}");
+                if let Some(port) = port {
+                    out += &format!(" port={port}");
+                }
+            }
         }
         out
     }
+}
+
+/// `  tls: …` and one `  certificate …` line per certificate.
+fn fmt_listener_tls(t: &ListenerTls) -> String {
+    let version = match t.min_version {
+        TlsVersion::Tls12 => "1.2",
+        TlsVersion::Tls13 => "1.3",
+    };
+    let mut out = format!("  tls: min_version={version}");
+    if t.strict_sni {
+        out += " strict_sni";
+    }
+    if t.ticket_lifetime != defaults::TICKET_LIFETIME {
+        out += &format!(" ticket_lifetime={}", fmt_duration(t.ticket_lifetime));
+    }
+    if let Some(ca) = &t.client_ca {
+        out += &format!(" client_ca={}", ca.display());
+    }
+    if let Some(h) = &t.client_cert_header {
+        out += &format!(" client_cert_header={h}");
+    }
+    if let Some(h) = &t.hsts {
+        out += &format!(" hsts={h:?}");
+    }
+    out.push('\n');
+    for (i, c) in t.certificates.iter().enumerate() {
+        let names =
+            if c.server_names.is_empty() { "(from the certificate)".to_owned() } else { c.server_names.join(",") };
+        let default = if i == 0 && !t.strict_sni { " (default)" } else { "" };
+        out += &format!("  certificate {} key={} server_names={names}{default}\n", c.cert.display(), c.key.display());
+    }
+    out
+}
+
+/// ` tls(server_name=… ca=… …)` after a cluster's endpoints.
+fn fmt_cluster_tls(t: &ClusterTls) -> String {
+    let mut parts = Vec::new();
+    if let Some(name) = &t.server_name {
+        parts.push(format!("server_name={name}"));
+    }
+    if !t.verify {
+        parts.push("verify=false (INSECURE: any certificate accepted)".to_owned());
+    } else {
+        match &t.ca {
+            Some(ca) => parts.push(format!("ca={}", ca.display())),
+            None => parts.push("ca=(system roots)".to_owned()),
+        }
+    }
+    if let Some(c) = &t.client_cert {
+        parts.push(format!("client_cert={}", c.cert.display()));
+    }
+    format!(" tls({})", parts.join(" "))
 }
 
 /// `key=value` for each limit that differs from [`Limits::default`].

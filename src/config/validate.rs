@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,18 +26,20 @@ use super::file::{
 use super::spans::{line_at, FieldPath, Segment, Spans};
 use super::units::{parse_cpu_list, parse_duration, parse_size};
 use super::values::{
-    check_header_value, check_location, check_route_path, parse_header_name, parse_host_pattern, parse_listen_addr,
-    parse_method, resolve_endpoint,
+    check_header_value, check_location, check_route_path, endpoint_host, parse_header_name, parse_host_pattern,
+    parse_listen_addr, parse_method, resolve_endpoint,
 };
 use super::{
     defaults, Admin, Cluster, Config, IoDriver, Limits, Listener, PathMatch, Route, RouteAction, RouteMatch, Server,
 };
 
-/// Reads and validates the config file at `path`.
+/// Reads and validates the config file at `path`; relative file names in it
+/// (certificates, keys, CA bundles) are relative to its directory.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let origin = path.display().to_string();
+    let base_dir = path.parent().unwrap_or(Path::new(""));
     match std::fs::read_to_string(path) {
-        Ok(text) => load_str(&text, &origin),
+        Ok(text) => load_str_in(&text, &origin, base_dir),
         Err(e) => Err(ConfigErrors(vec![ConfigError {
             path: String::new(),
             line: None,
@@ -47,8 +49,14 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Parses and validates config text; `origin` (usually the file name) names
-/// it in errors about the text as a whole.
+/// it in errors about the text as a whole. Relative file names in it are
+/// relative to the working directory.
 pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+    load_str_in(text, origin, Path::new(""))
+}
+
+/// [`load_str`] with relative file names relative to `base_dir`.
+pub fn load_str_in(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
     let doc = DeTable::parse(text).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             path: String::new(),
@@ -71,7 +79,7 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
         }
         ConfigErrors(vec![ConfigError { path: path.to_string(), line, message }])
     })?;
-    let mut check = Check { spans, errors: Vec::new() };
+    let mut check = Check { spans, base_dir: base_dir.to_path_buf(), errors: Vec::new() };
     let config = check.config(&file);
     // Report top to bottom, as the file reads; errors without a line (a
     // missing section) first. The sort is stable, so errors on one line
@@ -93,28 +101,38 @@ fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
     let [Segment::Key(section), Segment::Index(_), Segment::Key(table), Segment::Key(key)] = &path.0[..] else {
         return None;
     };
-    let route_keys = ["name", "listeners", "max_request_body_bytes", "cluster", "direct", "redirect"];
+    let route_keys = ["name", "listeners", "max_request_body_bytes", "cluster", "direct", "redirect", "https_redirect"];
+    let cluster_keys =
+        ["name", "endpoints", "connect_timeout", "response_timeout", "max_idle_per_endpoint", "idle_timeout"];
     match (section.as_str(), table.as_str()) {
         ("routes", "match") if route_keys.contains(&key.as_str()) => {
             Some(" (keys after a [routes.match] header belong to it: move the route's own keys above that header)")
         }
-        ("listeners", "limits") if ["name", "listen"].contains(&key.as_str()) => Some(
+        ("listeners", "limits") if ["name", "listen", "tls"].contains(&key.as_str()) => Some(
             " (keys after a [listeners.limits] header belong to it: move the listener's own keys above that header)",
         ),
+        ("listeners", "tls") if ["name", "listen", "limits"].contains(&key.as_str()) => {
+            Some(" (keys after a [listeners.tls] header belong to it: move the listener's own keys above that header)")
+        }
+        ("clusters", "tls") if cluster_keys.contains(&key.as_str()) => {
+            Some(" (keys after a [clusters.tls] header belong to it: move the cluster's own keys above that header)")
+        }
         _ => None,
     }
 }
 
 /// Collects errors while building the runtime config. Checks that fail leave
 /// a default in place so checking can go on; the result is discarded if any
-/// error was recorded.
-struct Check<'a> {
+/// error was recorded. The TLS checks are in `tls.rs`.
+pub(super) struct Check<'a> {
     spans: Spans<'a>,
+    /// Relative file names in the config are relative to this.
+    pub(super) base_dir: PathBuf,
     errors: Vec<ConfigError>,
 }
 
 impl Check<'_> {
-    fn error(&mut self, path: &FieldPath, message: impl Into<String>) {
+    pub(super) fn error(&mut self, path: &FieldPath, message: impl Into<String>) {
         self.errors.push(ConfigError {
             path: path.to_string(),
             line: self.spans.line_of(path),
@@ -123,7 +141,7 @@ impl Check<'_> {
     }
 
     /// Records `Err` under `path`, returns `Ok` as `Some`.
-    fn ok<T>(&mut self, path: &FieldPath, r: Result<T, String>) -> Option<T> {
+    pub(super) fn ok<T>(&mut self, path: &FieldPath, r: Result<T, String>) -> Option<T> {
         r.map_err(|m| self.error(path, m)).ok()
     }
 
@@ -161,7 +179,8 @@ impl Check<'_> {
                 bound.push((addr, listen_path.to_string()));
             }
             let limits = self.limits(&path.key("limits"), l.limits.as_ref(), &base_limits);
-            listeners.push(Listener { name: l.name.clone(), addr, limits, routes: Vec::new() });
+            let tls = l.tls.as_ref().and_then(|t| self.listener_tls(&path.key("tls"), t));
+            listeners.push(Listener { name: l.name.clone(), addr, limits, routes: Vec::new(), tls });
         }
 
         let mut cluster_names = HashMap::new();
@@ -195,6 +214,7 @@ impl Check<'_> {
             }
             routes.push(route);
         }
+        self.check_redirect_loops(&listeners, &routes);
 
         Config { server, admin, listeners, routes, clusters }
     }
@@ -312,14 +332,16 @@ impl Check<'_> {
             let Some(addr) = self.ok(&jpath, resolve_endpoint(text)) else {
                 continue;
             };
-            if let Some(k) = endpoints.iter().position(|&(_, a)| a == addr) {
-                let (first, _) = endpoints[k];
+            if let Some(k) = endpoints.iter().position(|&(_, a, _)| a == addr) {
+                let (first, _, _) = endpoints[k];
                 let msg = format!("{addr} is already endpoints[{first}] of this cluster");
                 self.error(&jpath, msg);
             } else {
-                endpoints.push((j, addr));
+                endpoints.push((j, addr, endpoint_host(text)));
             }
         }
+        let hosts: Vec<(usize, String)> = endpoints.iter().map(|(j, _, h)| (*j, h.clone())).collect();
+        let tls = c.tls.as_ref().map(|t| self.cluster_tls(&path, t, &hosts));
         let mut dur = |key: &str, v: &Option<DurationText>, default: Duration| {
             v.as_ref().and_then(|v| self.duration(&path.key(key), v, bounds::MIN_TIMEOUT)).unwrap_or(default)
         };
@@ -333,7 +355,9 @@ impl Check<'_> {
             .unwrap_or(defaults::MAX_IDLE_PER_ENDPOINT);
         Cluster {
             name: c.name.clone(),
-            endpoints: endpoints.into_iter().map(|(_, a)| a).collect(),
+            endpoints: endpoints.iter().map(|&(_, a, _)| a).collect(),
+            endpoint_hosts: endpoints.into_iter().map(|(_, _, h)| h).collect(),
+            tls,
             connect_timeout,
             response_timeout,
             max_idle_per_endpoint,
@@ -360,19 +384,20 @@ impl Check<'_> {
             .as_ref()
             .and_then(|v| self.size(&path.key("max_request_body_bytes"), v, 0, u64::MAX));
 
-        let set: Vec<&str> =
-            [("cluster", r.cluster.is_some()), ("direct", r.direct.is_some()), ("redirect", r.redirect.is_some())]
-                .into_iter()
-                .filter_map(|(k, set)| set.then_some(k))
-                .collect();
+        let set: Vec<&str> = [
+            ("cluster", r.cluster.is_some()),
+            ("direct", r.direct.is_some()),
+            ("redirect", r.redirect.is_some()),
+            ("https_redirect", r.https_redirect.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect();
+        const ONE_OF: &str = "set exactly one of cluster, direct, redirect or https_redirect";
         match set.len() {
-            0 => self.error(path, "no action: set exactly one of cluster, direct or redirect"),
+            0 => self.error(path, format!("no action: {ONE_OF}")),
             1 => {}
-            _ => {
-                let msg =
-                    format!("several actions ({}): set exactly one of cluster, direct or redirect", set.join(", "));
-                self.error(path, msg);
-            }
+            _ => self.error(path, format!("several actions ({}): {ONE_OF}", set.join(", "))),
         }
         // Each present action is checked even when there are several, so
         // their own errors show up in the same run.
@@ -389,6 +414,10 @@ impl Check<'_> {
         }
         if let Some(d) = &r.redirect {
             let a = self.redirect(&path.key("redirect"), d);
+            action = action.or(a);
+        }
+        if let Some(h) = &r.https_redirect {
+            let a = self.https_redirect(&path.key("https_redirect"), h);
             action = action.or(a);
         }
         Route { name, matcher, action: action.unwrap_or(RouteAction::Proxy { cluster: 0 }), max_request_body_bytes }
@@ -537,7 +566,7 @@ mod tests {
         assert_eq!(
             errs.to_string(),
             "routes[0].cluster: no cluster named \"nope\" (line 6)\n\
-             routes[1]: no action: set exactly one of cluster, direct or redirect (line 8)"
+             routes[1]: no action: set exactly one of cluster, direct, redirect or https_redirect (line 8)"
         );
     }
 

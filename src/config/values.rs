@@ -206,6 +206,16 @@ pub(super) fn resolve_endpoint(text: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
+/// The host of an endpoint as written, for the default TLS server name:
+/// `backend.internal:443` -> `backend.internal`, `[::1]:443` -> `::1`.
+/// Only called on text [`resolve_endpoint`] accepted.
+pub(super) fn endpoint_host(text: &str) -> String {
+    match text.parse::<SocketAddr>() {
+        Ok(addr) => addr.ip().to_string(),
+        Err(_) => text.rsplit_once(':').map_or(text, |(host, _)| host).to_ascii_lowercase(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,5 +292,8 @@ mod tests {
         for bad in ["127.0.0.1", "::1", "http://a:1", "a:b", "127.0.0.1:0", "a b:1"] {
             assert!(resolve_endpoint(bad).is_err(), "{bad}");
         }
+        assert_eq!(endpoint_host("127.0.0.1:9000"), "127.0.0.1");
+        assert_eq!(endpoint_host("[::1]:443"), "::1");
+        assert_eq!(endpoint_host("Backend.Internal:443"), "backend.internal");
     }
 }

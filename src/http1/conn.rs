@@ -16,6 +16,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
@@ -25,7 +26,7 @@ use super::io::{read_more, write_all};
 use super::parse::{parse_request, Framing, HeadLimits, HeaderKind, Method, RequestHead};
 use super::response::ResponseHead;
 use super::Version;
-use crate::config::Limits;
+use crate::config::Config;
 use crate::error::{reason_phrase, Error, ErrorKind, Side};
 use crate::pipeline;
 use crate::shard::Shard;
@@ -38,8 +39,19 @@ pub const UPSTREAM_BUFFER_BYTES: usize = 32 * 1024;
 /// A client-sent `x-request-id` longer than this is replaced by ours.
 pub const MAX_REQUEST_ID_BYTES: usize = 128;
 
+/// What the TLS handshake established about a downstream connection.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// The verified client certificate's subject and SANs (mTLS), when the
+    /// listener forwards them.
+    pub client_identity: Option<String>,
+}
+
 /// One downstream connection's state, reused across its requests.
 pub struct Conn<S> {
+    pub config: Arc<Config>,
+    /// `Some` on a TLS listener.
+    pub tls: Option<TlsInfo>,
     pub stream: S,
     pub peer: SocketAddr,
     pub listener: usize,
@@ -83,12 +95,19 @@ impl From<Error> for Failure {
 }
 
 impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
-    pub fn new(stream: S, peer: SocketAddr, listener: usize, limits: &Limits) -> Conn<S> {
+    pub fn new(config: Arc<Config>, stream: S, peer: SocketAddr, listener: usize, tls: Option<TlsInfo>) -> Conn<S> {
+        let capacity = config.listeners[listener].limits.max_request_head_bytes.max(MIN_READ_BUFFER_BYTES);
+        // Plain TCP: the kernel fills the buffer, untouched pages cost no
+        // memory. TLS: rustls writes through a `&mut [u8]`, which must not
+        // cover uninitialised bytes.
+        let rbuf = if tls.is_some() { zeroed_buffer(capacity) } else { Vec::with_capacity(capacity) };
         Conn {
+            rbuf,
+            config,
+            tls,
             stream,
             peer,
             listener,
-            rbuf: Vec::with_capacity(limits.max_request_head_bytes.max(MIN_READ_BUFFER_BYTES)),
             pos: 0,
             wbuf: Vec::new(),
             ubuf: Vec::new(),
@@ -127,6 +146,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
                 client_version: self.head.version,
                 request_id: &self.request_id,
                 head_only: self.head.method == Method::Head,
+                hsts: hsts_of(&self.config, self.listener),
             },
         );
         match self.flush().await {
@@ -173,6 +193,7 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
     stream: S,
     peer: SocketAddr,
     fd: std::os::fd::RawFd,
+    tls: Option<TlsInfo>,
 ) {
     let config = shard.config.clone();
     let limits = &config.listeners[listener].limits;
@@ -182,7 +203,7 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
         max_uri_bytes: limits.max_uri_bytes,
     };
     let registration = shard.registry.register(fd);
-    let mut c = Conn::new(stream, peer, listener, limits);
+    let mut c = Conn::new(config.clone(), stream, peer, listener, tls);
     let mut first = true;
     loop {
         c.compact();
@@ -261,6 +282,20 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
     drop(registration);
     // Best-effort FIN so the client sees a clean close.
     let _ = c.stream.shutdown().await;
+}
+
+/// The Strict-Transport-Security value of a listener, if it sets one.
+pub fn hsts_of(config: &Config, listener: usize) -> Option<&[u8]> {
+    config.listeners[listener].tls.as_ref().and_then(|t| t.hsts.as_deref()).map(str::as_bytes)
+}
+
+/// An empty buffer of `capacity` bytes whose spare capacity is initialised
+/// (zero-filled once), so that readers handed the spare capacity never see
+/// uninitialised memory (see `tls/stream.rs`).
+pub fn zeroed_buffer(capacity: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; capacity];
+    buf.clear();
+    buf
 }
 
 /// Keeps a sane client-sent `x-request-id`, or makes one.

@@ -44,6 +44,9 @@ pub struct ForwardInfo<'a> {
     pub request_id: &'a [u8],
     pub path: &'a [u8],
     pub query: Option<&'a [u8]>,
+    /// mTLS: the header that carries the verified client identity upstream
+    /// (any client-sent header of that name is dropped) and its value.
+    pub client_cert: Option<(&'a [u8], Option<&'a [u8]>)>,
 }
 
 /// Is this header named in the `Connection` field (and so hop-by-hop)?
@@ -88,6 +91,10 @@ pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, 
             HeaderKind::Other => {
                 let name = h.name.of(buf);
                 if check_listed && listed_in_connection(&head.headers, buf, name) {
+                    continue;
+                }
+                if info.client_cert.is_some_and(|(header, _)| header.eq_ignore_ascii_case(name)) {
+                    // Only the proxy may vouch for a client certificate.
                     continue;
                 }
                 push_header(out, name, h.value.of(buf));
@@ -141,6 +148,9 @@ pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, 
         push_header(out, b"x-forwarded-host", host.of(buf));
     }
     push_header(out, b"x-request-id", info.request_id);
+    if let Some((header, Some(identity))) = info.client_cert {
+        push_header(out, header, identity);
+    }
     match head.framing {
         Framing::Length(n) => {
             let _ = write!(out, "content-length: {n}\r\n");
@@ -174,6 +184,7 @@ pub fn downstream_response_head(
     close: bool,
     client_version: Version,
     request_id: &[u8],
+    hsts: Option<&[u8]>,
 ) {
     let _ = write!(out, "HTTP/1.1 {} ", resp.status);
     out.extend_from_slice(resp.reason.of(ubuf));
@@ -213,6 +224,9 @@ pub fn downstream_response_head(
         DownstreamFraming::UntilClose { .. } => {}
     }
     push_connection(out, close, client_version);
+    if let Some(hsts) = hsts {
+        push_header(out, b"strict-transport-security", hsts);
+    }
     push_header(out, b"x-request-id", request_id);
     out.extend_from_slice(b"\r\n");
 }
@@ -235,6 +249,8 @@ pub struct LocalResponse<'a> {
     pub request_id: &'a [u8],
     /// HEAD: send the head only.
     pub head_only: bool,
+    /// Strict-Transport-Security value (TLS listeners that set one).
+    pub hsts: Option<&'a [u8]>,
 }
 
 pub fn local_response(out: &mut Vec<u8>, r: &LocalResponse<'_>) {
@@ -244,6 +260,9 @@ pub fn local_response(out: &mut Vec<u8>, r: &LocalResponse<'_>) {
     }
     let _ = write!(out, "content-length: {}\r\n", r.body.len());
     push_connection(out, r.close, r.client_version);
+    if let Some(hsts) = r.hsts {
+        push_header(out, b"strict-transport-security", hsts);
+    }
     if !r.request_id.is_empty() {
         push_header(out, b"x-request-id", r.request_id);
     }
@@ -283,6 +302,7 @@ mod tests {
             request_id: b"rid",
             path: &path,
             query: q,
+            client_cert: Some((b"x-client-cert", Some(b"subject=\"CN=c\""))),
         };
         let mut out = Vec::new();
         upstream_request_head(&mut out, raw, &head, &info);
@@ -304,6 +324,13 @@ mod tests {
         assert!(out.contains("x-forwarded-host: h\r\n"));
         assert!(out.contains("via: 1.1 shardgate\r\n"));
         assert!(out.contains("x-request-id: rid\r\n"));
+    }
+
+    #[test]
+    fn client_certificate_header_cannot_be_forged() {
+        let out = forward(b"GET / HTTP/1.1\r\nHost: h\r\nX-Client-Cert: forged\r\n\r\n");
+        assert!(!out.contains("forged"), "{out}");
+        assert!(out.contains("x-client-cert: subject=\"CN=c\"\r\n"), "{out}");
     }
 
     #[test]
@@ -337,8 +364,12 @@ mod tests {
             true,
             Version::Http10,
             b"rid",
+            Some(b"max-age=60"),
         );
         let out = String::from_utf8(out).unwrap();
-        assert_eq!(out, "HTTP/1.1 200 OK\r\nServer: s\r\nconnection: close\r\nx-request-id: rid\r\n\r\n");
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nServer: s\r\nconnection: close\r\nstrict-transport-security: max-age=60\r\nx-request-id: rid\r\n\r\n"
+        );
     }
 }

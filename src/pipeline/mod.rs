@@ -56,6 +56,15 @@ pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(shard: &Shard, c: &mut Co
             let close = !c.request_done || !c.head.wants_keep_alive();
             Ok(c.respond_local(*status, &headers, body, close).await)
         }
+        RouteAction::HttpsRedirect { status, port } => {
+            let Some(host) = c.head.host else {
+                return Err(Error::new(ErrorKind::BadRequest, "a redirect to https needs a Host").into());
+            };
+            let query = query.map(|q| &c.rbuf[q]);
+            let target = RouteAction::https_location(host.of(&c.rbuf), *port, &c.path, query);
+            let close = !c.request_done || !c.head.wants_keep_alive();
+            Ok(c.respond_local(*status, &[(b"location", &target)], b"", close).await)
+        }
         RouteAction::Redirect { status, location, keep_path } => {
             let mut target = location.clone().into_bytes();
             if *keep_path {

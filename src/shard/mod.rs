@@ -23,6 +23,7 @@ use crate::admin::ShardCounters;
 use crate::config::Config;
 use crate::upstream::balance::RoundRobin;
 use crate::upstream::pool::Pool;
+use crate::upstream::stream::UpstreamTls;
 use crate::upstream::{endpoint_bases, EndpointId};
 use registry::Registry;
 
@@ -31,6 +32,17 @@ use registry::Registry;
 pub enum Control {
     /// Stop accepting, finish in-flight requests, close idle connections.
     Drain { deadline: Instant },
+}
+
+/// TLS configs built once on the main thread from the config and shared by
+/// every shard: one ticket key set per listener, so a session resumes on
+/// whichever shard accepts the resumed connection.
+#[derive(Clone, Default)]
+pub struct TlsConfigs {
+    /// Per listener (index as in `Config::listeners`).
+    pub listeners: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// Per cluster.
+    pub clusters: Vec<Option<Arc<UpstreamTls>>>,
 }
 
 /// How often idle upstream connections are checked for expiry.
@@ -47,11 +59,12 @@ pub struct Shard {
     pub balancers: Vec<RoundRobin>,
     endpoint_base: Vec<usize>,
     pub registry: Registry,
+    pub tls: TlsConfigs,
     request_ids: RequestIds,
 }
 
 impl Shard {
-    pub fn new(id: usize, config: Arc<Config>, counters: Arc<ShardCounters>) -> Shard {
+    pub fn new(id: usize, config: Arc<Config>, counters: Arc<ShardCounters>, tls: TlsConfigs) -> Shard {
         Shard {
             id,
             pool: Pool::new(&config),
@@ -60,6 +73,7 @@ impl Shard {
             config,
             counters,
             registry: Registry::default(),
+            tls,
             request_ids: RequestIds::new(id),
         }
     }

@@ -3,8 +3,10 @@
 //!
 //! SIGTERM / SIGINT: every shard stops accepting, closes its idle
 //! connections, lets in-flight requests finish until `drain_timeout`, and
-//! exits; the process then exits 0. SIGHUP is reserved for reload (a later
-//! issue) and is logged and ignored for now.
+//! exits; the process then exits 0. SIGHUP re-reads every TLS listener's
+//! certificates and keys: new handshakes use them, open connections are
+//! untouched, and a broken file leaves the old certificates serving (and
+//! says why in the log). Reloading the rest of the config is a later issue.
 
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -14,10 +16,12 @@ use std::time::Instant;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use super::spawn::{spawn_shard, Placement};
-use super::{Control, Shard};
+use super::{Control, Shard, TlsConfigs};
 use crate::admin::{self, ShardCounters};
 use crate::config::Config;
 use crate::listener::bind_shared;
+use crate::tls::sni::SniResolver;
+use crate::upstream::stream::UpstreamTls;
 
 /// Control messages queued per shard; only drain is sent today.
 const CONTROL_QUEUE: usize = 4;
@@ -43,6 +47,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         }
         tracing::info!(listener = %l.name, addr = %bound, shards = n, "listening");
     }
+    let (tls, resolvers) = build_tls(&config)?;
     let counters: Arc<Vec<Arc<ShardCounters>>> = Arc::new((0..n).map(|_| Arc::new(ShardCounters::default())).collect());
     if let Some(a) = &config.admin {
         let listener =
@@ -59,8 +64,9 @@ pub fn serve(config: Config) -> Result<(), String> {
         controls.push(tx);
         let config = config.clone();
         let shard_counters = counters[id].clone();
+        let tls = tls.clone();
         let handle = spawn_shard(id, &placement, move || {
-            let shard = Rc::new(Shard::new(id, config, shard_counters));
+            let shard = Rc::new(Shard::new(id, config, shard_counters, tls));
             super::run(shard, listeners, rx)
         })
         .map_err(|e| format!("cannot start shard {id}: {e}"))?;
@@ -92,9 +98,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     let mut failure: Option<String> = None;
     while running > 0 {
         match inbox.recv() {
-            Ok(Event::Signal(SIGHUP)) => {
-                tracing::info!("SIGHUP: configuration reload is not implemented yet; ignoring")
-            }
+            Ok(Event::Signal(SIGHUP)) => reload_certificates(&config, &resolvers),
             Ok(Event::Signal(signal)) => {
                 if draining {
                     continue;
@@ -129,5 +133,56 @@ pub fn serve(config: Config) -> Result<(), String> {
     match failure {
         Some(f) => Err(f),
         None => Ok(()),
+    }
+}
+
+/// Builds every listener's and cluster's rustls config once, here on the
+/// main thread; the shards share them (and so the session ticket keys).
+fn build_tls(config: &Config) -> Result<(TlsConfigs, Vec<(usize, Arc<SniResolver>)>), String> {
+    let mut tls = TlsConfigs::default();
+    let mut resolvers = Vec::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        let Some(t) = &l.tls else {
+            tls.listeners.push(None);
+            continue;
+        };
+        let (server, resolver) = crate::tls::server_config::build_server_config(t)
+            .map_err(|e| format!("listeners[{i}] ({}): {e}", l.name))?;
+        tls.listeners.push(Some(server));
+        resolvers.push((i, resolver));
+    }
+    for (i, c) in config.clusters.iter().enumerate() {
+        let Some(t) = &c.tls else {
+            tls.clusters.push(None);
+            continue;
+        };
+        let client = crate::tls::client_config::build_client_config(t)
+            .map_err(|e| format!("clusters[{i}] ({}): {e}", c.name))?;
+        let server_names = c
+            .endpoint_hosts
+            .iter()
+            .map(|host| crate::tls::client_config::server_name(t, host))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("clusters[{i}] ({}): {e}", c.name))?;
+        tls.clusters.push(Some(Arc::new(UpstreamTls { config: client, server_names })));
+    }
+    Ok((tls, resolvers))
+}
+
+/// SIGHUP: new certificates for new handshakes; on any error the listener
+/// keeps what it had.
+fn reload_certificates(config: &Config, resolvers: &[(usize, Arc<SniResolver>)]) {
+    if resolvers.is_empty() {
+        tracing::info!("SIGHUP: no TLS listener to reload (config reload is a later feature)");
+    }
+    for (i, resolver) in resolvers {
+        let l = &config.listeners[*i];
+        let Some(t) = &l.tls else { continue };
+        match resolver.reload(&t.certificates) {
+            Ok(()) => tracing::info!(listener = %l.name, "SIGHUP: certificates reloaded"),
+            Err(e) => {
+                tracing::error!(listener = %l.name, error = %e, "SIGHUP: certificate reload failed; keeping the old certificates")
+            }
+        }
     }
 }

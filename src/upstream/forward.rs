@@ -24,16 +24,19 @@ use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
+use rustls::ClientConnection;
 
+use super::stream::UpstreamStream;
 use crate::error::{Error, ErrorKind};
 use crate::http1::body::{BodyDecoder, ChunkError};
-use crate::http1::conn::{Conn, Failure, Next, UPSTREAM_BUFFER_BYTES};
+use crate::http1::conn::{hsts_of, zeroed_buffer, Conn, Failure, Next, UPSTREAM_BUFFER_BYTES};
 use crate::http1::encode::{self, DownstreamFraming, ForwardInfo};
 use crate::http1::io::{read_more, write_all, write_range};
 use crate::http1::parse::Framing;
 use crate::http1::response::parse_response;
 use crate::http1::Version;
 use crate::shard::Shard;
+use crate::tls::stream::TlsStream;
 
 /// Largest upstream response head accepted.
 pub const MAX_RESPONSE_HEAD_BYTES: usize = 16 * 1024;
@@ -59,7 +62,9 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
     body_limit: u64,
     query: Option<Range<usize>>,
 ) -> Result<Next, Failure> {
-    let config = shard.config.clone();
+    // Borrowed, not cloned: an Arc clone per request would bounce its
+    // shared refcount between cores.
+    let config = &*shard.config;
     let cluster = &config.clusters[cluster_index];
     let body_timeout = config.listeners[c.listener].limits.body_timeout;
 
@@ -79,10 +84,15 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
     {
         let info = ForwardInfo {
             client_ip: c.peer.ip(),
-            proto: "http",
+            proto: if c.tls.is_some() { "https" } else { "http" },
             request_id: &c.request_id,
             path: &c.path,
             query: query.map(|q| &c.rbuf[q]),
+            client_cert: c.config.listeners[c.listener].tls.as_ref().and_then(|t| t.client_cert_header.as_deref()).map(
+                |header| {
+                    (header.as_bytes(), c.tls.as_ref().and_then(|t| t.client_identity.as_deref()).map(str::as_bytes))
+                },
+            ),
         };
         encode::upstream_request_head(&mut c.wbuf, &c.rbuf, &c.head, &info);
     }
@@ -94,7 +104,7 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
     let client_keep_alive = c.head.wants_keep_alive();
 
     if c.ubuf.capacity() == 0 {
-        c.ubuf.reserve_exact(UPSTREAM_BUFFER_BYTES);
+        c.ubuf = zeroed_buffer(UPSTREAM_BUFFER_BYTES);
     }
 
     let mut attempt = 0;
@@ -110,7 +120,7 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
                 shard.counters.upstream_reuse();
                 s
             }
-            None => connect(shard, cluster.endpoints[index], cluster.connect_timeout).await?,
+            None => connect(shard, cluster_index, index, cluster.connect_timeout).await?,
         };
         let can_retry = reused && replayable && attempt == 1;
         if write_all(&mut upstream, &mut c.wbuf).await.is_err() {
@@ -156,7 +166,8 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
     let head_len = c.resp.head_len;
     let mut response = BodyDecoder::new(resp_framing);
     c.wbuf.clear();
-    encode::downstream_response_head(&mut c.wbuf, &c.ubuf, &c.resp, mode, close, client_version, &c.request_id);
+    let hsts = hsts_of(config, c.listener);
+    encode::downstream_response_head(&mut c.wbuf, &c.ubuf, &c.resp, mode, close, client_version, &c.request_id, hsts);
     let upstream_reusable = c.resp.allows_reuse();
     let mut pos = head_len;
     if matches!(mode, DownstreamFraming::Length(_) | DownstreamFraming::ChunkedPassthrough | DownstreamFraming::Empty) {
@@ -178,25 +189,40 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
     Ok(if close { Next::Close } else { Next::KeepAlive })
 }
 
-async fn connect(shard: &Shard, addr: std::net::SocketAddr, timeout: Duration) -> Result<TcpStream, Error> {
+/// Opens a fresh connection to endpoint `index` of the cluster: TCP, then
+/// the TLS handshake if the cluster speaks TLS, both within `timeout`.
+async fn connect(shard: &Shard, cluster: usize, index: usize, timeout: Duration) -> Result<UpstreamStream, Error> {
     shard.counters.upstream_connect();
-    match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
-        Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            Ok(stream)
-        }
+    let addr = shard.config.clusters[cluster].endpoints[index];
+    let deadline = monoio::time::Instant::now() + timeout;
+    let stream = match monoio::time::timeout_at(deadline, TcpStream::connect_addr(addr)).await {
+        Ok(Ok(stream)) => stream,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Err(err(ErrorKind::UpstreamConnectFailed, "upstream connection refused"))
+            return Err(err(ErrorKind::UpstreamConnectFailed, "upstream connection refused"))
         }
-        Ok(Err(e)) => Err(Error::new(ErrorKind::UpstreamConnectFailed, format!("upstream connect failed: {e}"))),
-        Err(_) => Err(err(ErrorKind::UpstreamConnectTimeout, "upstream connect timed out")),
+        Ok(Err(e)) => {
+            return Err(Error::new(ErrorKind::UpstreamConnectFailed, format!("upstream connect failed: {e}")))
+        }
+        Err(_) => return Err(err(ErrorKind::UpstreamConnectTimeout, "upstream connect timed out")),
+    };
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = shard.tls.clusters[cluster].as_ref() else {
+        return Ok(UpstreamStream::Plain(stream));
+    };
+    let session = ClientConnection::new(tls.config.clone(), tls.server_names[index].clone())
+        .map_err(|e| Error::new(ErrorKind::UpstreamTlsFailed, format!("upstream TLS setup failed: {e}")))?;
+    let mut stream = TlsStream::new(stream, session);
+    match monoio::time::timeout_at(deadline, stream.handshake()).await {
+        Ok(Ok(())) => Ok(UpstreamStream::Tls(Box::new(stream))),
+        Ok(Err(e)) => Err(Error::new(ErrorKind::UpstreamTlsFailed, format!("upstream TLS handshake failed: {e}"))),
+        Err(_) => Err(err(ErrorKind::UpstreamConnectTimeout, "upstream TLS handshake timed out")),
     }
 }
 
 /// Streams the rest of the request body from the client to the upstream.
 async fn relay_request_body<S: AsyncReadRent + AsyncWriteRent>(
     c: &mut Conn<S>,
-    upstream: &mut TcpStream,
+    upstream: &mut UpstreamStream,
     body: &mut BodyDecoder,
     body_bytes: &mut u64,
     body_limit: u64,
@@ -241,7 +267,7 @@ enum HeadError {
 /// skipping interim (1xx) responses.
 async fn read_response_head<S>(
     c: &mut Conn<S>,
-    upstream: &mut TcpStream,
+    upstream: &mut UpstreamStream,
     method: crate::http1::parse::Method,
     response_timeout: Duration,
 ) -> Result<(), HeadError> {
@@ -286,7 +312,7 @@ async fn read_response_head<S>(
 /// connection carries nothing stray and may be reused).
 async fn relay_response_body<S: AsyncReadRent + AsyncWriteRent>(
     c: &mut Conn<S>,
-    upstream: &mut TcpStream,
+    upstream: &mut UpstreamStream,
     body: &mut BodyDecoder,
     mode: DownstreamFraming,
     mut pos: usize,

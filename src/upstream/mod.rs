@@ -4,6 +4,7 @@
 pub mod balance;
 pub mod forward;
 pub mod pool;
+pub mod stream;
 
 /// Index of an endpoint across all clusters of a config (cluster order,
 /// then endpoint order): pools and health state are vectors indexed by it.

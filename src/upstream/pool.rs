@@ -9,13 +9,12 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
-
+use super::stream::UpstreamStream;
 use super::EndpointId;
 use crate::config::Config;
 
 struct Idle {
-    stream: TcpStream,
+    stream: UpstreamStream,
     since: Instant,
 }
 
@@ -47,7 +46,7 @@ impl Pool {
     }
 
     /// The most recently returned idle connection that has not expired.
-    pub fn checkout(&self, ep: EndpointId) -> Option<TcpStream> {
+    pub fn checkout(&self, ep: EndpointId) -> Option<UpstreamStream> {
         let mut idle = self.idle.borrow_mut();
         let list = &mut idle[ep];
         let timeout = self.policy[ep].idle_timeout;
@@ -60,7 +59,7 @@ impl Pool {
     }
 
     /// Keeps `stream` for reuse unless the endpoint's idle list is full.
-    pub fn put(&self, ep: EndpointId, stream: TcpStream) {
+    pub fn put(&self, ep: EndpointId, stream: UpstreamStream) {
         let mut idle = self.idle.borrow_mut();
         let list = &mut idle[ep];
         if list.len() < self.policy[ep].max_idle {

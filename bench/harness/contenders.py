@@ -1,0 +1,245 @@
+"""The contenders: how each is configured, started, found and stopped.
+
+Every proxy runs alone on the proxy CPU (taskset; everything it spawns
+inherits the mask) in front of the same upstream, with one worker /
+thread / shard. Configs live in bench/peers/ with @PLACEHOLDERS@ filled in
+here. "direct" is no proxy at all: the load generator talks to the
+upstream, the floor every proxy is measured against.
+
+Processes are ended by the PIDs started here, never by name.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from . import procstat
+
+PEERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "peers")
+# How long a contender may take to answer its first request.
+READY_TIMEOUT_S = 20.0
+# How long a contender may take to exit after SIGTERM before SIGKILL.
+STOP_TIMEOUT_S = 10.0
+
+
+def free_port():
+    """A port nobody listens on right now (bind 0, read, close)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get_ok(port, path="/bytes/13", timeout=1.0):
+    """One GET on a fresh connection; True on a 200."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while b"\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            return data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200")
+    except OSError:
+        return False
+
+
+class Running:
+    """A started contender: its process, its port, its PIDs."""
+
+    def __init__(self, contender, proc, port, log_path):
+        self.contender = contender
+        self.proc = proc
+        self.port = port
+        self.log_path = log_path
+        self.pids = [proc.pid] if proc else []
+
+    def wait_ready(self, upstream_port):
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.contender.name} exited with {self.proc.returncode}; see {self.log_path}")
+            if http_get_ok(self.port):
+                # Workers exist once the first request is answered.
+                self.pids = self.contender.process_ids(self.proc)
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.contender.name} not answering on 127.0.0.1:{self.port}; see {self.log_path}")
+
+    def stop(self):
+        if not self.proc:
+            return
+        pids = list(self.pids)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        # Children (nginx's worker) follow their master; make sure, by PID.
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for pid in pids[1:]:
+            while procstat.alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if procstat.alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+class Contender:
+    name = "?"
+    # Features scenarios may need (see scenarios.Scenario.needs).
+    features = frozenset()
+    is_proxy = True
+
+    def __init__(self, binary):
+        self.binary = binary
+
+    def version(self):
+        raise NotImplementedError
+
+    def command(self, rundir, port, upstream_port):
+        """argv (without taskset) after writing any config into rundir."""
+        raise NotImplementedError
+
+    def process_ids(self, proc):
+        """Every process whose CPU and memory count for this contender."""
+        return [proc.pid]
+
+    def start(self, rundir, cpu, upstream_port, log_dir):
+        os.makedirs(rundir, exist_ok=True)
+        port = free_port()
+        argv = ["taskset", "-c", str(cpu)] + self.command(rundir, port, upstream_port)
+        log_path = os.path.join(log_dir, f"{self.name}.log")
+        with open(log_path, "ab") as log:
+            log.write(f"\n== {' '.join(argv)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(argv, cwd=rundir, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        running = Running(self, proc, port, log_path)
+        try:
+            running.wait_ready(upstream_port)
+        except Exception:
+            running.stop()
+            raise
+        return running
+
+
+def _fill(template, **values):
+    with open(os.path.join(PEERS, template)) as f:
+        text = f.read()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", str(value))
+    return text
+
+
+def _first_line(argv):
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    text = (out.stdout + out.stderr).strip()
+    return text.splitlines()[0] if text else "unknown"
+
+
+class Direct(Contender):
+    """No proxy: the load generator straight to the upstream."""
+
+    name = "direct"
+    is_proxy = False
+
+    def version(self):
+        return "no proxy (load generator -> upstream)"
+
+    def start(self, rundir, cpu, upstream_port, log_dir):
+        return Running(self, None, upstream_port, None)
+
+
+class Shardgate(Contender):
+    name = "shardgate"
+
+    def version(self):
+        return _first_line([self.binary, "--version"])
+
+    def command(self, rundir, port, upstream_port):
+        # One shard. taskset leaves one CPU available, so the shard is
+        # pinned to it (`--cpus` is the explicit spelling of the same).
+        return [self.binary, "proxy", "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream_port}",
+                "--shards", "1"]
+
+
+class Nginx(Contender):
+    name = "nginx"
+
+    def version(self):
+        # "nginx version: nginx/1.22.1"
+        return _first_line([self.binary, "-v"]).split("version:")[-1].strip()
+
+    def command(self, rundir, port, upstream_port):
+        with open(os.path.join(rundir, "nginx.conf"), "w") as f:
+            f.write(_fill("nginx.conf", LISTEN=f"127.0.0.1:{port}", UPSTREAM=f"127.0.0.1:{upstream_port}"))
+        return [self.binary, "-p", rundir, "-c", "nginx.conf", "-g", "daemon off;"]
+
+    def process_ids(self, proc):
+        # Master plus workers: both count.
+        return [proc.pid] + procstat.children(proc.pid)
+
+
+class Haproxy(Contender):
+    name = "haproxy"
+
+    def version(self):
+        # "HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/"
+        return _first_line([self.binary, "-v"]).split(" - ")[0]
+
+    def command(self, rundir, port, upstream_port):
+        path = os.path.join(rundir, "haproxy.cfg")
+        with open(path, "w") as f:
+            f.write(_fill("haproxy.cfg", LISTEN=f"127.0.0.1:{port}", UPSTREAM=f"127.0.0.1:{upstream_port}"))
+        # -db: foreground, one process.
+        return [self.binary, "-db", "-f", path]
+
+
+class Envoy(Contender):
+    name = "envoy"
+
+    def version(self):
+        # "envoy  version: HASH/1.40.0/Clean/RELEASE/BoringSSL"
+        line = _first_line([self.binary, "--version"])
+        return "envoy " + line.split("version:")[-1].strip()
+
+    def command(self, rundir, port, upstream_port):
+        path = os.path.join(rundir, "envoy.yaml")
+        with open(path, "w") as f:
+            f.write(_fill("envoy.yaml", LISTEN_PORT=port, UPSTREAM_PORT=upstream_port))
+        return [self.binary, "-c", path, "--concurrency", "1", "--disable-hot-restart", "-l", "warning"]
+
+
+class Upstream:
+    """The shared upstream: `shardgate echo`, one shard, on the load CPU."""
+
+    def __init__(self, shardgate_binary):
+        self.binary = shardgate_binary
+        self.running = None
+
+    def start(self, rundir, cpu, log_dir):
+        os.makedirs(rundir, exist_ok=True)
+        port = free_port()
+        argv = ["taskset", "-c", str(cpu), self.binary, "echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"]
+        log_path = os.path.join(log_dir, "upstream.log")
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(argv, cwd=rundir, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        self.running = Running(_UpstreamName(None), proc, port, log_path)
+        try:
+            self.running.wait_ready(port)
+        except Exception:
+            self.running.stop()
+            raise
+        return self.running
+
+
+class _UpstreamName(Contender):
+    name = "upstream"
+
+
+CLASSES = {"direct": Direct, "shardgate": Shardgate, "nginx": Nginx, "haproxy": Haproxy, "envoy": Envoy}
+ORDER = ["direct", "shardgate", "nginx", "haproxy", "envoy"]

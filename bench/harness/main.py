@@ -1,0 +1,163 @@
+"""bench/compare: the command line and the order of things."""
+
+import argparse
+import dataclasses
+import datetime
+import os
+import shlex
+import sys
+import time
+
+from . import chart, contenders as contenders_mod, report, runner, scenarios as scenarios_mod, setup, summary
+from .setup import log
+
+# Idle keep-alive connections of the memory scenario (the issue's figure).
+MEMORY_CONNECTIONS = 10_000
+QUICK_MEMORY_CONNECTIONS = 1_000
+# Each process holds this many fds at most: 10,000 client sockets plus
+# the harness's own files.
+FD_WANTED = 20_000
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(
+        prog="bench/compare",
+        description="shardgate beside nginx, HAProxy and Envoy on this machine: saturation req/s, latency at a "
+                    "fixed rate, CPU per request, memory with idle connections. Results go to "
+                    "bench/results/<timestamp>/ (results.md, results.json, chart.svg).")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run under a minute: 3 short rounds of the quick scenarios, 1,000 idle connections")
+    p.add_argument("--rounds", type=int, help="rounds (default 6; --quick 3)")
+    p.add_argument("--duration", type=float, help="measured seconds per load run (default 1.0; --quick 0.4)")
+    p.add_argument("--warmup", type=float, help="warmup seconds per load run (default 0.3; --quick 0.2)")
+    p.add_argument("--scenarios", help=f"comma list of {', '.join(scenarios_mod.BY_NAME)} (default all; --quick: "
+                                       + ", ".join(s.name for s in scenarios_mod.SCENARIOS if s.quick) + ")")
+    p.add_argument("--contenders", default=",".join(contenders_mod.ORDER),
+                   help="comma list (default %(default)s)")
+    p.add_argument("--open-fraction", type=float, default=0.5,
+                   help="open-loop rate as a fraction of the lowest proxy saturation rate of the round "
+                        "(default %(default)s)")
+    p.add_argument("--memory-connections", type=int,
+                   help=f"idle connections of the memory scenario (default {MEMORY_CONNECTIONS:,}; --quick "
+                        f"{QUICK_MEMORY_CONNECTIONS:,}; 0 skips it)")
+    p.add_argument("--memory-rounds", type=int, default=1, help="memory measurements per contender (default 1)")
+    p.add_argument("--proxy-cpu", type=int, default=0, help="CPU of the proxy (default 0)")
+    p.add_argument("--load-cpu", type=int, default=1, help="CPU of the load generator and upstream (default 1)")
+    p.add_argument("--no-install", action="store_true", help="do not apt-get / pip install missing contenders")
+    p.add_argument("--no-build", action="store_true", help="use the existing target/release binaries")
+    p.add_argument("--out", help="results folder (default bench/results/<timestamp>)")
+    p.add_argument("--wrk-check", action="store_true",
+                   help="instead: compare shardgate-load with wrk on the same targets (see docs/benchmarks.md)")
+    a = p.parse_args(argv)
+    a.rounds = a.rounds or (3 if a.quick else 6)
+    a.duration = a.duration or (0.4 if a.quick else 1.0)
+    a.warmup = a.warmup if a.warmup is not None else (0.2 if a.quick else 0.3)
+    if a.memory_connections is None:
+        a.memory_connections = QUICK_MEMORY_CONNECTIONS if a.quick else MEMORY_CONNECTIONS
+    return a
+
+
+class Context:
+    """What every measurement needs: binaries, CPUs, the upstream, how to
+    start a contender."""
+
+    def __init__(self, args, bins, contenders, upstream, folder):
+        self.bins = bins
+        self.contenders = contenders
+        self.upstream = upstream
+        self.load_cpu = args.load_cpu
+        self.proxy_cpu = args.proxy_cpu
+        self.duration_s = args.duration
+        self.warmup_s = args.warmup
+        self.open_fraction = args.open_fraction
+        self.folder = folder
+        self.logs = os.path.join(folder, "logs")
+        os.makedirs(self.logs, exist_ok=True)
+
+    def start(self, name):
+        c = self.contenders[name]
+        return c.start(os.path.join(self.folder, "run", name), self.proxy_cpu, self.upstream.port, self.logs)
+
+
+def contender_binaries(names, bins, install):
+    paths = {"direct": None, "shardgate": bins["shardgate"]}
+    for n in names:
+        if n in ("nginx", "haproxy"):
+            paths[n] = setup.system_binary(n, install)
+        elif n == "envoy":
+            paths[n] = setup.envoy_binary(install)
+    return paths
+
+
+def main(argv):
+    args = parse(argv)
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.proxy_cpu not in cpus or args.load_cpu not in cpus or args.proxy_cpu == args.load_cpu:
+        log(f"need two distinct usable CPUs for --proxy-cpu and --load-cpu; usable: {cpus}")
+        return 2
+    started = datetime.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+    folder = args.out or os.path.join(setup.BENCH, "results", started)
+    os.makedirs(folder, exist_ok=True)
+    # The harness itself (and the fds of the memory scenario, and every
+    # process it starts) stays on the load CPU, away from the proxy.
+    usable = len(cpus)
+    os.sched_setaffinity(0, {args.load_cpu})
+    fd_limit = runner.raise_fd_limit(FD_WANTED)
+
+    bins = setup.build(args.no_build)
+    if args.wrk_check:
+        from . import wrkcheck
+        return wrkcheck.run(args, bins, folder)
+
+    names = [n.strip() for n in args.contenders.split(",") if n.strip()]
+    unknown = [n for n in names if n not in contenders_mod.CLASSES]
+    if unknown:
+        log(f"unknown contender(s) {unknown}; known: {contenders_mod.ORDER}")
+        return 2
+    scen = scenarios_mod.select(args.scenarios.split(",") if args.scenarios else None, args.quick)
+    paths = contender_binaries(names, bins, not args.no_install)
+    contenders = {n: contenders_mod.CLASSES[n](paths[n]) for n in names}
+    versions = {n: c.version() for n, c in contenders.items() if n != "direct"}
+    versions["shardgate-load"] = setup._run([bins["shardgate-load"], "--version"])
+    if args.memory_connections and args.memory_connections + 100 > fd_limit:
+        log(f"fd limit {fd_limit}: memory scenario lowered to {fd_limit - 100} connections")
+        args.memory_connections = fd_limit - 100
+
+    data = {
+        "schema_version": 1,
+        "started": started,
+        "command": "bench/compare " + " ".join(shlex.quote(a) for a in argv),
+        "machine": setup.machine(versions, {"proxy": args.proxy_cpu, "load": args.load_cpu}, usable),
+        "config": {"rounds": args.rounds, "duration_s": args.duration, "warmup_s": args.warmup,
+                   "open_fraction": args.open_fraction, "contenders": names, "quick": args.quick,
+                   "memory_connections": args.memory_connections, "fd_limit": fd_limit},
+        "scenarios": {s.name: {**dataclasses.asdict(s), "needs": sorted(s.needs)} for s in scen},
+        "rounds": [],
+        "memory": {},
+    }
+    t0 = time.monotonic()
+    os.makedirs(os.path.join(folder, "logs"), exist_ok=True)
+    upstream = contenders_mod.Upstream(bins["shardgate"])
+    up = upstream.start(os.path.join(folder, "run", "upstream"), args.load_cpu, os.path.join(folder, "logs"))
+    ctx = Context(args, bins, contenders, up, folder)
+    try:
+        for r in range(args.rounds):
+            data["rounds"].append(runner.round_passes(r, contenders, scen, ctx))
+        if args.memory_connections:
+            proxies = [n for n in names if contenders[n].is_proxy]
+            for r in range(args.memory_rounds):
+                for n in runner.rotate(proxies, r):
+                    m = runner.memory_run(n, ctx, args.memory_connections)
+                    data["memory"].setdefault(n, []).append(m)
+                    log(f"memory {n:<9} {m['rss_kib']:>8} KiB with {m['connections']} idle connections "
+                        f"({m['per_connection_bytes']:.0f} B each)")
+    finally:
+        up.stop()
+    data["elapsed_s"] = round(time.monotonic() - t0, 1)
+    data["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    data["summary"] = summary.summarise(data["rounds"], data["memory"], names, [s.name for s in scen])
+    report.write(data, folder)
+    chart.write(data, folder)
+    print(open(os.path.join(folder, "results.md")).read())
+    log(f"done in {data['elapsed_s']} s: {folder}/results.md, results.json, chart.svg")
+    return 0

@@ -1,0 +1,117 @@
+"""The report: a markdown file for people, a JSON file for scripts."""
+
+import json
+
+from .summary import PERCENTILES
+
+LABELS = {"p50": "p50", "p90": "p90", "p99": "p99", "p99_9": "p99.9", "p99_99": "p99.99"}
+
+
+def _num(v, digits=0):
+    if v is None:
+        return "–"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def fmt(s, digits=0):
+    """"median (min–max)"."""
+    if not s:
+        return "–"
+    if s["n"] == 1:
+        return _num(s["median"], digits)
+    return f"{_num(s['median'], digits)} ({_num(s['min'], digits)}–{_num(s['max'], digits)})"
+
+
+def fmt_ratio(s):
+    if not s:
+        return "–"
+    if s["n"] == 1:
+        return f"{s['median']:.2f}×"
+    return f"{s['median']:.2f}× ({s['min']:.2f}–{s['max']:.2f})"
+
+
+def markdown(data):
+    m, cfg, summ = data["machine"], data["config"], data["summary"]
+    ref = summ["reference"]
+    lines = [f"# shardgate beside nginx, HAProxy and Envoy — {data['started']}", ""]
+    lines += [f"Command: `{data['command']}`", ""]
+    lines += ["## Machine", ""]
+    lines += [f"- CPU: {m['cpu_model']}, {m['cores']} cores ({m['cores_usable']} usable), {m['memory_gib']} GiB",
+              f"- Kernel {m['kernel']}, {m['os']}; {m['rustc']}",
+              f"- Pinning: proxy on CPU {m['pinning']['proxy']}, load generator + upstream "
+              f"(`shardgate echo`, 1 shard) on CPU {m['pinning']['load']}",
+              f"- Load average at start: {' '.join(m['loadavg_start'])}; at end: {' '.join(data.get('loadavg_end', []))}"]
+    for name, version in m["versions"].items():
+        lines.append(f"- {name}: {version}")
+    lines += ["", "## Method", ""]
+    lines += [
+        f"{cfg['rounds']} rounds; in each, the contenders in rotated order (round r starts at the r-th), "
+        f"each started fresh. Pass 1: closed loop (saturation), {cfg['duration_s']} s measured after "
+        f"{cfg['warmup_s']} s warmup, per scenario. Pass 2: open loop at a fixed rate, the same for all "
+        f"contenders: {cfg['open_fraction']:.0%} of the lowest saturation rate any proxy reached in pass 1 "
+        f"of that round. CPU = time on CPU of all the proxy's threads and processes "
+        f"(/proc/PID/task/*/schedstat) over the load run, divided by the exchanges it completed. "
+        f"Ratios are contender / {ref} within each round; cells are median (min–max) over rounds.",
+        "",
+    ]
+
+    lines += [f"## Ratios to {ref} (paired within a round)", ""]
+    lines += ["| scenario | contender | req/s at saturation | CPU/request at fixed rate | p99 | p99.9 |",
+              "|---|---|---|---|---|---|"]
+    for s, sd in summ["scenarios"].items():
+        for c, cd in sd["contenders"].items():
+            if c == ref:
+                continue
+            cpu = fmt_ratio(cd["cpu"]["ratio"]) if c != "direct" else "–"
+            lines.append(f"| {s} | {c} | {fmt_ratio(cd['rps']['ratio'])} | {cpu} | "
+                         f"{fmt_ratio(cd['p99']['ratio'])} | {fmt_ratio(cd['p99_9']['ratio'])} |")
+    if summ["memory"]:
+        for c, md in summ["memory"].items():
+            if c != ref:
+                lines.append(f"| memory, {md['connections']:,} idle conns | {c} | | | | RSS {fmt_ratio(md['ratio'])} |")
+    lines.append("")
+
+    lines += ["## Figures", ""]
+    for s, sd in summ["scenarios"].items():
+        title = data["scenarios"][s]["title"]
+        lines += [f"### {s}: {title} (open loop at {fmt(sd['open_rate'])} req/s)", ""]
+        lines += ["| contender | req/s at saturation | CPU µs/req at saturation | CPU µs/req at fixed rate | "
+                  + " | ".join(f"{LABELS[p]} µs" for p in PERCENTILES) + " | upstream CPU µs/req | errors (worst round) |",
+                  "|---|---|---|---|" + "---|" * len(PERCENTILES) + "---|---|"]
+        for c, cd in sd["contenders"].items():
+            row = [c, fmt(cd["rps"]["value"]), fmt(cd["cpu_sat"]["value"], 1), fmt(cd["cpu"]["value"], 1)]
+            row += [fmt(cd[p]["value"]) for p in PERCENTILES]
+            errors = cd["errors"]["value"]
+            row += [fmt(cd["upstream_cpu"]["value"], 1), _num(errors["max"]) if errors else "–"]
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+
+    if summ["memory"]:
+        n = next(iter(summ["memory"].values()))["connections"]
+        lines += [f"### Memory: resident set with {n:,} idle keep-alive client connections", ""]
+        lines += [f"| contender | RSS idle KiB | RSS with connections KiB | bytes per connection | × {ref} |",
+                  "|---|---|---|---|---|"]
+        for c, md in summ["memory"].items():
+            lines.append(f"| {c} | {fmt(md['rss_idle_kib'])} | {fmt(md['rss_kib'])} | "
+                         f"{fmt(md['per_connection_bytes'])} | {fmt_ratio(md['ratio'])} |")
+        lines.append("")
+
+    if summ["targets"]:
+        lines += ["## The issue's targets (shardgate / reference, median of paired ratios)", ""]
+        lines += ["| target | bound | measured | met |", "|---|---|---|---|"]
+        for t in summ["targets"]:
+            lines.append(f"| {t['what']} (vs {t['reference']}) | {t['target']} | {fmt_ratio(t['ratio'])} | "
+                         f"{'yes' if t['met'] else '**no**'} |")
+        lines.append("")
+    lines += ["Every load command is in the JSON file (`rounds[].runs.CONTENDER.SCENARIO.closed|open.command`); "
+              "logs of each contender are in `logs/`.", ""]
+    return "\n".join(lines)
+
+
+def write(data, folder):
+    with open(f"{folder}/results.json", "w") as f:
+        json.dump(data, f, indent=1)
+    with open(f"{folder}/results.md", "w") as f:
+        f.write(markdown(data))

@@ -1,0 +1,201 @@
+"""Running the measurements: one load run, one memory run, the rounds.
+
+Round r runs the contenders in rotated order (A B C D E, then B C D E A,
+...), in two passes:
+  1. closed loop (saturation) for every scenario;
+  2. open loop at a fixed rate for every scenario: half the lowest
+     saturation rate any proxy reached in pass 1 of this round, so the
+     rate is the same for everyone and below every contender's saturation.
+Each contender is started fresh for each pass and stopped after it. The
+proxy's CPU time (all its processes and threads) is read before and after
+each load run and divided by the exchanges the load generator completed
+in that run (warmup included: the CPU was spent on those too).
+"""
+
+import json
+import os
+import resource
+import selectors
+import socket
+import subprocess
+import time
+
+from . import procstat
+from .setup import log
+
+# Beyond warmup + duration, the load generator needs at most ~2 s to drain
+# (its own hard bound) plus process start and exit.
+LOAD_SLACK_S = 15.0
+REQUEST = b"GET /bytes/13 HTTP/1.1\r\nHost: bench\r\n\r\n"
+
+
+def rotate(items, r):
+    """Order of round r: the list rotated left by r."""
+    r %= len(items)
+    return items[r:] + items[:r]
+
+
+def run_load(bins, cpu, port, scenario, duration_s, warmup_s, rate=None):
+    """One shardgate-load run against 127.0.0.1:port; its JSON."""
+    argv = ["taskset", "-c", str(cpu), bins["shardgate-load"], "--cpus", str(cpu), "-t", "1",
+            "-d", f"{duration_s}s", "--warmup", f"{warmup_s}s", "--timeout", "5s", "--json"]
+    argv += scenario.load_args()
+    if rate is not None:
+        argv += ["-R", str(int(rate))]
+    argv.append(f"http://127.0.0.1:{port}{scenario.path}")
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + warmup_s + LOAD_SLACK_S)
+    if out.returncode != 0:
+        raise RuntimeError(f"shardgate-load failed ({out.returncode}): {' '.join(argv)}\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout)
+
+
+def measure(bins, cpu, running, upstream, scenario, duration_s, warmup_s, rate=None):
+    """One load run with the CPU of the proxy and of the upstream around it."""
+    before, up_before = procstat.cpu(running.pids), procstat.cpu(upstream.pids)
+    result = run_load(bins, cpu, running.port, scenario, duration_s, warmup_s, rate)
+    after, up_after = procstat.cpu(running.pids), procstat.cpu(upstream.pids)
+    exchanges = max(result.get("exchanges", 0), 1)
+
+    def per_request_us(a, b, key):
+        return (b[key] - a[key]) * 1e6 / exchanges
+
+    lat = result["latency_us"]
+    return {
+        "requests_per_sec": result["requests_per_sec"],
+        "requests": result["requests"],
+        "ok": result["ok"],
+        "errors": result["errors"]["total"],
+        "error_samples": result.get("error_samples", {}),
+        "unsent": result.get("unsent", 0),
+        "exchanges": result.get("exchanges", 0),
+        "rate": rate,
+        "latency_us": {k: lat[k] for k in ("p50", "p90", "p99", "p99_9", "p99_99", "max", "mean")},
+        "cpu_us_per_req": per_request_us(before, after, "exact_s") if running.contender.is_proxy else None,
+        "cpu_tick_us_per_req": per_request_us(before, after, "ticks_s") if running.contender.is_proxy else None,
+        "upstream_cpu_us_per_req": per_request_us(up_before, up_after, "exact_s"),
+        "command": result["command"],
+    }
+
+
+def round_passes(r, contenders, scenarios, ctx):
+    """Both passes of round r; returns the round's record."""
+    order = rotate(list(contenders), r)
+    record = {"round": r + 1, "order": order, "open_rate": {}, "runs": {c: {} for c in order}}
+
+    for c in order:
+        running = ctx.start(c)
+        try:
+            for s in scenarios:
+                if not s.needs <= contenders[c].features:
+                    continue
+                m = measure(ctx.bins, ctx.load_cpu, running, ctx.upstream, s, ctx.duration_s, ctx.warmup_s)
+                record["runs"][c].setdefault(s.name, {})["closed"] = m
+                log(f"round {r + 1} {c:<9} {s.name:<8} closed {m['requests_per_sec']:>9.0f} req/s"
+                    f"  cpu {_fmt(m['cpu_us_per_req'])} us/req  errors {m['errors']}")
+        finally:
+            running.stop()
+
+    for s in scenarios:
+        rates = [record["runs"][c][s.name]["closed"]["requests_per_sec"] for c in order
+                 if contenders[c].is_proxy and s.name in record["runs"][c]]
+        floor = min(rates) if rates else 1000.0
+        record["open_rate"][s.name] = max(100, int(floor * ctx.open_fraction / 100) * 100)
+
+    for c in order:
+        running = ctx.start(c)
+        try:
+            for s in scenarios:
+                if s.name not in record["runs"][c]:
+                    continue
+                rate = record["open_rate"][s.name]
+                m = measure(ctx.bins, ctx.load_cpu, running, ctx.upstream, s, ctx.duration_s, ctx.warmup_s, rate)
+                record["runs"][c][s.name]["open"] = m
+                lat = m["latency_us"]
+                log(f"round {r + 1} {c:<9} {s.name:<8} open {rate:>7} req/s  p99 {lat['p99']} us"
+                    f"  p99.9 {lat['p99_9']} us  cpu {_fmt(m['cpu_us_per_req'])} us/req  errors {m['errors']}")
+        finally:
+            running.stop()
+    return record
+
+
+def _fmt(v):
+    return "-" if v is None else f"{v:.1f}"
+
+
+def raise_fd_limit(wanted):
+    """Soft RLIMIT_NOFILE up to `wanted` (or the hard limit); the new value."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _response_complete(data):
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    length = 0
+    for line in data[:end].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    return len(data) >= end + 4 + length
+
+
+def open_idle_connections(port, count, batch=250, timeout_s=20.0):
+    """`count` keep-alive connections, each after one complete exchange
+    (so the proxy has served a request on it and holds whatever it keeps
+    per connection), then left idle. Returns the open sockets."""
+    socks = []
+    deadline = time.monotonic() + timeout_s
+    while len(socks) < count:
+        group = []
+        for _ in range(min(batch, count - len(socks))):
+            s = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
+            s.sendall(REQUEST)
+            s.setblocking(False)
+            group.append(s)
+        sel = selectors.DefaultSelector()
+        pending = {}
+        for s in group:
+            sel.register(s, selectors.EVENT_READ)
+            pending[s] = b""
+        while pending:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"idle connections: {len(pending)} responses missing after {timeout_s} s")
+            for key, _ in sel.select(timeout=1.0):
+                s = key.fileobj
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise RuntimeError("idle connections: the server closed a connection")
+                pending[s] += chunk
+                if _response_complete(pending[s]):
+                    sel.unregister(s)
+                    del pending[s]
+        sel.close()
+        socks.extend(group)
+    return socks
+
+
+def memory_run(contender, ctx, connections, settle_s=1.0):
+    """Resident memory of a fresh contender, idle and with `connections`
+    idle keep-alive client connections."""
+    running = ctx.start(contender)
+    socks = []
+    try:
+        time.sleep(settle_s)
+        base = procstat.rss_kib(running.pids)
+        socks = open_idle_connections(running.port, connections)
+        time.sleep(settle_s)
+        loaded = procstat.rss_kib(running.pids)
+        return {
+            "connections": connections,
+            "rss_idle_kib": base,
+            "rss_kib": loaded,
+            "per_connection_bytes": (loaded - base) * 1024 / connections,
+        }
+    finally:
+        for s in socks:
+            s.close()
+        running.stop()

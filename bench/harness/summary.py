@@ -1,0 +1,119 @@
+"""From rounds to figures: medians with spread, ratios paired within a
+round, and the issue's targets checked against them.
+
+A ratio "to nginx" is computed inside each round (contender / nginx of the
+same round, both measured minutes apart at most), then summarised over
+rounds: drift of the shared machine between rounds cancels out.
+"""
+
+import statistics
+
+# How each metric is read from one contender's runs of one scenario in one
+# round ("closed": saturation pass, "open": fixed-rate pass).
+METRICS = {
+    "rps": lambda run: run["closed"]["requests_per_sec"],
+    "cpu_sat": lambda run: run["closed"]["cpu_us_per_req"],
+    "cpu": lambda run: run["open"]["cpu_us_per_req"],
+    "p50": lambda run: run["open"]["latency_us"]["p50"],
+    "p90": lambda run: run["open"]["latency_us"]["p90"],
+    "p99": lambda run: run["open"]["latency_us"]["p99"],
+    "p99_9": lambda run: run["open"]["latency_us"]["p99_9"],
+    "p99_99": lambda run: run["open"]["latency_us"]["p99_99"],
+    "max": lambda run: run["open"]["latency_us"]["max"],
+    "upstream_cpu": lambda run: run["open"]["upstream_cpu_us_per_req"],
+    "errors": lambda run: run["closed"]["errors"] + run["open"]["errors"],
+}
+PERCENTILES = ["p50", "p90", "p99", "p99_9", "p99_99"]
+
+# The issue's targets: (metric, scenario, reference, comparison, bound, what).
+# A ratio is shardgate / reference, paired within a round; the median over
+# rounds is compared with the bound.
+TARGETS = [
+    ("cpu", "small", "nginx", "<=", 0.6, "CPU per request at a fixed rate, 13 B"),
+    ("cpu", "16k", "nginx", "<=", 0.7, "CPU per request at a fixed rate, 16 KiB"),
+    ("cpu", "1m", "nginx", "<=", 0.8, "CPU per request at a fixed rate, 1 MiB"),
+    ("cpu", "newconn", "nginx", "<=", 0.8, "CPU per request at a fixed rate, new connection each"),
+    ("cpu", "small", "envoy", "<=", 0.2, "CPU per request at a fixed rate, 13 B, vs Envoy"),
+    ("rps", "small", "nginx", ">=", 1.3, "requests/s at saturation, 13 B"),
+] + [
+    (p, s, "nginx", "<=", 1.0, f"{p.replace('_', '.')} latency at a fixed rate, {s}")
+    for s in ("small", "16k", "1m", "post4k", "newconn") for p in ("p99", "p99_9")
+] + [
+    ("memory", None, "nginx", "<=", 1.0, "resident memory with idle keep-alive connections"),
+]
+
+
+def spread(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def values(rounds, contender, scenario, metric):
+    """The metric of one contender and scenario, one value per round (None
+    where it was not measured)."""
+    out = []
+    for rec in rounds:
+        run = rec["runs"].get(contender, {}).get(scenario)
+        try:
+            out.append(METRICS[metric](run))
+        except (KeyError, TypeError):
+            out.append(None)
+    return out
+
+
+def paired_ratios(rounds, contender, reference, scenario, metric):
+    """contender / reference inside each round."""
+    a = values(rounds, contender, scenario, metric)
+    b = values(rounds, reference, scenario, metric)
+    return [x / y if x is not None and y else None for x, y in zip(a, b)]
+
+
+def summarise(rounds, memory, contenders, scenarios, reference="nginx"):
+    """Everything the report shows, as plain data."""
+    out = {"reference": reference, "scenarios": {}, "memory": {}, "targets": []}
+    for s in scenarios:
+        per = {}
+        for c in contenders:
+            per[c] = {
+                m: {"value": spread(values(rounds, c, s, m)),
+                    "ratio": spread(paired_ratios(rounds, c, reference, s, m)) if reference in contenders else None}
+                for m in METRICS
+            }
+        out["scenarios"][s] = {"open_rate": spread([rec["open_rate"].get(s) for rec in rounds]), "contenders": per}
+    for c, runs in memory.items():
+        rss = [m["rss_kib"] for m in runs]
+        ratio = None
+        if reference in memory:
+            ratio = spread([a["rss_kib"] / b["rss_kib"] for a, b in zip(runs, memory[reference])])
+        out["memory"][c] = {
+            "connections": runs[0]["connections"],
+            "rss_kib": spread(rss),
+            "rss_idle_kib": spread([m["rss_idle_kib"] for m in runs]),
+            "per_connection_bytes": spread([m["per_connection_bytes"] for m in runs]),
+            "ratio": ratio,
+        }
+    out["targets"] = check_targets(rounds, memory, contenders, scenarios)
+    return out
+
+
+def check_targets(rounds, memory, contenders, scenarios, subject="shardgate"):
+    results = []
+    for metric, scenario, ref, cmp, bound, what in TARGETS:
+        if subject not in contenders or ref not in contenders:
+            continue
+        if metric == "memory":
+            if subject not in memory or ref not in memory:
+                continue
+            ratio = spread([a["rss_kib"] / b["rss_kib"] for a, b in zip(memory[subject], memory[ref])])
+        else:
+            if scenario not in scenarios:
+                continue
+            ratio = spread(paired_ratios(rounds, subject, ref, scenario, metric))
+        if ratio is None:
+            continue
+        met = ratio["median"] <= bound if cmp == "<=" else ratio["median"] >= bound
+        results.append({"what": what, "metric": metric, "scenario": scenario, "reference": ref,
+                        "target": f"{cmp} {bound}x", "ratio": ratio, "met": met})
+    return results
