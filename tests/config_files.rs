@@ -3,11 +3,12 @@
 //! (one error per line, as `shardgate check` prints them).
 //!
 //! To add a case: write `configs/invalid/NAME.toml` and `NAME.expected`.
+//! File names in errors are shown relative to the crate root.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use shardgate::config::{Config, HostMatch, PathMatch, RouteAction};
+use shardgate::config::{Config, HostMatch, PathMatch, RouteAction, TlsVersion};
 
 fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")
@@ -109,4 +110,57 @@ fn gateway_resolves_listeners_limits_and_hosts() {
     assert_eq!(c.admin.as_ref().unwrap().listen.port(), 9901);
     let summary = c.summary();
     assert!(summary.contains("header_timeout=5s"), "{summary}");
+}
+
+#[test]
+fn tls_example_resolves_files_names_and_redirect() {
+    let c = load("tls.toml");
+    let dir = configs_dir();
+    let https = &c.listeners[0];
+    let tls = https.tls.as_ref().expect("https listener has tls");
+    // Relative file names are relative to the config file's directory.
+    assert_eq!(tls.certificates[0].cert, dir.join("tls/localhost.pem"));
+    assert_eq!(tls.certificates[0].key, dir.join("tls/localhost.key"));
+    assert!(tls.certificates[0].server_names.is_empty(), "empty = the certificate's SANs");
+    assert_eq!(tls.certificates[1].server_names, ["*.example.test", "example.test"]);
+    assert_eq!((tls.strict_sni, tls.min_version), (false, TlsVersion::Tls12));
+    assert_eq!(tls.ticket_lifetime.as_secs(), 6 * 3600);
+    assert_eq!(tls.hsts.as_deref(), Some("max-age=31536000"));
+    let mtls = c.listeners[1].tls.as_ref().unwrap();
+    assert_eq!(mtls.client_ca.as_deref(), Some(dir.join("tls/ca.pem").as_path()));
+    assert_eq!(mtls.client_cert_header.as_deref(), Some("x-client-cert"));
+    assert!(c.listeners[2].tls.is_none());
+
+    let to_https = c.routes.iter().position(|r| r.name == "to-https").unwrap();
+    assert!(matches!(c.routes[to_https].action, RouteAction::HttpsRedirect { status: 308, port: Some(8443) }));
+    assert_eq!(c.listeners[2].routes, vec![to_https]);
+
+    let backend = &c.clusters[1];
+    assert_eq!(backend.endpoint_hosts, ["127.0.0.1", "localhost"]);
+    let ctls = backend.tls.as_ref().unwrap();
+    assert_eq!(ctls.server_name.as_deref(), Some("localhost"));
+    assert_eq!(ctls.ca.as_deref(), Some(dir.join("tls/ca.pem").as_path()));
+    assert!(ctls.verify);
+    assert_eq!(ctls.client_cert.as_ref().unwrap().cert, dir.join("tls/client.pem"));
+    assert!(c.clusters[0].tls.is_none());
+
+    let summary = c.summary();
+    assert!(summary.contains("listener \"https\" 127.0.0.1:8443 https\n  tls: min_version=1.2 hsts="), "{summary}");
+    assert!(summary.contains("route \"to-https\" (any request) -> https_redirect 308 port=8443"), "{summary}");
+    assert!(summary.contains("tls(server_name=localhost ca="), "{summary}");
+
+    // The committed files build real rustls configs.
+    for l in c.listeners.iter().filter_map(|l| l.tls.as_ref()) {
+        shardgate::tls::server_config::build_server_config(l).unwrap();
+    }
+    shardgate::tls::client_config::build_client_config(ctls).unwrap();
+}
+
+#[test]
+fn https_redirect_defaults_to_308_without_port() {
+    let text = "[[listeners]]\nname = \"http\"\nlisten = \"127.0.0.1:0\"\n\
+                [[routes]]\nhttps_redirect = {}\n[[routes]]\nhttps_redirect = { status = 301, port = 443 }\n";
+    let c = Config::parse(text, "t.toml").unwrap();
+    assert!(matches!(c.routes[0].action, RouteAction::HttpsRedirect { status: 308, port: None }));
+    assert!(matches!(c.routes[1].action, RouteAction::HttpsRedirect { status: 301, port: None }));
 }

@@ -409,7 +409,9 @@ mod tests {
 
     #[test]
     fn https_location_keeps_host_path_and_query() {
-        const CASES: &[(&str, Option<u16>, &str, Option<&str>, &str)] = &[
+        /// (Host, port, path, query, Location)
+        type Case = (&'static str, Option<u16>, &'static str, Option<&'static str>, &'static str);
+        const CASES: &[Case] = &[
             ("a.example", None, "/x", None, "https://a.example/x"),
             ("a.example:8080", None, "/x", Some("q=1"), "https://a.example/x?q=1"),
             ("a.example:80", Some(8443), "/", None, "https://a.example:8443/"),
