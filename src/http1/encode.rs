@@ -176,16 +176,17 @@ fn push_via(out: &mut Vec<u8>, version: Version) {
 }
 
 /// The response head sent downstream.
-pub fn downstream_response_head(
-    out: &mut Vec<u8>,
-    ubuf: &[u8],
-    resp: &ResponseHead,
-    framing: DownstreamFraming,
-    close: bool,
-    client_version: Version,
-    request_id: &[u8],
-    hsts: Option<&[u8]>,
-) {
+/// How the downstream response head is written.
+pub struct DownstreamHead<'a> {
+    pub framing: DownstreamFraming,
+    pub close: bool,
+    pub client_version: Version,
+    pub request_id: &'a [u8],
+    /// Strict-Transport-Security value (TLS listeners that set one).
+    pub hsts: Option<&'a [u8]>,
+}
+
+pub fn downstream_response_head(out: &mut Vec<u8>, ubuf: &[u8], resp: &ResponseHead, how: &DownstreamHead<'_>) {
     let _ = write!(out, "HTTP/1.1 {} ", resp.status);
     out.extend_from_slice(resp.reason.of(ubuf));
     out.extend_from_slice(b"\r\n");
@@ -195,7 +196,7 @@ pub fn downstream_response_head(
             HeaderKind::XRequestId => {}
             // HEAD and 304 responses describe a body without sending it: keep
             // their Content-Length as the upstream sent it.
-            HeaderKind::ContentLength if framing == DownstreamFraming::Empty && resp.status != 204 => {
+            HeaderKind::ContentLength if how.framing == DownstreamFraming::Empty && resp.status != 204 => {
                 push_header(out, b"content-length", h.value.of(ubuf));
             }
             kind if kind.is_hop_by_hop() => {}
@@ -208,7 +209,7 @@ pub fn downstream_response_head(
             }
         }
     }
-    match framing {
+    match how.framing {
         DownstreamFraming::Empty => {
             let has_length = resp.headers.iter().any(|h| h.kind == HeaderKind::ContentLength);
             if !has_length && resp.status >= 200 && resp.status != 204 && resp.status != 304 {
@@ -223,11 +224,11 @@ pub fn downstream_response_head(
         }
         DownstreamFraming::UntilClose { .. } => {}
     }
-    push_connection(out, close, client_version);
-    if let Some(hsts) = hsts {
+    push_connection(out, how.close, how.client_version);
+    if let Some(hsts) = how.hsts {
         push_header(out, b"strict-transport-security", hsts);
     }
-    push_header(out, b"x-request-id", request_id);
+    push_header(out, b"x-request-id", how.request_id);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -356,16 +357,14 @@ mod tests {
         let mut resp = ResponseHead::default();
         assert!(parse_response(raw, 8192, Method::Get, &mut resp).unwrap());
         let mut out = Vec::new();
-        downstream_response_head(
-            &mut out,
-            raw,
-            &resp,
-            DownstreamFraming::UntilClose { dechunk: true },
-            true,
-            Version::Http10,
-            b"rid",
-            Some(b"max-age=60"),
-        );
+        let how = DownstreamHead {
+            framing: DownstreamFraming::UntilClose { dechunk: true },
+            close: true,
+            client_version: Version::Http10,
+            request_id: b"rid",
+            hsts: Some(b"max-age=60"),
+        };
+        downstream_response_head(&mut out, raw, &resp, &how);
         let out = String::from_utf8(out).unwrap();
         assert_eq!(
             out,

@@ -136,9 +136,12 @@ pub fn serve(config: Config) -> Result<(), String> {
     }
 }
 
+/// The certificate resolver of each TLS listener (by listener index).
+type Reloaders = Vec<(usize, Arc<SniResolver>)>;
+
 /// Builds every listener's and cluster's rustls config once, here on the
 /// main thread; the shards share them (and so the session ticket keys).
-fn build_tls(config: &Config) -> Result<(TlsConfigs, Vec<(usize, Arc<SniResolver>)>), String> {
+fn build_tls(config: &Config) -> Result<(TlsConfigs, Reloaders), String> {
     let mut tls = TlsConfigs::default();
     let mut resolvers = Vec::new();
     for (i, l) in config.listeners.iter().enumerate() {

@@ -30,7 +30,7 @@ use super::stream::UpstreamStream;
 use crate::error::{Error, ErrorKind};
 use crate::http1::body::{BodyDecoder, ChunkError};
 use crate::http1::conn::{hsts_of, zeroed_buffer, Conn, Failure, Next, UPSTREAM_BUFFER_BYTES};
-use crate::http1::encode::{self, DownstreamFraming, ForwardInfo};
+use crate::http1::encode::{self, DownstreamFraming, DownstreamHead, ForwardInfo};
 use crate::http1::io::{read_more, write_all, write_range};
 use crate::http1::parse::Framing;
 use crate::http1::response::parse_response;
@@ -167,7 +167,8 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
     let mut response = BodyDecoder::new(resp_framing);
     c.wbuf.clear();
     let hsts = hsts_of(config, c.listener);
-    encode::downstream_response_head(&mut c.wbuf, &c.ubuf, &c.resp, mode, close, client_version, &c.request_id, hsts);
+    let how = DownstreamHead { framing: mode, close, client_version, request_id: &c.request_id, hsts };
+    encode::downstream_response_head(&mut c.wbuf, &c.ubuf, &c.resp, &how);
     let upstream_reusable = c.resp.allows_reuse();
     let mut pos = head_len;
     if matches!(mode, DownstreamFraming::Length(_) | DownstreamFraming::ChunkedPassthrough | DownstreamFraming::Empty) {
