@@ -8,8 +8,12 @@ use crate::harness::proxy::shardgate_output;
 use crate::harness::tempdir::TempDir;
 use crate::harness::*;
 
+/// `shardgate check` on `file`, named relative to the repository root (the
+/// test's working directory) as a user would, so that the file names in
+/// its errors match the `.expected` texts.
 fn check(file: &Path) -> std::process::Output {
-    shardgate_output(&["check", "-c", &file.display().to_string()])
+    let relative = file.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(file);
+    shardgate_output(&["check", "-c", &relative.display().to_string()])
 }
 
 fn text(bytes: &[u8]) -> String {
