@@ -31,11 +31,11 @@ use crate::error::{reason_phrase, Error, ErrorKind, Side};
 use crate::pipeline;
 use crate::shard::Shard;
 
-/// Smallest read buffer per connection: a head must fit in it, and body
-/// bytes are relayed through it in pieces of at most this size.
-pub const MIN_READ_BUFFER_BYTES: usize = 16 * 1024;
-/// The buffer upstream responses are read into and relayed from.
-pub const UPSTREAM_BUFFER_BYTES: usize = 32 * 1024;
+/// A connection's head buffer to start with, and what it shrinks back to
+/// when idle (nginx: client_header_buffer_size 1k). It grows, doubling, up
+/// to `max_request_head_bytes` for a larger head. Bodies are relayed
+/// through pooled exchange buffers (`buffers.rs`), not through this one.
+pub const INITIAL_READ_BUFFER_BYTES: usize = 1024;
 /// A client-sent `x-request-id` longer than this is replaced by ours.
 pub const MAX_REQUEST_ID_BYTES: usize = 128;
 
@@ -60,9 +60,10 @@ pub struct Conn<S> {
     pub rbuf: Vec<u8>,
     /// Where unconsumed bytes start in `rbuf`.
     pub pos: usize,
-    /// Output heads (and small bodies) are assembled here.
+    /// Output heads (and small bodies) are assembled here. Pooled.
     pub wbuf: Vec<u8>,
-    /// Upstream response bytes.
+    /// Request body bytes on their way up, then upstream response bytes on
+    /// their way down (one after the other). Pooled.
     pub ubuf: Vec<u8>,
     pub head: RequestHead,
     pub resp: ResponseHead,
@@ -96,13 +97,8 @@ impl From<Error> for Failure {
 
 impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
     pub fn new(config: Arc<Config>, stream: S, peer: SocketAddr, listener: usize, tls: Option<TlsInfo>) -> Conn<S> {
-        let capacity = config.listeners[listener].limits.max_request_head_bytes.max(MIN_READ_BUFFER_BYTES);
-        // Plain TCP: the kernel fills the buffer, untouched pages cost no
-        // memory. TLS: rustls writes through a `&mut [u8]`, which must not
-        // cover uninitialised bytes.
-        let rbuf = if tls.is_some() { zeroed_buffer(capacity) } else { Vec::with_capacity(capacity) };
         Conn {
-            rbuf,
+            rbuf: Vec::with_capacity(INITIAL_READ_BUFFER_BYTES),
             config,
             tls,
             stream,
@@ -207,6 +203,10 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
     let mut first = true;
     loop {
         c.compact();
+        if c.rbuf.is_empty() && c.rbuf.capacity() > INITIAL_READ_BUFFER_BYTES {
+            // A large head is over: an idle connection keeps a small buffer.
+            c.rbuf = Vec::with_capacity(INITIAL_READ_BUFFER_BYTES);
+        }
         let head_deadline = if c.rbuf.is_empty() && !first {
             // Idle between requests: wait for a first byte, or close.
             if shard.draining() {
@@ -240,6 +240,12 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
             let was_empty = c.rbuf.is_empty();
             if was_empty && shard.draining() {
                 break Err(Error::new(ErrorKind::DownstreamClosed, "draining"));
+            }
+            if c.rbuf.len() == c.rbuf.capacity() {
+                // parse_request refuses a head at max_head_bytes, so doubling
+                // up to that bound always leaves room to read.
+                let grown = (c.rbuf.capacity() * 2).min(head_limits.max_head_bytes.max(INITIAL_READ_BUFFER_BYTES));
+                c.rbuf.reserve_exact(grown - c.rbuf.len());
             }
             registration.set_idle(was_empty);
             let read = monoio::time::timeout_at(head_deadline.into(), read_more(&mut c.stream, &mut c.rbuf)).await;
@@ -275,6 +281,8 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                 c.respond_error(e.into()).await
             }
         };
+        shard.buffers.give(&mut c.ubuf);
+        shard.buffers.give(&mut c.wbuf);
         if next == Next::Close || shard.draining() {
             break;
         }
@@ -287,15 +295,6 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
 /// The Strict-Transport-Security value of a listener, if it sets one.
 pub fn hsts_of(config: &Config, listener: usize) -> Option<&[u8]> {
     config.listeners[listener].tls.as_ref().and_then(|t| t.hsts.as_deref()).map(str::as_bytes)
-}
-
-/// An empty buffer of `capacity` bytes whose spare capacity is initialised
-/// (zero-filled once), so that readers handed the spare capacity never see
-/// uninitialised memory (see `tls/stream.rs`).
-pub fn zeroed_buffer(capacity: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; capacity];
-    buf.clear();
-    buf
 }
 
 /// Keeps a sane client-sent `x-request-id`, or makes one.

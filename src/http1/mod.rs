@@ -7,9 +7,11 @@
 //! - `encode.rs`: writing heads (upstream request, downstream response,
 //!   error and direct responses) into a reused output buffer.
 //! - `io.rs`: buffer-ownership helpers over monoio's rent-style I/O.
+//! - `buffers.rs`: the per-shard pool of exchange buffers.
 //! - `conn.rs`: the downstream connection loop.
 
 pub mod body;
+pub mod buffers;
 pub mod conn;
 pub mod encode;
 pub mod head;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::admin::ShardCounters;
 use crate::config::Config;
+use crate::http1::buffers::BufferPool;
 use crate::upstream::balance::RoundRobin;
 use crate::upstream::pool::Pool;
 use crate::upstream::stream::UpstreamTls;
@@ -59,6 +60,7 @@ pub struct Shard {
     pub balancers: Vec<RoundRobin>,
     endpoint_base: Vec<usize>,
     pub registry: Registry,
+    pub buffers: BufferPool,
     pub tls: TlsConfigs,
     request_ids: RequestIds,
 }
@@ -73,6 +75,7 @@ impl Shard {
             config,
             counters,
             registry: Registry::default(),
+            buffers: BufferPool::default(),
             tls,
             request_ids: RequestIds::new(id),
         }

@@ -10,8 +10,10 @@
 //!
 //! Buffers: `incoming` holds ciphertext read from the socket and not yet
 //! taken by rustls; `outgoing` holds the records rustls produced. Both are
-//! reused for the connection's life. Plaintext is decrypted by rustls
-//! straight into the caller's buffer.
+//! reused for the connection's life. Plaintext is copied by rustls straight
+//! into the caller's buffer (only as many bytes as it holds, which are
+//! zeroed first: rustls writes through a `&mut [u8]`, which must not cover
+//! uninitialised memory).
 
 use std::io::{self, Read, Write};
 use std::ops::{Deref, DerefMut};
@@ -33,6 +35,10 @@ pub struct TlsStream<C> {
     incoming: Vec<u8>,
     incoming_pos: usize,
     outgoing: Vec<u8>,
+    /// Decrypted bytes rustls holds for us (from its last `IoState`).
+    plaintext: usize,
+    /// The peer sent close_notify, or closed the TCP connection.
+    closed: bool,
 }
 
 impl<C, SD> TlsStream<C>
@@ -47,6 +53,8 @@ where
             incoming: Vec::with_capacity(TLS_READ_BUFFER_BYTES),
             incoming_pos: 0,
             outgoing: Vec::with_capacity(TLS_READ_BUFFER_BYTES),
+            plaintext: 0,
+            closed: false,
         }
     }
 
@@ -78,19 +86,23 @@ where
             self.incoming.clear();
             self.incoming_pos = 0;
             if read_more(&mut self.io, &mut self.incoming).await? == 0 {
-                // Tell rustls about the end of input, so that its reader can
-                // tell a clean close_notify from a truncation.
-                let _ = self.session.read_tls(&mut io::empty());
+                self.closed = true;
                 return Ok(0);
             }
         }
         let mut pending = &self.incoming[self.incoming_pos..];
         let taken = self.session.read_tls(&mut pending)?;
         self.incoming_pos += taken;
-        if let Err(e) = self.session.process_new_packets() {
-            // Send the alert rustls queued, then fail.
-            let _ = self.flush_tls().await;
-            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        match self.session.process_new_packets() {
+            Ok(state) => {
+                self.plaintext = state.plaintext_bytes_to_read();
+                self.closed |= state.peer_has_closed();
+            }
+            Err(e) => {
+                // Send the alert rustls queued, then fail.
+                let _ = self.flush_tls().await;
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
         }
         Ok(taken.max(1))
     }
@@ -112,36 +124,37 @@ where
     SD: SideData,
 {
     async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
-        // SAFETY: `write_ptr` is valid for `bytes_total` bytes for as long
-        // as we own `buf`; rustls only writes decrypted bytes into it and we
-        // report exactly how many via `set_init`. The proxy's buffers are
-        // zero-filled when allocated, so no uninitialised byte is exposed.
-        let slice = unsafe { std::slice::from_raw_parts_mut(buf.write_ptr(), buf.bytes_total()) };
         loop {
-            match self.session.reader().read(slice) {
-                Ok(n) => {
-                    // SAFETY: rustls wrote `n` bytes at the start of `slice`.
-                    unsafe { buf.set_init(n) };
-                    return (Ok(n), buf);
+            if self.plaintext > 0 {
+                let n = self.plaintext.min(buf.bytes_total());
+                // SAFETY: `write_ptr` is valid for `bytes_total` (>= n) bytes
+                // while we own `buf`; the n bytes are initialised (zeroed)
+                // before a slice is made over them, so rustls never sees
+                // uninitialised memory whatever buffer the caller passed.
+                let slice = unsafe {
+                    std::ptr::write_bytes(buf.write_ptr(), 0, n);
+                    std::slice::from_raw_parts_mut(buf.write_ptr(), n)
+                };
+                match self.session.reader().read(slice) {
+                    Ok(got) => {
+                        self.plaintext -= got;
+                        // SAFETY: rustls wrote `got` bytes at the start of the buffer.
+                        unsafe { buf.set_init(got) };
+                        return (Ok(got), buf);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.plaintext = 0,
+                    Err(e) => return (Err(e), buf),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // Closed without close_notify: for HTTP framing purposes an
-                // end of stream; the framing layer decides if it was clean.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    // SAFETY: nothing was written.
-                    unsafe { buf.set_init(0) };
-                    return (Ok(0), buf);
-                }
-                Err(e) => return (Err(e), buf),
             }
-            match self.read_tls().await {
-                Ok(0) => {
-                    // SAFETY: nothing was written.
-                    unsafe { buf.set_init(0) };
-                    return (Ok(0), buf);
-                }
-                Ok(_) => {}
-                Err(e) => return (Err(e), buf),
+            if self.closed {
+                // close_notify or TCP end: an end of stream for the HTTP
+                // layer, whose framing decides whether it was premature.
+                // SAFETY: nothing was written.
+                unsafe { buf.set_init(0) };
+                return (Ok(0), buf);
+            }
+            if let Err(e) = self.read_tls().await {
+                return (Err(e), buf);
             }
         }
     }

@@ -29,7 +29,7 @@ use rustls::ClientConnection;
 use super::stream::UpstreamStream;
 use crate::error::{Error, ErrorKind};
 use crate::http1::body::{BodyDecoder, ChunkError};
-use crate::http1::conn::{hsts_of, zeroed_buffer, Conn, Failure, Next, UPSTREAM_BUFFER_BYTES};
+use crate::http1::conn::{hsts_of, Conn, Failure, Next};
 use crate::http1::encode::{self, DownstreamFraming, DownstreamHead, ForwardInfo};
 use crate::http1::io::{read_more, write_all, write_range};
 use crate::http1::parse::Framing;
@@ -79,8 +79,11 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
     c.request_done = step.done;
     c.send_continue_if_expected().await?;
 
+    // Exchange buffers, from the shard's pool until the request is done.
+    shard.buffers.fill(&mut c.wbuf);
+    shard.buffers.fill(&mut c.ubuf);
+
     // Upstream head + the buffered body bytes: one write.
-    c.wbuf.clear();
     {
         let info = ForwardInfo {
             client_ip: c.peer.ip(),
@@ -102,10 +105,6 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
     let method = c.head.method;
     let client_version = c.head.version;
     let client_keep_alive = c.head.wants_keep_alive();
-
-    if c.ubuf.capacity() == 0 {
-        c.ubuf = zeroed_buffer(UPSTREAM_BUFFER_BYTES);
-    }
 
     let mut attempt = 0;
     let (mut upstream, endpoint) = loop {
@@ -220,7 +219,10 @@ async fn connect(shard: &Shard, cluster: usize, index: usize, timeout: Duration)
     }
 }
 
-/// Streams the rest of the request body from the client to the upstream.
+/// Streams the rest of the request body from the client to the upstream,
+/// through the exchange buffer `c.ubuf` (the bytes that came with the head
+/// were already sent with it). Bytes after the body — a pipelined next
+/// request — go back to `c.rbuf`.
 async fn relay_request_body<S: AsyncReadRent + AsyncWriteRent>(
     c: &mut Conn<S>,
     upstream: &mut UpstreamStream,
@@ -229,30 +231,37 @@ async fn relay_request_body<S: AsyncReadRent + AsyncWriteRent>(
     body_limit: u64,
     body_timeout: Duration,
 ) -> Result<(), Failure> {
+    debug_assert_eq!(c.pos, c.rbuf.len(), "buffered body bytes were sent with the head");
+    c.rbuf.clear();
+    c.pos = 0;
+    c.ubuf.clear();
+    let mut pos = 0;
     loop {
-        if c.pos == c.rbuf.len() {
-            c.rbuf.clear();
-            c.pos = 0;
-            match monoio::time::timeout(body_timeout, read_more(&mut c.stream, &mut c.rbuf)).await {
+        if pos == c.ubuf.len() {
+            c.ubuf.clear();
+            pos = 0;
+            match monoio::time::timeout(body_timeout, read_more(&mut c.stream, &mut c.ubuf)).await {
                 Ok(Ok(n)) if n > 0 => {}
                 Ok(_) => return Err(err(ErrorKind::DownstreamClosed, "client closed during the request body").into()),
                 Err(_) => return Err(err(ErrorKind::BodyTimeout, "request body stalled past body timeout").into()),
             }
         }
         let mut data = 0u64;
-        let step = body.decode(&c.rbuf[c.pos..], |r| data += r.len() as u64).map_err(chunk_error)?;
+        let step = body.decode(&c.ubuf[pos..], |r| data += r.len() as u64).map_err(chunk_error)?;
         *body_bytes += data;
         if *body_bytes > body_limit {
             return Err(err(ErrorKind::BodyTooLarge, "request body larger than the limit").into());
         }
-        let range = c.pos..c.pos + step.consumed;
-        match monoio::time::timeout(body_timeout, write_range(upstream, &mut c.rbuf, range)).await {
+        let range = pos..pos + step.consumed;
+        match monoio::time::timeout(body_timeout, write_range(upstream, &mut c.ubuf, range)).await {
             Ok(Ok(())) => {}
             _ => return Err(err(ErrorKind::UpstreamClosed, "upstream stopped reading the request body").into()),
         }
-        c.pos += step.consumed;
+        pos += step.consumed;
         if step.done {
             c.request_done = true;
+            c.rbuf.extend_from_slice(&c.ubuf[pos..]);
+            c.ubuf.clear();
             return Ok(());
         }
     }

@@ -67,9 +67,21 @@ impl Response {
     }
 }
 
+/// What a [`Client`] reads and writes: a plain TCP stream, or a TLS stream
+/// over one (`super::tls`). Timeouts and addresses come from the socket.
+pub trait Transport: Read + Write + Send {
+    fn socket(&self) -> &TcpStream;
+}
+
+impl Transport for TcpStream {
+    fn socket(&self) -> &TcpStream {
+        self
+    }
+}
+
 /// A client connection to the proxy.
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Transport>,
     /// Bytes read but not yet consumed.
     buf: Vec<u8>,
     eof: bool,
@@ -80,11 +92,18 @@ impl Client {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         stream.set_read_timeout(Some(READ_TIMEOUT)).expect("set read timeout");
         stream.set_nodelay(true).expect("nodelay");
+        Client::over(Box::new(stream))
+    }
+
+    /// A client over an established transport (e.g. a TLS stream whose
+    /// handshake is done); its socket gets the usual read timeout.
+    pub fn over(stream: Box<dyn Transport>) -> Client {
+        stream.socket().set_read_timeout(Some(READ_TIMEOUT)).expect("set read timeout");
         Client { stream, buf: Vec::new(), eof: false }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.stream.local_addr().expect("local addr")
+        self.stream.socket().local_addr().expect("local addr")
     }
 
     /// Writes all of `bytes` in one `write_all`.
@@ -167,11 +186,11 @@ impl Client {
             if now >= deadline {
                 return (data, false);
             }
-            let _ = self.stream.set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))));
+            let _ = self.stream.socket().set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))));
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
                     self.eof = true;
-                    let _ = self.stream.set_read_timeout(Some(READ_TIMEOUT));
+                    let _ = self.stream.socket().set_read_timeout(Some(READ_TIMEOUT));
                     return (data, true);
                 }
                 Ok(n) => data.extend_from_slice(&chunk[..n]),
@@ -180,7 +199,7 @@ impl Client {
                 Err(_) => {
                     // Reset by the proxy: closed too.
                     self.eof = true;
-                    let _ = self.stream.set_read_timeout(Some(READ_TIMEOUT));
+                    let _ = self.stream.socket().set_read_timeout(Some(READ_TIMEOUT));
                     return (data, true);
                 }
             }
@@ -223,7 +242,8 @@ impl Client {
                         String::from_utf8_lossy(&self.buf[..self.buf.len().min(200)])
                     ));
                 }
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                // UnexpectedEof: a TLS peer closed without close_notify.
+                Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof) => {
                     self.eof = true;
                     return Ok(false);
                 }

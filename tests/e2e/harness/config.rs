@@ -104,6 +104,24 @@ impl Route {
         self
     }
 
+    /// Action: redirect to `https://{host}{:port}{path}{?query}`
+    /// (`[routes.https_redirect]`; `None` = the proxy's default).
+    pub fn https_redirect(mut self, status: Option<u16>, port: Option<u16>) -> Route {
+        let mut fields = Vec::new();
+        if let Some(status) = status {
+            fields.push(format!("status = {status}"));
+        }
+        if let Some(port) = port {
+            fields.push(format!("port = {port}"));
+        }
+        self.action = Some(if fields.is_empty() {
+            "https_redirect = {}".to_string()
+        } else {
+            format!("https_redirect = {{ {} }}", fields.join(", "))
+        });
+        self
+    }
+
     /// Action: redirect to `location` with `status`.
     pub fn redirect(mut self, location: &str, status: u16, keep_path: bool) -> Route {
         self.action = Some(format!(
@@ -158,8 +176,8 @@ pub struct ProxyConfig {
     drain_timeout: String,
     admin: bool,
     limits: Vec<String>,
-    /// (name, `[listeners.limits]` lines)
-    listeners: Vec<(String, Vec<String>)>,
+    /// (name, `[listeners.limits]` lines, `[listeners.tls]` lines)
+    listeners: Vec<(String, Vec<String>, Vec<String>)>,
     routes: Vec<Route>,
     clusters: Vec<String>,
 }
@@ -177,7 +195,7 @@ impl ProxyConfig {
             drain_timeout: "5s".into(),
             admin: true,
             limits: Vec::new(),
-            listeners: vec![("main".into(), Vec::new())],
+            listeners: vec![("main".into(), Vec::new(), Vec::new())],
             routes: Vec::new(),
             clusters: Vec::new(),
         }
@@ -203,7 +221,20 @@ impl ProxyConfig {
     /// Another listener on 127.0.0.1:0, with optional `[listeners.limits]` lines.
     pub fn listener(mut self, name: &str, limits: &str) -> ProxyConfig {
         let limits = if limits.is_empty() { Vec::new() } else { vec![limits.to_string()] };
-        self.listeners.push((name.to_string(), limits));
+        self.listeners.push((name.to_string(), limits, Vec::new()));
+        self
+    }
+
+    /// Makes listener `name` (already added; `main` always is) an HTTPS
+    /// listener: `lines` go under its `[listeners.tls]`, e.g.
+    /// `certificates = [{ cert = "/tmp/a.pem", key = "/tmp/a.key" }]`.
+    pub fn tls(mut self, name: &str, lines: &str) -> ProxyConfig {
+        let listener = self
+            .listeners
+            .iter_mut()
+            .find(|(n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("no listener {name:?} to make HTTPS"));
+        listener.2.push(lines.to_string());
         self
     }
 
@@ -238,7 +269,7 @@ impl ProxyConfig {
 
     /// Listener names the proxy will report, admin included.
     pub fn listener_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.listeners.iter().map(|(n, _)| n.clone()).collect();
+        let mut names: Vec<String> = self.listeners.iter().map(|(n, _, _)| n.clone()).collect();
         if self.admin {
             names.push("admin".into());
         }
@@ -258,11 +289,17 @@ impl ProxyConfig {
                 let _ = writeln!(out, "{line}");
             }
         }
-        for (name, limits) in &self.listeners {
+        for (name, limits, tls) in &self.listeners {
             let _ = writeln!(out, "\n[[listeners]]\nname = {}\nlisten = \"127.0.0.1:0\"", toml_str(name));
             if !limits.is_empty() {
                 out.push_str("[listeners.limits]\n");
                 for line in limits {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+            if !tls.is_empty() {
+                out.push_str("[listeners.tls]\n");
+                for line in tls {
                     let _ = writeln!(out, "{line}");
                 }
             }

@@ -7,6 +7,8 @@
 //!   receives and answers the way each test asks.
 //! - [`client`] writes raw bytes and reads responses (Content-Length,
 //!   chunked, close-delimited).
+//! - [`pki`] makes certificates (rcgen) and writes their PEM files;
+//!   [`tls`] is a TLS client, a TLS upstream and the TLS counters.
 //! - [`pattern`] is the deterministic byte stream the large-body tests send
 //!   and verify.
 
@@ -15,9 +17,11 @@
 pub mod client;
 pub mod config;
 pub mod pattern;
+pub mod pki;
 pub mod proc_status;
 pub mod proxy;
 pub mod tempdir;
+pub mod tls;
 pub mod upstream;
 
 pub use client::{get, send_raw, Client, Response};

@@ -266,10 +266,16 @@ impl Proxy {
 
     /// Per-shard counters from `GET /stats` on the admin listener.
     pub fn stats(&self) -> Vec<ShardStats> {
+        let json = self.stats_json();
+        parse_stats(&json).unwrap_or_else(|| panic!("unexpected /stats body: {json}"))
+    }
+
+    /// The body of `GET /stats` on the admin listener.
+    pub fn stats_json(&self) -> String {
         let response =
             Client::connect(self.admin()).request(b"GET /stats HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
         assert_eq!(response.status, 200, "GET /stats: {}", response.text());
-        parse_stats(&response.text()).unwrap_or_else(|| panic!("unexpected /stats body: {}", response.text()))
+        response.text()
     }
 
     /// Resident memory of the process right now, in bytes.
@@ -356,31 +362,43 @@ fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
 
 /// `{"shards":[{"shard":0,"accepted":N,"requests":N,"active":N},...]}`.
 pub fn parse_stats(json: &str) -> Option<Vec<ShardStats>> {
+    shard_objects(json)?
+        .into_iter()
+        .map(|object| {
+            Some(ShardStats {
+                shard: json_u64(object, "shard")?,
+                accepted: json_u64(object, "accepted")?,
+                requests: json_u64(object, "requests")?,
+                active: json_u64(object, "active")?,
+            })
+        })
+        .collect()
+}
+
+/// The inside of each `{...}` in the `"shards"` array of a `/stats` body
+/// (the objects are flat: no nested braces).
+pub fn shard_objects(json: &str) -> Option<Vec<&str>> {
     let start = json.find("\"shards\"")?;
     let rest = &json[start..];
     let open = rest.find('[')?;
     let close = rest.find(']')?;
     let array = &rest[open + 1..close];
-    let mut shards = Vec::new();
+    let mut objects = Vec::new();
     for object in array.split('}') {
         let Some(brace) = object.find('{') else {
             continue;
         };
-        let object = &object[brace + 1..];
-        let number = |key: &str| -> Option<u64> {
-            let at = object.find(&format!("\"{key}\""))?;
-            let after = object[at + key.len() + 2..].trim_start().strip_prefix(':')?;
-            let digits: String = after.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
-            digits.parse().ok()
-        };
-        shards.push(ShardStats {
-            shard: number("shard")?,
-            accepted: number("accepted")?,
-            requests: number("requests")?,
-            active: number("active")?,
-        });
+        objects.push(&object[brace + 1..]);
     }
-    Some(shards)
+    Some(objects)
+}
+
+/// The unsigned integer member `key` of a flat JSON object's inside.
+pub fn json_u64(object: &str, key: &str) -> Option<u64> {
+    let at = object.find(&format!("\"{key}\""))?;
+    let after = object[at + key.len() + 2..].trim_start().strip_prefix(':')?;
+    let digits: String = after.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
 }
 
 #[cfg(test)]
