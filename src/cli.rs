@@ -298,10 +298,15 @@ pub fn main() -> ExitCode {
             run_with(&mut cfg, &tuning)
         }
         Command::Echo { listen, shards, io_driver } => {
+            // Handlers first, so a signal right after the `listening` line
+            // ends the process through them (exit 0), not by default action.
+            let termination = termination_signals();
             match crate::echo::start_background(listen, shards, io_driver.into()) {
                 Ok(addr) => {
                     tracing::info!(listener = %"echo", addr = %addr, "listening");
-                    wait_for_termination();
+                    if let Some(mut signals) = termination {
+                        let _ = signals.forever().next();
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -328,13 +333,11 @@ fn run_with(cfg: &mut Config, tuning: &Tuning) -> ExitCode {
     }
 }
 
-/// Blocks until SIGTERM or SIGINT (for the echo server, whose threads
-/// need no drain).
-pub fn wait_for_termination() {
+/// SIGTERM and SIGINT caught (for the echo server, whose threads need no
+/// drain: the first one ends the process).
+fn termination_signals() -> Option<signal_hook::iterator::Signals> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
-        let _ = signals.forever().next();
-    }
+    signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).ok()
 }
 
 fn init_logging() {

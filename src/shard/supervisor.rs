@@ -37,6 +37,22 @@ pub fn serve(config: Config) -> Result<(), String> {
     let placement = Placement::from_server(&config.server);
     let n = placement.shards;
 
+    // Signal handlers go in before anything is announced: a SIGHUP or
+    // SIGTERM that follows the first `listening` line must find them (the
+    // default action would kill the process). Signals queue in the channel
+    // until the loop below reads them.
+    let (events, inbox) = mpsc::channel::<Event>();
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let signal_events = events.clone();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if signal_events.send(Event::Signal(signal)).is_err() {
+                break;
+            }
+        }
+    });
+
     // Bind everything first: a busy or bad address fails startup cleanly.
     let mut per_shard: Vec<Vec<(usize, std::net::TcpListener)>> = (0..n).map(|_| Vec::new()).collect();
     for (index, l) in config.listeners.iter().enumerate() {
@@ -57,7 +73,6 @@ pub fn serve(config: Config) -> Result<(), String> {
         tracing::info!(listener = %"admin", addr = %bound, "listening");
     }
 
-    let (events, inbox) = mpsc::channel::<Event>();
     let mut controls = Vec::with_capacity(n);
     for (id, listeners) in per_shard.into_iter().enumerate() {
         let (tx, rx) = async_channel::bounded::<Control>(CONTROL_QUEUE);
@@ -81,16 +96,6 @@ pub fn serve(config: Config) -> Result<(), String> {
         });
     }
 
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let signal_events = events.clone();
-    std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if signal_events.send(Event::Signal(signal)).is_err() {
-                break;
-            }
-        }
-    });
     drop(events);
 
     let mut running = n;

@@ -247,3 +247,22 @@ fn proxy_subcommand_adds_forwarding_headers() {
     assert_eq!(request.header_list("x-forwarded-for"), vec!["127.0.0.1"]);
     assert!(request.has_header("x-request-id"));
 }
+
+/// The README's first command: `shardgate demo` proxies a real request to
+/// its built-in echo upstream and (with --once) exits 0 by itself.
+#[test]
+fn demo_once_proxies_a_real_request_and_exits_0() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("addr").port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let output = shardgate_output(&["demo", "--listen", &listen, "--once"]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{}", text(&output.stderr));
+    // The echo upstream received the proxied request, forwarding headers included.
+    assert!(stdout.contains("GET /hello?from=demo HTTP/1.1"), "{stdout}");
+    assert!(stdout.contains("x-forwarded-for: 127.0.0.1"), "{stdout}");
+    assert!(stdout.contains("{\"item\":\"tea\"}"), "{stdout}");
+    assert!(stdout.contains(&format!("curl -i http://{listen}/hello")), "{stdout}");
+}

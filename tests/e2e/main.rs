@@ -20,4 +20,5 @@ mod limits;
 mod routing;
 mod shards;
 mod shutdown;
+mod tls;
 mod upstream_errors;

@@ -55,10 +55,13 @@ pub enum Versions {
 
 impl Versions {
     fn list(self) -> &'static [&'static SupportedProtocolVersion] {
+        static BOTH: [&SupportedProtocolVersion; 2] = [&rustls::version::TLS13, &rustls::version::TLS12];
+        static ONLY12: [&SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+        static ONLY13: [&SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
         match self {
-            Versions::Both => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            Versions::Only12 => &[&rustls::version::TLS12],
-            Versions::Only13 => &[&rustls::version::TLS13],
+            Versions::Both => &BOTH,
+            Versions::Only12 => &ONLY12,
+            Versions::Only13 => &ONLY13,
         }
     }
 }

@@ -1,0 +1,131 @@
+//! SIGHUP re-reads the certificate files: new handshakes get the new
+//! certificate, open connections keep working, a broken file leaves the
+//! current certificate serving.
+
+use super::{assert_leaf, tls_lines, Pki};
+use crate::harness::pki::replace_file;
+use crate::harness::tls::TlsClient;
+use crate::harness::*;
+
+/// Fresh connections checked after each reload (a new client each time:
+/// a resumed session would report the certificate of its first handshake).
+const PROBES: usize = 8;
+
+#[test]
+fn sighup_swaps_the_certificate_for_new_handshakes_and_keeps_open_connections() {
+    let pki = Pki::new();
+    let (first, files) = pki.server("reload-first", &["reload.test"]);
+    let second = pki.ca.server("reload-second", &["reload.test"]);
+    let third = pki.ca.server("reload-third", &["reload.test"]);
+    let upstream = Upstream::path_echo();
+    let proxy = ProxyConfig::new()
+        .shards(2)
+        .tls("main", &tls_lines(&[files.toml()], &[]))
+        .everything_to(upstream.addr())
+        .start();
+    let fresh = || TlsClient::trusting(&pki.ca).get(proxy.addr(), "reload.test", "/probe");
+    let log_count = |needle: &str| proxy.log().lines().filter(|l| l.contains(needle)).count();
+
+    let mut open = TlsClient::trusting(&pki.ca).connect(proxy.addr(), "reload.test");
+    assert_leaf(&open.handshake, &first, "before the reload");
+    assert_eq!(open.get("/one").text(), "GET /one");
+
+    // A new certificate (new key, new subject) and SIGHUP.
+    second.replace(&files);
+    proxy.signal("HUP");
+    let reloaded = eventually(SLACK, || log_count("certificates reloaded") >= 1);
+    assert!(reloaded, "no `certificates reloaded` line after SIGHUP");
+    for i in 0..PROBES {
+        let (handshake, response) = fresh();
+        assert_leaf(&handshake, &second, &format!("new connection {i} after the reload"));
+        assert_eq!(response.status, 200);
+    }
+    let response = open.get("/two");
+    assert_eq!((response.status, response.text().as_str()), (200, "GET /two"), "the open connection after the reload");
+
+    // A file that is not a certificate: the reload fails, the second
+    // certificate keeps serving.
+    replace_file(&files.cert, b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n");
+    proxy.signal("HUP");
+    let failed = eventually(SLACK, || log_count("certificate reload failed") >= 1);
+    assert!(failed, "no `certificate reload failed` line for a broken certificate file");
+    for i in 0..PROBES {
+        let (handshake, response) = fresh();
+        assert_leaf(&handshake, &second, &format!("new connection {i} after the broken reload"));
+        assert_eq!(response.status, 200);
+    }
+
+    // A valid certificate whose key is not the one in the key file: refused too.
+    replace_file(&files.cert, third.cert_pem.as_bytes());
+    proxy.signal("HUP");
+    let failed = eventually(SLACK, || log_count("certificate reload failed") >= 2);
+    assert!(failed, "no `certificate reload failed` line for a certificate that does not match its key");
+    for i in 0..PROBES {
+        let (handshake, _) = fresh();
+        assert_leaf(&handshake, &second, &format!("new connection {i} after the mismatched reload"));
+    }
+
+    let response = open.get("/three");
+    assert_eq!((response.status, response.text().as_str()), (200, "GET /three"), "the open connection at the end");
+    assert_eq!(open.handshake.leaf, first.der, "the open connection was never renegotiated");
+}
+
+#[test]
+fn a_reloaded_certificate_is_chosen_by_its_new_names() {
+    let pki = Pki::new();
+    let (default, default_files) = pki.server("default", &["default.test"]);
+    let (old, swap_files) = pki.server("swap-old", &["old.test"]);
+    let new = pki.ca.server("swap-new", &["new.test"]);
+    let upstream = Upstream::ok("hello");
+    let proxy = ProxyConfig::new()
+        .tls("main", &tls_lines(&[default_files.toml(), swap_files.toml()], &[]))
+        .everything_to(upstream.addr())
+        .start();
+    // Accept any certificate: after the reload old.test gets the default,
+    // which does not name it.
+    let leaf_for = |name: &str| TlsClient::builder().accept_any_certificate().build().get(proxy.addr(), name, "/").0;
+
+    assert_leaf(&leaf_for("old.test"), &old, "old.test before the reload");
+    assert_leaf(&leaf_for("new.test"), &default, "new.test before the reload");
+
+    new.replace(&swap_files);
+    proxy.signal("HUP");
+    let reloaded = eventually(SLACK, || proxy.log().contains("certificates reloaded"));
+    assert!(reloaded, "no `certificates reloaded` line after SIGHUP");
+
+    assert_leaf(&leaf_for("new.test"), &new, "new.test after the reload");
+    assert_leaf(&leaf_for("old.test"), &default, "old.test after the reload");
+}
+
+/// Proxies the startup test starts, each sent SIGHUP as soon as it reports
+/// its listeners.
+const EARLY_HUPS: usize = 8;
+
+#[test]
+fn sighup_as_soon_as_the_listeners_are_reported_reloads_instead_of_killing_the_proxy() {
+    let pki = Pki::new();
+    let (_, files) = pki.server("early", &["early.test"]);
+    let config = ProxyConfig::new()
+        .shards(2)
+        .tls("main", &tls_lines(&[files.toml()], &[]))
+        .route(crate::harness::Route::new("all").direct(200, "ok"));
+
+    let mut proxies = Vec::new();
+    for _ in 0..EARLY_HUPS {
+        // `listening` lines are the readiness signal operators and scripts
+        // have: a SIGHUP sent right after them must not hit the default
+        // disposition (terminate).
+        let proxy = config.start();
+        proxy.signal("HUP");
+        proxies.push(proxy);
+    }
+    for (i, proxy) in proxies.iter_mut().enumerate() {
+        let reloaded = eventually(SLACK, || proxy.log().contains("certificates reloaded"));
+        let exited = proxy.try_wait().map(|status| status.to_string());
+        assert!(
+            reloaded && exited.is_none(),
+            "proxy {i} of {EARLY_HUPS}: SIGHUP right after the `listening` lines: reloaded {reloaded}, \
+             exit status {exited:?}"
+        );
+    }
+}
