@@ -138,14 +138,56 @@ fn head_line(wbuf: &mut Vec<u8>, status: u16, keep: bool) {
 
 /// Reads and drops the request body, leaving any pipelined bytes in `rbuf`.
 async fn skip_body(stream: &mut TcpStream, rbuf: &mut Vec<u8>, head: &RequestHead) -> std::io::Result<()> {
+    let mut unused = Vec::new();
+    relay_body(stream, rbuf, &mut unused, head, BodySink::Discard).await
+}
+
+/// Where the request body goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodySink {
+    Discard,
+    /// Back to the client as it arrives (Content-Length response).
+    Echo,
+    /// Back to the client, re-chunked (chunked response).
+    EchoChunked,
+}
+
+/// Reads the request body after the head to its end, handing each piece to
+/// `sink`; leaves any pipelined bytes in `rbuf`.
+async fn relay_body(
+    stream: &mut TcpStream,
+    rbuf: &mut Vec<u8>,
+    wbuf: &mut Vec<u8>,
+    head: &RequestHead,
+    sink: BodySink,
+) -> std::io::Result<()> {
     let mut body = BodyDecoder::new(head.framing);
     let mut pos = head.head_len;
     loop {
-        let step = body.decode(&rbuf[pos..], |_| {}).map_err(|e| std::io::Error::other(e.cause()))?;
-        pos += step.consumed;
-        if step.done || body.is_done() {
-            rbuf.drain(..pos);
-            return Ok(());
+        if pos < rbuf.len() || body.is_done() {
+            let mut ranges = Vec::new();
+            let step = body.decode(&rbuf[pos..], |r| ranges.push(r)).map_err(|e| std::io::Error::other(e.cause()))?;
+            match sink {
+                BodySink::Discard => {}
+                BodySink::Echo => write_range(stream, rbuf, pos..pos + step.consumed).await?,
+                BodySink::EchoChunked => {
+                    wbuf.clear();
+                    for r in ranges {
+                        let _ = write!(wbuf, "{:x}\r\n", r.len());
+                        wbuf.extend_from_slice(&rbuf[pos + r.start..pos + r.end]);
+                        wbuf.extend_from_slice(b"\r\n");
+                    }
+                    if step.done {
+                        wbuf.extend_from_slice(b"0\r\n\r\n");
+                    }
+                    write_all(stream, wbuf).await?;
+                }
+            }
+            pos += step.consumed;
+            if step.done || body.is_done() {
+                rbuf.drain(..pos);
+                return Ok(());
+            }
         }
         rbuf.clear();
         pos = 0;
@@ -229,37 +271,6 @@ async fn respond_echo(
         wbuf.extend_from_slice(&rbuf[..head_len]);
     }
     write_all(stream, wbuf).await?;
-
-    let mut body = BodyDecoder::new(head.framing);
-    let mut pos = head_len;
-    loop {
-        if pos < rbuf.len() || body.is_done() {
-            let mut ranges = Vec::new();
-            let step = body.decode(&rbuf[pos..], |r| ranges.push(r)).map_err(|e| std::io::Error::other(e.cause()))?;
-            if chunked {
-                wbuf.clear();
-                for r in ranges {
-                    let _ = write!(wbuf, "{:x}\r\n", r.len());
-                    wbuf.extend_from_slice(&rbuf[pos + r.start..pos + r.end]);
-                    wbuf.extend_from_slice(b"\r\n");
-                }
-                if step.done {
-                    wbuf.extend_from_slice(b"0\r\n\r\n");
-                }
-                write_all(stream, wbuf).await?;
-            } else {
-                write_range(stream, rbuf, pos..pos + step.consumed).await?;
-            }
-            pos += step.consumed;
-            if step.done || body.is_done() {
-                rbuf.drain(..pos);
-                return Ok(());
-            }
-        }
-        rbuf.clear();
-        pos = 0;
-        if read_more(stream, rbuf).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-    }
+    let sink = if chunked { BodySink::EchoChunked } else { BodySink::Echo };
+    relay_body(stream, rbuf, wbuf, head, sink).await
 }

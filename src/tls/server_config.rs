@@ -209,19 +209,14 @@ pub(crate) mod tests {
         /// A default certificate (`default.test`, `127.0.0.1`), `api.example.test`
         /// and `*.example.test`.
         pub fn listener(&self) -> ListenerTls {
-            ListenerTls {
-                certificates: vec![
-                    self.files("default", &self.ca.leaf(&["default.test", "127.0.0.1"]), &[]),
-                    self.files("api", &self.ca.leaf(&["api.example.test"]), &[]),
-                    self.files("wild", &self.ca.leaf(&["*.example.test"]), &[]),
-                ],
-                strict_sni: false,
-                min_version: TlsVersion::Tls12,
-                client_ca: None,
-                client_cert_header: None,
-                ticket_lifetime: defaults::TICKET_LIFETIME,
-                hsts: None,
-            }
+            let default = self.files("default", &self.ca.leaf(&["default.test", "127.0.0.1"]), &[]);
+            let mut tls = ListenerTls::single(default.cert.clone(), default.key.clone());
+            tls.certificates = vec![
+                default,
+                self.files("api", &self.ca.leaf(&["api.example.test"]), &[]),
+                self.files("wild", &self.ca.leaf(&["*.example.test"]), &[]),
+            ];
+            tls
         }
 
         /// A client trusting the test CA, offering `http/1.1`.
