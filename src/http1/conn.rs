@@ -24,7 +24,6 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use super::encode::{local_response, LocalResponse};
 use super::io::{read_more, write_all};
 use super::parse::{parse_request, Framing, HeadLimits, HeaderKind, Method, RequestHead};
-use super::response::ResponseHead;
 use super::Version;
 use crate::config::Config;
 use crate::error::{reason_phrase, Error, ErrorKind, Side};
@@ -66,7 +65,6 @@ pub struct Conn<S> {
     /// their way down (one after the other). Pooled.
     pub ubuf: Vec<u8>,
     pub head: RequestHead,
-    pub resp: ResponseHead,
     /// The normalised request path.
     pub path: Vec<u8>,
     pub request_id: Vec<u8>,
@@ -108,7 +106,6 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
             wbuf: Vec::new(),
             ubuf: Vec::new(),
             head: RequestHead::default(),
-            resp: ResponseHead::default(),
             path: Vec::new(),
             request_id: Vec::with_capacity(32),
             request_done: true,
@@ -267,7 +264,10 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                 c.pos = c.head.head_len;
                 c.request_done = c.head.framing == Framing::Empty;
                 resolve_request_id(&shard, &mut c);
-                match pipeline::handle(&shard, &mut c).await {
+                // Boxed: the pipeline's state (the largest part of a
+                // connection's future) exists only while a request is being
+                // served, not for every idle keep-alive connection.
+                match Box::pin(pipeline::handle(&shard, &mut c)).await {
                     Ok(next) => next,
                     Err(failure) => c.respond_error(failure).await,
                 }

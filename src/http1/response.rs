@@ -35,7 +35,7 @@ impl Default for ResponseHead {
             status: 0,
             reason: Span::default(),
             version: Version::Http11,
-            headers: Vec::with_capacity(32),
+            headers: Vec::with_capacity(16),
             head_len: 0,
             framing: Framing::Empty,
             connection: ConnectionOptions::default(),

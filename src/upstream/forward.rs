@@ -33,7 +33,7 @@ use crate::http1::conn::{hsts_of, Conn, Failure, Next};
 use crate::http1::encode::{self, DownstreamFraming, DownstreamHead, ForwardInfo};
 use crate::http1::io::{read_more, write_all, write_range};
 use crate::http1::parse::Framing;
-use crate::http1::response::parse_response;
+use crate::http1::response::{parse_response, ResponseHead};
 use crate::http1::Version;
 use crate::shard::Shard;
 use crate::tls::stream::TlsStream;
@@ -106,6 +106,8 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
     let client_version = c.head.version;
     let client_keep_alive = c.head.wants_keep_alive();
 
+    // Per exchange, not per connection: idle connections hold no response state.
+    let mut resp = ResponseHead::default();
     let mut attempt = 0;
     let (mut upstream, endpoint) = loop {
         attempt += 1;
@@ -134,7 +136,7 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
         if !c.request_done {
             relay_request_body(c, &mut upstream, &mut body, &mut body_bytes, body_limit, body_timeout).await?;
         }
-        match read_response_head(c, &mut upstream, method, cluster.response_timeout).await {
+        match read_response_head(c, &mut resp, &mut upstream, method, cluster.response_timeout).await {
             Ok(()) => break (upstream, endpoint),
             Err(HeadError::NothingReceived) if can_retry && method.is_idempotent() => {
                 shard.counters.upstream_retry();
@@ -148,7 +150,7 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
     };
 
     // Downstream framing and keep-alive.
-    let resp_framing = c.resp.framing;
+    let resp_framing = resp.framing;
     let mode = match (resp_framing, client_version) {
         (Framing::Empty, _) => DownstreamFraming::Empty,
         (Framing::Length(n), _) => DownstreamFraming::Length(n),
@@ -162,13 +164,13 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
         || shard.draining()
         || matches!(mode, DownstreamFraming::UntilClose { .. });
 
-    let head_len = c.resp.head_len;
+    let head_len = resp.head_len;
     let mut response = BodyDecoder::new(resp_framing);
     c.wbuf.clear();
     let hsts = hsts_of(config, c.listener);
     let how = DownstreamHead { framing: mode, close, client_version, request_id: &c.request_id, hsts };
-    encode::downstream_response_head(&mut c.wbuf, &c.ubuf, &c.resp, &how);
-    let upstream_reusable = c.resp.allows_reuse();
+    encode::downstream_response_head(&mut c.wbuf, &c.ubuf, &resp, &how);
+    let upstream_reusable = resp.allows_reuse();
     let mut pos = head_len;
     if matches!(mode, DownstreamFraming::Length(_) | DownstreamFraming::ChunkedPassthrough | DownstreamFraming::Empty) {
         // Body bytes that came with the head ride in the same write.
@@ -273,10 +275,11 @@ enum HeadError {
     Failed(Error),
 }
 
-/// Reads the response head into `c.ubuf` and parses it into `c.resp`,
+/// Reads the response head into `c.ubuf` and parses it into `resp`,
 /// skipping interim (1xx) responses.
 async fn read_response_head<S>(
     c: &mut Conn<S>,
+    resp: &mut ResponseHead,
     upstream: &mut UpstreamStream,
     method: crate::http1::parse::Method,
     response_timeout: Duration,
@@ -286,16 +289,16 @@ async fn read_response_head<S>(
     let mut received_any = false;
     loop {
         if !c.ubuf.is_empty() {
-            match parse_response(&c.ubuf, MAX_RESPONSE_HEAD_BYTES, method, &mut c.resp) {
-                Ok(true) if (100..200).contains(&c.resp.status) => {
-                    if c.resp.status == 101 {
+            match parse_response(&c.ubuf, MAX_RESPONSE_HEAD_BYTES, method, resp) {
+                Ok(true) if (100..200).contains(&resp.status) => {
+                    if resp.status == 101 {
                         return Err(HeadError::Failed(err(
                             ErrorKind::UpstreamBadResponse,
                             "unexpected 101 from upstream",
                         )));
                     }
                     // 100/102/103: an interim response; the final one follows.
-                    let rest = c.resp.head_len;
+                    let rest = resp.head_len;
                     c.ubuf.drain(..rest);
                     continue;
                 }
