@@ -29,7 +29,7 @@ def parse(argv):
                    help="smoke run under a minute: 3 short rounds of the quick scenarios, 1,000 idle connections")
     p.add_argument("--rounds", type=int, help="rounds (default 6; --quick 3)")
     p.add_argument("--duration", type=float, help="measured seconds per load run (default 1.0; --quick 0.4)")
-    p.add_argument("--warmup", type=float, help="warmup seconds per load run (default 0.3; --quick 0.2)")
+    p.add_argument("--warmup", type=float, help="warmup seconds per load run (default 0.25; --quick 0.2)")
     p.add_argument("--scenarios", help=f"comma list of {', '.join(scenarios_mod.BY_NAME)} (default all; --quick: "
                                        + ", ".join(s.name for s in scenarios_mod.SCENARIOS if s.quick) + ")")
     p.add_argument("--contenders", default=",".join(contenders_mod.ORDER),
@@ -51,7 +51,7 @@ def parse(argv):
     a = p.parse_args(argv)
     a.rounds = a.rounds or (3 if a.quick else 6)
     a.duration = a.duration or (0.4 if a.quick else 1.0)
-    a.warmup = a.warmup if a.warmup is not None else (0.2 if a.quick else 0.3)
+    a.warmup = a.warmup if a.warmup is not None else (0.2 if a.quick else 0.25)
     if a.memory_connections is None:
         a.memory_connections = QUICK_MEMORY_CONNECTIONS if a.quick else MEMORY_CONNECTIONS
     return a

@@ -2,7 +2,8 @@
 threads, duration and CPU, run alternately (which tool goes first flips
 every round). Closed-loop rates should agree within 10 %.
 
-Two placements: as in the comparison (client and upstream share the load
+Targets: the upstream, shardgate and nginx (a load generator must not
+favour one server over another), in two placements: as in the comparison (client and upstream share the load
 CPU, so a client that spends less CPU per request leaves more to the
 upstream and gets a higher rate), and server-bound (proxy and its
 upstream both on the proxy CPU, the client alone on the load CPU with
@@ -25,9 +26,10 @@ from .setup import log
 ROUNDS = 4
 DURATION_S = 2
 CONNECTIONS = 50
-# (label, path, which server: "upstream" | "proxy" | "server-bound")
+# (label, path, which server: "upstream" | "proxy" | "nginx" | "server-bound")
 TARGETS = [("direct, 13 B", "/bytes/13", "upstream"),
            ("shardgate, 13 B", "/bytes/13", "proxy"),
+           ("nginx, 13 B", "/bytes/13", "nginx"),
            ("shardgate, 16 KiB", "/bytes/16384", "proxy"),
            ("server-bound shardgate, 13 B", "/bytes/13", "server-bound")]
 
@@ -82,7 +84,10 @@ def run(args, bins, folder):
         started.append(upstream2)
         proxy2 = sg.start(os.path.join(folder, "run", "shardgate2"), args.proxy_cpu, upstream2.port, logs)
         started.append(proxy2)
-        ports = {"upstream": upstream.port, "proxy": proxy.port, "server-bound": proxy2.port}
+        nginx = contenders_mod.Nginx(setup.system_binary("nginx", not args.no_install)).start(
+            os.path.join(folder, "run", "nginx"), args.proxy_cpu, upstream.port, logs)
+        started.append(nginx)
+        ports = {"upstream": upstream.port, "proxy": proxy.port, "nginx": nginx.port, "server-bound": proxy2.port}
         for r in range(ROUNDS):
             for label, path, server in TARGETS:
                 url = f"http://127.0.0.1:{ports[server]}{path}"

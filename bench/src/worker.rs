@@ -24,6 +24,36 @@ fn ring_entries(connections: usize) -> u32 {
     (connections * 2).clamp(256, 32768).next_power_of_two() as u32
 }
 
+/// io_uring setup flags. COOP_TASKRUN + TASKRUN_FLAG: when a response
+/// arrives, the kernel queues the completion work for this thread without
+/// interrupting it (no IPI; it runs at our next ring entry, which comes
+/// within one event-loop turn). Without them, the *server's* CPU pays for
+/// an IPI into this thread on every response it sends (the loopback
+/// receive path runs in the sender's context), which inflated an epoll
+/// server's CPU per request by ~15-25 % compared with wrk (epoll) as the
+/// client: the load generator must not tax the server it measures (with
+/// them, about half of that gap is gone; docs/benchmarks.md). Kernels
+/// before 5.19 refuse the flags: `build_runtime` then sets the ring up
+/// without them.
+fn ring_setup() -> io_uring::Builder {
+    let mut b = io_uring::IoUring::builder();
+    b.setup_coop_taskrun().setup_taskrun_flag();
+    b
+}
+
+type Runtime = monoio::FusionRuntime<
+    monoio::time::TimeDriver<monoio::IoUringDriver>,
+    monoio::time::TimeDriver<monoio::LegacyDriver>,
+>;
+
+/// io_uring (epoll where refused) runtime with a timer; `flags`: with
+/// `ring_setup`'s flags.
+fn build_runtime(entries: u32, flags: bool) -> std::io::Result<Runtime> {
+    let builder = monoio::RuntimeBuilder::<monoio::FusionDriver>::new().with_entries(entries);
+    let builder = if flags { builder.uring_builder(ring_setup()) } else { builder };
+    builder.enable_timer().build()
+}
+
 /// What every thread needs to start together.
 pub struct Start {
     /// Everyone (workers and main) waits here twice: once when all
@@ -49,10 +79,8 @@ pub fn run(
     };
     let conns = plan.connections_of(thread);
     let runtime = pinned.and_then(|()| {
-        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-            .with_entries(ring_entries(conns.len()))
-            .enable_timer()
-            .build()
+        build_runtime(ring_entries(conns.len()), true)
+            .or_else(|_| build_runtime(ring_entries(conns.len()), false))
             .map_err(|e| format!("thread {thread}: cannot build runtime: {e}"))
     });
     // Reach both barriers even on failure, or everyone else would wait
