@@ -103,8 +103,13 @@ fn size(s: &str) -> Result<u64, String> {
     units::parse_size_text(s)
 }
 
-fn cpus(s: &str) -> Result<Vec<usize>, String> {
-    units::parse_cpu_list(s)
+/// A CPU list flag value. A newtype, because clap reads a bare
+/// `Option<Vec<_>>` field as "several values" rather than one parsed list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+fn cpus(s: &str) -> Result<CpuList, String> {
+    units::parse_cpu_list(s).map(CpuList)
 }
 
 /// Flags that override the config for a bare-metal install. Each default
@@ -116,7 +121,7 @@ pub struct Tuning {
     pub shards: Option<usize>,
     /// CPUs to pin shards to, e.g. 0,2-3 [default: all].
     #[arg(long, value_parser = cpus)]
-    pub cpus: Option<Vec<usize>>,
+    pub cpus: Option<CpuList>,
     /// Do not pin shards to CPUs.
     #[arg(long)]
     pub no_pin: bool,
@@ -227,7 +232,7 @@ impl Tuning {
         if let Some(n) = self.shards {
             s.shards = Some(n);
         }
-        if let Some(c) = &self.cpus {
+        if let Some(CpuList(c)) = &self.cpus {
             s.cpus = Some(c.clone());
         }
         if self.no_pin {
@@ -349,4 +354,87 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).expect("arguments parse")
+    }
+
+    #[test]
+    fn cpu_list_flag_parses_as_one_list() {
+        let cli =
+            parse(&["shardgate", "proxy", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--cpus", "0,2-3"]);
+        let Command::Proxy { tuning, .. } = cli.command else { panic!("proxy") };
+        assert_eq!(tuning.cpus, Some(CpuList(vec![0, 2, 3])));
+        let mut config = Config::quick_proxy("127.0.0.1:0".parse().unwrap(), vec!["127.0.0.1:1".parse().unwrap()]);
+        tuning.apply(&mut config).unwrap();
+        assert_eq!(config.server.cpus, Some(vec![0, 2, 3]));
+    }
+
+    #[test]
+    fn every_tuning_flag_overrides_its_field() {
+        let cli = parse(&[
+            "shardgate",
+            "run",
+            "-c",
+            "x.toml",
+            "--shards",
+            "3",
+            "--no-pin",
+            "--io-driver",
+            "epoll",
+            "--ring-entries",
+            "512",
+            "--header-timeout",
+            "2s",
+            "--idle-timeout",
+            "3s",
+            "--body-timeout",
+            "4s",
+            "--max-request-head-bytes",
+            "8KiB",
+            "--max-header-count",
+            "50",
+            "--max-uri-bytes",
+            "2048",
+            "--max-request-body-bytes",
+            "1MiB",
+            "--max-connections-per-shard",
+            "10",
+            "--drain-timeout",
+            "5s",
+            "--connect-timeout",
+            "6s",
+            "--response-timeout",
+            "7s",
+        ]);
+        let Command::Run { tuning, .. } = cli.command else { panic!("run") };
+        let mut config = Config::quick_proxy("127.0.0.1:0".parse().unwrap(), vec!["127.0.0.1:1".parse().unwrap()]);
+        tuning.apply(&mut config).unwrap();
+        let s = &config.server;
+        assert_eq!((s.shards, s.pin, s.io_driver, s.ring_entries), (Some(3), false, IoDriver::Epoll, 512));
+        assert_eq!(s.drain_timeout, Duration::from_secs(5));
+        let l = &config.listeners[0].limits;
+        assert_eq!(
+            (l.header_timeout, l.idle_timeout, l.body_timeout),
+            (Duration::from_secs(2), Duration::from_secs(3), Duration::from_secs(4))
+        );
+        assert_eq!((l.max_request_head_bytes, l.max_header_count, l.max_uri_bytes), (8192, 50, 2048));
+        assert_eq!((l.max_request_body_bytes, l.max_connections_per_shard), (1 << 20, 10));
+        let c = &config.clusters[0];
+        assert_eq!((c.connect_timeout, c.response_timeout), (Duration::from_secs(6), Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn out_of_range_flags_name_the_flag() {
+        let cli = parse(&["shardgate", "run", "-c", "x.toml", "--max-header-count", "100000"]);
+        let Command::Run { tuning, .. } = cli.command else { panic!("run") };
+        let mut config = Config::quick_proxy("127.0.0.1:0".parse().unwrap(), vec!["127.0.0.1:1".parse().unwrap()]);
+        let err = tuning.apply(&mut config).unwrap_err();
+        assert!(err.starts_with("--max-header-count"), "{err}");
+    }
 }

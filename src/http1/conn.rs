@@ -53,6 +53,8 @@ pub struct Conn<S> {
     pub tls: Option<TlsInfo>,
     pub stream: S,
     pub peer: SocketAddr,
+    /// `peer`'s IP address as text, for X-Forwarded-For on every request.
+    pub client_ip: Vec<u8>,
     pub listener: usize,
     /// Bytes read from the client. The current head starts at 0 after
     /// `compact`; bytes past the current message are the next request.
@@ -100,6 +102,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
             config,
             tls,
             stream,
+            client_ip: peer.ip().to_string().into_bytes(),
             peer,
             listener,
             pos: 0,

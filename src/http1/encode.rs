@@ -8,7 +8,6 @@
 //! old one appended, and sent in a single write.
 
 use std::io::Write;
-use std::net::IpAddr;
 
 use super::parse::{Framing, Header, HeaderKind, Method, RequestHead};
 use super::response::ResponseHead;
@@ -38,7 +37,8 @@ pub enum DownstreamFraming {
 
 /// Facts about the request that the upstream head carries.
 pub struct ForwardInfo<'a> {
-    pub client_ip: IpAddr,
+    /// The client's address as text, formatted once per connection.
+    pub client_ip: &'a [u8],
     /// "http" or "https".
     pub proto: &'static str,
     pub request_id: &'a [u8],
@@ -61,6 +61,12 @@ fn trim(v: &[u8]) -> &[u8] {
     let s = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());
     let e = v.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(s, |i| i + 1);
     &v[s..e]
+}
+
+/// A header whose value is a number, without going through `core::fmt`
+/// (this runs for nearly every response).
+fn push_number_header(out: &mut Vec<u8>, name: &[u8], value: u64) {
+    push_header(out, name, itoa::Buffer::new().format(value).as_bytes());
 }
 
 fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -109,7 +115,9 @@ pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, 
                         out.extend_from_slice(b", ");
                         out.extend_from_slice(other.value.of(buf));
                     }
-                    let _ = write!(out, ", {}\r\n", info.client_ip);
+                    out.extend_from_slice(b", ");
+                    out.extend_from_slice(info.client_ip);
+                    out.extend_from_slice(b"\r\n");
                 }
             }
             HeaderKind::Via => {
@@ -137,7 +145,7 @@ pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, 
         }
     }
     if xff_start.is_none() {
-        let _ = write!(out, "x-forwarded-for: {}\r\n", info.client_ip);
+        push_header(out, b"x-forwarded-for", info.client_ip);
     }
     if via_start.is_none() {
         out.extend_from_slice(b"via: ");
@@ -153,7 +161,7 @@ pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, 
     }
     match head.framing {
         Framing::Length(n) => {
-            let _ = write!(out, "content-length: {n}\r\n");
+            push_number_header(out, b"content-length", n);
         }
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         Framing::Empty => {
@@ -187,7 +195,9 @@ pub struct DownstreamHead<'a> {
 }
 
 pub fn downstream_response_head(out: &mut Vec<u8>, ubuf: &[u8], resp: &ResponseHead, how: &DownstreamHead<'_>) {
-    let _ = write!(out, "HTTP/1.1 {} ", resp.status);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa::Buffer::new().format(resp.status).as_bytes());
+    out.push(b' ');
     out.extend_from_slice(resp.reason.of(ubuf));
     out.extend_from_slice(b"\r\n");
     let check_listed = resp.connection.lists_other_names;
@@ -217,7 +227,7 @@ pub fn downstream_response_head(out: &mut Vec<u8>, ubuf: &[u8], resp: &ResponseH
             }
         }
         DownstreamFraming::Length(n) => {
-            let _ = write!(out, "content-length: {n}\r\n");
+            push_number_header(out, b"content-length", n);
         }
         DownstreamFraming::ChunkedPassthrough | DownstreamFraming::ChunkEncode => {
             out.extend_from_slice(b"transfer-encoding: chunked\r\n")
@@ -259,7 +269,7 @@ pub fn local_response(out: &mut Vec<u8>, r: &LocalResponse<'_>) {
     for (name, value) in r.headers {
         push_header(out, name, value);
     }
-    let _ = write!(out, "content-length: {}\r\n", r.body.len());
+    push_number_header(out, b"content-length", r.body.len() as u64);
     push_connection(out, r.close, r.client_version);
     if let Some(hsts) = r.hsts {
         push_header(out, b"strict-transport-security", hsts);
@@ -298,7 +308,7 @@ mod tests {
         let mut path = Vec::new();
         let q = crate::pipeline::path::normalise(head.target.of(raw), &mut path).unwrap();
         let info = ForwardInfo {
-            client_ip: "10.0.0.9".parse().unwrap(),
+            client_ip: b"10.0.0.9",
             proto: "http",
             request_id: b"rid",
             path: &path,

@@ -86,7 +86,7 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
     // Upstream head + the buffered body bytes: one write.
     {
         let info = ForwardInfo {
-            client_ip: c.peer.ip(),
+            client_ip: &c.client_ip,
             proto: if c.tls.is_some() { "https" } else { "http" },
             request_id: &c.request_id,
             path: &c.path,
