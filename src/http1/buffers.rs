@@ -14,7 +14,7 @@ use std::cell::RefCell;
 pub const EXCHANGE_BUFFER_BYTES: usize = 32 * 1024;
 /// Free buffers a shard keeps; more are freed (memory goes back to the
 /// allocator once a load peak passes).
-pub const MAX_POOLED_BUFFERS: usize = 256;
+pub const MAX_POOLED_BUFFERS: usize = 64;
 
 #[derive(Debug, Default)]
 pub struct BufferPool {

@@ -203,20 +203,26 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
     let mut first = true;
     loop {
         c.compact();
-        if c.rbuf.is_empty() && c.rbuf.capacity() > INITIAL_READ_BUFFER_BYTES {
-            // A large head is over: an idle connection keeps a small buffer.
-            c.rbuf = Vec::with_capacity(INITIAL_READ_BUFFER_BYTES);
+        if c.rbuf.is_empty() {
+            // Between requests a connection keeps only a small head buffer:
+            // the header index is allocated again by the next parse.
+            if c.rbuf.capacity() > INITIAL_READ_BUFFER_BYTES {
+                c.rbuf = Vec::with_capacity(INITIAL_READ_BUFFER_BYTES);
+            }
+            c.head.headers = Vec::new();
         }
         let head_deadline = if c.rbuf.is_empty() && !first {
             // Idle between requests: wait for a first byte, or close.
             if shard.draining() {
                 break;
             }
-            registration.set_idle(true);
-            let read = monoio::time::timeout(limits.idle_timeout, read_more(&mut c.stream, &mut c.rbuf)).await;
+            // No timer here: the shard's sweeper shuts the socket down at
+            // the deadline, which ends this read (see shard/registry.rs).
+            registration.set_idle_until(Instant::now() + limits.idle_timeout);
+            let read = read_more(&mut c.stream, &mut c.rbuf).await;
             registration.set_idle(false);
             match read {
-                Ok(Ok(n)) if n > 0 => {}
+                Ok(n) if n > 0 => {}
                 _ => break,
             }
             Instant::now() + limits.header_timeout
@@ -248,7 +254,10 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                 c.rbuf.reserve_exact(grown - c.rbuf.len());
             }
             registration.set_idle(was_empty);
-            let read = monoio::time::timeout_at(head_deadline.into(), read_more(&mut c.stream, &mut c.rbuf)).await;
+            // Boxed: a monoio timer is large, and only this (rare) state
+            // needs one; idle connections should not be sized for it.
+            let read =
+                Box::pin(monoio::time::timeout_at(head_deadline.into(), read_more(&mut c.stream, &mut c.rbuf))).await;
             registration.set_idle(false);
             match read {
                 Ok(Ok(n)) if n > 0 => {}
@@ -272,7 +281,7 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                 // served, not for every idle keep-alive connection.
                 match Box::pin(pipeline::handle(&shard, &mut c)).await {
                     Ok(next) => next,
-                    Err(failure) => c.respond_error(failure).await,
+                    Err(failure) => Box::pin(c.respond_error(failure)).await,
                 }
             }
             Err(e) => {
@@ -281,7 +290,7 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                 c.head.method = Method::Get;
                 c.request_done = false;
                 shard.next_request_id(&mut c.request_id);
-                c.respond_error(e.into()).await
+                Box::pin(c.respond_error(e.into())).await
             }
         };
         shard.buffers.give(&mut c.ubuf);

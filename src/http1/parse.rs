@@ -51,7 +51,7 @@ impl Default for RequestHead {
             method_span: Span::default(),
             target: Span::default(),
             version: Version::Http11,
-            headers: Vec::with_capacity(32),
+            headers: Vec::new(),
             head_len: 0,
             framing: Framing::Empty,
             host: None,
@@ -104,6 +104,7 @@ pub fn parse_request(buf: &[u8], limits: &HeadLimits, head: &mut RequestHead) ->
     };
     head.head_len = head_len;
     head.headers.clear();
+    head.headers.reserve(req.headers.len());
     head.host = None;
     head.connection = ConnectionOptions::default();
     head.expect_continue = false;

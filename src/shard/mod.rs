@@ -46,8 +46,10 @@ pub struct TlsConfigs {
     pub clusters: Vec<Option<Arc<UpstreamTls>>>,
 }
 
-/// How often idle upstream connections are checked for expiry.
-const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How often idle keep-alive connections (downstream) and idle pooled
+/// connections (upstream) are checked for expiry: the precision of
+/// `idle_timeout` and of the pool's idle timeout.
+const IDLE_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 /// How often a draining shard checks whether its connections are gone.
 const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -151,7 +153,8 @@ pub async fn run(
     let sweeper = shard.clone();
     monoio::spawn(async move {
         while !sweeper.draining() {
-            monoio::time::sleep(POOL_SWEEP_INTERVAL).await;
+            monoio::time::sleep(IDLE_SWEEP_INTERVAL).await;
+            sweeper.registry.expire_idle(Instant::now());
             sweeper.pool.sweep();
         }
     });
