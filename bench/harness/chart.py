@@ -96,7 +96,9 @@ def _cpu_panel(x0, y0, scenario, title, bars):
 def svg(data):
     summ = data["summary"]
     scenarios = list(summ["scenarios"])
-    contenders = list(data["config"]["contenders"])
+    # Only contenders with a figure somewhere (direct has none in TLS rows).
+    contenders = [c for c in data["config"]["contenders"]
+                  if any((sd["contenders"].get(c, {}).get("p99", {}).get("value")) for sd in summ["scenarios"].values())]
     rows = math.ceil(len(scenarios) / COLS)
     width = COLS * PANEL_W + (COLS + 1) * 10
     sec_h = 30 + rows * (PANEL_H + 10)

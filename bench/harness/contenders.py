@@ -4,14 +4,21 @@ Every proxy runs alone on the proxy CPU (taskset; everything it spawns
 inherits the mask) in front of the same upstream, with one worker /
 thread / shard. Configs live in bench/peers/ with @PLACEHOLDERS@ filled in
 here. "direct" is no proxy at all: the load generator talks to the
-upstream, the floor every proxy is measured against.
+upstream, the floor every proxy is measured against (plain HTTP only).
+
+With a certificate (`cert`, a certs.Cert) a contender listens with TLS
+instead, with that certificate and key and otherwise its defaults; the
+TLS settings of each are in bench/peers/ (`*-tls.*` fragments for nginx
+and Envoy) and docs/benchmarks.md.
 
 Processes are ended by the PIDs started here, never by name.
 """
 
 import os
+import re
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
@@ -31,10 +38,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http_get_ok(port, path="/bytes/13", timeout=1.0):
-    """One GET on a fresh connection; True on a 200."""
+def http_get_ok(port, path="/bytes/13", timeout=1.0, tls=False):
+    """One GET on a fresh connection (over TLS, certificate unchecked,
+    with `tls`); True on a 200."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+            s = raw
+            if tls:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                s = ctx.wrap_socket(raw)
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
             data = b""
             while b"\r\n" not in data:
@@ -50,19 +64,21 @@ def http_get_ok(port, path="/bytes/13", timeout=1.0):
 class Running:
     """A started contender: its process, its port, its PIDs."""
 
-    def __init__(self, contender, proc, port, log_path):
+    def __init__(self, contender, proc, port, log_path, cert=None):
         self.contender = contender
         self.proc = proc
         self.port = port
         self.log_path = log_path
         self.pids = [proc.pid] if proc else []
+        # The certs.Cert it serves, None for plain HTTP.
+        self.cert = cert
 
     def wait_ready(self, upstream_port):
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc and self.proc.poll() is not None:
                 raise RuntimeError(f"{self.contender.name} exited with {self.proc.returncode}; see {self.log_path}")
-            if http_get_ok(self.port):
+            if http_get_ok(self.port, tls=self.cert is not None):
                 # Workers exist once the first request is answered.
                 self.pids = self.contender.process_ids(self.proc)
                 return
@@ -101,24 +117,25 @@ class Contender:
     def version(self):
         raise NotImplementedError
 
-    def command(self, rundir, port, upstream_port):
-        """argv (without taskset) after writing any config into rundir."""
+    def command(self, rundir, port, upstream_port, cert=None):
+        """argv (without taskset) after writing any config into rundir;
+        with `cert` (certs.Cert), listening with TLS."""
         raise NotImplementedError
 
     def process_ids(self, proc):
         """Every process whose CPU and memory count for this contender."""
         return [proc.pid]
 
-    def start(self, rundir, cpu, upstream_port, log_dir):
+    def start(self, rundir, cpu, upstream_port, log_dir, cert=None):
         os.makedirs(rundir, exist_ok=True)
         port = free_port()
-        argv = ["taskset", "-c", str(cpu)] + self.command(rundir, port, upstream_port)
+        argv = ["taskset", "-c", str(cpu)] + self.command(rundir, port, upstream_port, cert)
         log_path = os.path.join(log_dir, f"{self.name}.log")
         with open(log_path, "ab") as log:
             log.write(f"\n== {' '.join(argv)}\n".encode())
             log.flush()
             proc = subprocess.Popen(argv, cwd=rundir, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        running = Running(self, proc, port, log_path)
+        running = Running(self, proc, port, log_path, cert)
         try:
             running.wait_ready(upstream_port)
         except Exception:
@@ -128,11 +145,29 @@ class Contender:
 
 
 def _fill(template, **values):
+    """bench/peers/TEMPLATE with each @KEY@ replaced, in settings only:
+    comments name placeholders to document them and stay as written."""
     with open(os.path.join(PEERS, template)) as f:
-        text = f.read()
-    for key, value in values.items():
-        text = text.replace(f"@{key}@", str(value))
-    return text
+        lines = f.read().splitlines()
+    out = []
+    for line in lines:
+        if not line.lstrip().startswith("#"):
+            for key, value in values.items():
+                line = line.replace(f"@{key}@", str(value))
+            leftover = re.findall(r"@[A-Z_]+@", line)
+            if leftover:
+                raise ValueError(f"{template}: placeholders not filled: {leftover}")
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _fragment(template, indent=0, **values):
+    """A config fragment from bench/peers/, its comment header (the lines
+    before the first blank line) dropped, indented to fit its place."""
+    text = _fill(template, **values)
+    body = text.split("\n\n", 1)[1] if "\n\n" in text else text
+    pad = " " * indent
+    return "\n".join(pad + line if line.strip() else line for line in body.strip("\n").splitlines())
 
 
 def _first_line(argv):
@@ -150,33 +185,45 @@ class Direct(Contender):
     def version(self):
         return "no proxy (load generator -> upstream)"
 
-    def start(self, rundir, cpu, upstream_port, log_dir):
+    def start(self, rundir, cpu, upstream_port, log_dir, cert=None):
+        if cert is not None:
+            raise ValueError("direct is plain HTTP only (the upstream has no TLS)")
         return Running(self, None, upstream_port, None)
 
 
 class Shardgate(Contender):
     name = "shardgate"
+    features = frozenset({"tls"})
 
     def version(self):
         return _first_line([self.binary, "--version"])
 
-    def command(self, rundir, port, upstream_port):
+    def command(self, rundir, port, upstream_port, cert=None):
         # One shard. taskset leaves one CPU available, so the shard is
         # pinned to it (`--cpus` is the explicit spelling of the same).
-        return [self.binary, "proxy", "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream_port}",
+        argv = [self.binary, "proxy", "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream_port}",
                 "--shards", "1"]
+        if cert:
+            # Everything else at its defaults: TLS 1.2-1.3, tickets (2 per
+            # full TLS 1.3 handshake) and a TLS 1.2 session cache, ALPN
+            # http/1.1, the client's cipher suite order.
+            argv += ["--tls-cert", cert.cert, "--tls-key", cert.key]
+        return argv
 
 
 class Nginx(Contender):
     name = "nginx"
+    features = frozenset({"tls"})
 
     def version(self):
         # "nginx version: nginx/1.22.1"
         return _first_line([self.binary, "-v"]).split("version:")[-1].strip()
 
-    def command(self, rundir, port, upstream_port):
+    def command(self, rundir, port, upstream_port, cert=None):
+        tls = _fragment("nginx-tls.conf", 8, CERT=cert.cert, KEY=cert.key) if cert else ""
         with open(os.path.join(rundir, "nginx.conf"), "w") as f:
-            f.write(_fill("nginx.conf", LISTEN=f"127.0.0.1:{port}", UPSTREAM=f"127.0.0.1:{upstream_port}"))
+            f.write(_fill("nginx.conf", LISTEN=f"127.0.0.1:{port}", UPSTREAM=f"127.0.0.1:{upstream_port}",
+                          LISTEN_SSL=" ssl" if cert else "", TLS=tls))
         return [self.binary, "-p", rundir, "-c", "nginx.conf", "-g", "daemon off;"]
 
     def process_ids(self, proc):
@@ -186,31 +233,37 @@ class Nginx(Contender):
 
 class Haproxy(Contender):
     name = "haproxy"
+    features = frozenset({"tls"})
 
     def version(self):
         # "HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/"
         return _first_line([self.binary, "-v"]).split(" - ")[0]
 
-    def command(self, rundir, port, upstream_port):
+    def command(self, rundir, port, upstream_port, cert=None):
         path = os.path.join(rundir, "haproxy.cfg")
+        # `crt` takes certificate and key in one file; ALPN as the others.
+        bind_tls = f" ssl crt {cert.combined} alpn http/1.1" if cert else ""
         with open(path, "w") as f:
-            f.write(_fill("haproxy.cfg", LISTEN=f"127.0.0.1:{port}", UPSTREAM=f"127.0.0.1:{upstream_port}"))
+            f.write(_fill("haproxy.cfg", LISTEN=f"127.0.0.1:{port}", UPSTREAM=f"127.0.0.1:{upstream_port}",
+                          BIND_TLS=bind_tls))
         # -db: foreground, one process.
         return [self.binary, "-db", "-f", path]
 
 
 class Envoy(Contender):
     name = "envoy"
+    features = frozenset({"tls"})
 
     def version(self):
         # "envoy  version: HASH/1.40.0/Clean/RELEASE/BoringSSL"
         line = _first_line([self.binary, "--version"])
         return "envoy " + line.split("version:")[-1].strip()
 
-    def command(self, rundir, port, upstream_port):
+    def command(self, rundir, port, upstream_port, cert=None):
         path = os.path.join(rundir, "envoy.yaml")
+        tls = _fragment("envoy-tls.yaml", 6, CERT=cert.cert, KEY=cert.key) if cert else ""
         with open(path, "w") as f:
-            f.write(_fill("envoy.yaml", LISTEN_PORT=port, UPSTREAM_PORT=upstream_port))
+            f.write(_fill("envoy.yaml", LISTEN_PORT=port, UPSTREAM_PORT=upstream_port, TRANSPORT_SOCKET=tls))
         return [self.binary, "-c", path, "--concurrency", "1", "--disable-hot-restart", "-l", "warning"]
 
 

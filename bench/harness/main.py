@@ -8,7 +8,7 @@ import shlex
 import sys
 import time
 
-from . import chart, contenders as contenders_mod, report, runner, scenarios as scenarios_mod, setup, summary
+from . import certs as certs_mod, chart, contenders as contenders_mod, report, runner, scenarios as scenarios_mod, setup, summary
 from .setup import log
 
 # Idle keep-alive connections of the memory scenario (the issue's figure).
@@ -30,7 +30,8 @@ def parse(argv):
     p.add_argument("--rounds", type=int, help="rounds (default 6; --quick 3)")
     p.add_argument("--duration", type=float, help="measured seconds per load run (default 1.0; --quick 0.4)")
     p.add_argument("--warmup", type=float, help="warmup seconds per load run (default 0.25; --quick 0.2)")
-    p.add_argument("--scenarios", help=f"comma list of {', '.join(scenarios_mod.BY_NAME)} (default all; --quick: "
+    p.add_argument("--scenarios", help=f"comma list of {', '.join(scenarios_mod.BY_NAME)}, or of the groups "
+                                       f"{', '.join(scenarios_mod.GROUPS)} (default all; --quick: "
                                        + ", ".join(s.name for s in scenarios_mod.SCENARIOS if s.quick) + ")")
     p.add_argument("--contenders", default=",".join(contenders_mod.ORDER),
                    help="comma list (default %(default)s)")
@@ -61,8 +62,10 @@ class Context:
     """What every measurement needs: binaries, CPUs, the upstream, how to
     start a contender."""
 
-    def __init__(self, args, bins, contenders, upstream, folder):
+    def __init__(self, args, bins, contenders, upstream, folder, certs=None):
         self.bins = bins
+        # {key type: certs.Cert} for the TLS scenarios.
+        self.certs = certs or {}
         self.contenders = contenders
         self.upstream = upstream
         self.load_cpu = args.load_cpu
@@ -74,9 +77,12 @@ class Context:
         self.logs = os.path.join(folder, "logs")
         os.makedirs(self.logs, exist_ok=True)
 
-    def start(self, name):
+    def start(self, name, listener="plain"):
+        """Start contender `name` listening plain or with TLS and the
+        certificate of key type `listener`."""
         c = self.contenders[name]
-        return c.start(os.path.join(self.folder, "run", name), self.proxy_cpu, self.upstream.port, self.logs)
+        cert = None if listener == "plain" else self.certs[listener]
+        return c.start(os.path.join(self.folder, "run", name), self.proxy_cpu, self.upstream.port, self.logs, cert)
 
 
 def contender_binaries(names, bins, install):
@@ -96,7 +102,8 @@ def main(argv):
         log(f"need two distinct usable CPUs for --proxy-cpu and --load-cpu; usable: {cpus}")
         return 2
     started = datetime.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
-    folder = args.out or os.path.join(setup.BENCH, "results", started)
+    # Absolute: contenders run with their own folder as working directory.
+    folder = os.path.abspath(args.out or os.path.join(setup.BENCH, "results", started))
     os.makedirs(folder, exist_ok=True)
     # The harness itself (and the fds of the memory scenario, and every
     # process it starts) stays on the load CPU, away from the proxy.
@@ -137,9 +144,16 @@ def main(argv):
     }
     t0 = time.monotonic()
     os.makedirs(os.path.join(folder, "logs"), exist_ok=True)
+    # TLS rows: a fresh certificate per key type, in this run's folder.
+    kinds = sorted({s.tls for s in scen if s.tls})
+    certs = certs_mod.generate(os.path.join(folder, "run", "certs"), kinds) if kinds else {}
+    if certs:
+        data["tls"] = {"certificates": {k: {"label": c.label, "command": " ".join(
+            certs_mod.req_argv(k, f"{k}.crt", f"{k}.key"))} for k, c in certs.items()},
+            "openssl": setup._run(["openssl", "version"])}
     upstream = contenders_mod.Upstream(bins["shardgate"])
     up = upstream.start(os.path.join(folder, "run", "upstream"), args.load_cpu, os.path.join(folder, "logs"))
-    ctx = Context(args, bins, contenders, up, folder)
+    ctx = Context(args, bins, contenders, up, folder, certs)
     try:
         for r in range(args.rounds):
             data["rounds"].append(runner.round_passes(r, contenders, scen, ctx))

@@ -62,7 +62,7 @@ def markdown(data):
               "|---|---|---|---|---|---|"]
     for s, sd in summ["scenarios"].items():
         for c, cd in sd["contenders"].items():
-            if c == ref:
+            if c == ref or not cd["rps"]["value"]:
                 continue
             cpu = fmt_ratio(cd["cpu"]["ratio"]) if c != "direct" else "–"
             lines.append(f"| {s} | {c} | {fmt_ratio(cd['rps']['ratio'])} | {cpu} | "
@@ -81,12 +81,16 @@ def markdown(data):
                   + " | ".join(f"{LABELS[p]} µs" for p in PERCENTILES) + " | upstream CPU µs/req | errors (worst round) |",
                   "|---|---|---|---|" + "---|" * len(PERCENTILES) + "---|---|"]
         for c, cd in sd["contenders"].items():
+            if not cd["rps"]["value"]:
+                continue
             row = [c, fmt(cd["rps"]["value"]), fmt(cd["cpu_sat"]["value"], 1), fmt(cd["cpu"]["value"], 1)]
             row += [fmt(cd[p]["value"]) for p in PERCENTILES]
             errors = cd["errors"]["value"]
             row += [fmt(cd["upstream_cpu"]["value"], 1), _num(errors["max"]) if errors else "–"]
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+
+    lines += tls_section(data)
 
     if summ["memory"]:
         n = next(iter(summ["memory"].values()))["connections"]
@@ -108,6 +112,48 @@ def markdown(data):
     lines += ["Every load command is in the JSON file (`rounds[].runs.CONTENDER.SCENARIO.closed|open.command`); "
               "logs of each contender are in `logs/`.", ""]
     return "\n".join(lines)
+
+
+def negotiated(rounds, contender, scenario):
+    """What the load generator saw `contender` negotiate in `scenario`,
+    over every run of every round: {"versions": {...}, ...} with counts,
+    plus full and resumed handshakes in the measured windows."""
+    out = {"versions": {}, "cipher_suites": {}, "key_exchange_groups": {}, "full": 0, "resumed": 0}
+    for rec in rounds:
+        for run in rec["runs"].get(contender, {}).get(scenario, {}).values():
+            tls = run.get("tls")
+            if not tls:
+                continue
+            for k in ("versions", "cipher_suites", "key_exchange_groups"):
+                for name, n in tls[k].items():
+                    out[k][name] = out[k].get(name, 0) + n
+            out["full"] += tls["full"]
+            out["resumed"] += tls["resumed"]
+    return out
+
+
+def tls_section(data):
+    """What each contender negotiated in each TLS scenario, and the
+    certificates' commands."""
+    tls_rows = [s for s, sd in data["scenarios"].items() if sd.get("tls")]
+    if not tls_rows:
+        return []
+    lines = ["## TLS: what was negotiated", ""]
+    for kind, cert in data.get("tls", {}).get("certificates", {}).items():
+        lines.append(f"- {cert['label']} certificate: `{cert['command']}`")
+    lines += ["", "| scenario | contender | version | cipher suite | key exchange | full handshakes | resumed |",
+              "|---|---|---|---|---|---|---|"]
+    names = lambda m: ", ".join(f"{k}" if len(m) == 1 else f"{k} ({n:,})" for k, n in sorted(m.items())) or "–"
+    for s in tls_rows:
+        for c in data["config"]["contenders"]:
+            n = negotiated(data["rounds"], c, s)
+            if not n["versions"]:
+                continue
+            lines.append(f"| {s} | {c} | {names(n['versions'])} | {names(n['cipher_suites'])} | "
+                         f"{names(n['key_exchange_groups'])} | {n['full']:,} | {n['resumed']:,} |")
+    lines += ["", "Counts are over the measured windows of every run; keep-alive rows open their connections "
+              "in warmup, so their handshakes are not in a window.", ""]
+    return lines
 
 
 def write(data, folder):

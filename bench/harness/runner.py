@@ -6,7 +6,8 @@ Round r runs the contenders in rotated order (A B C D E, then B C D E A,
   2. open loop at a fixed rate for every scenario: half the lowest
      saturation rate any proxy reached in pass 1 of this round, so the
      rate is the same for everyone and below every contender's saturation.
-Each contender is started fresh for each pass and stopped after it. The
+Each contender is started fresh for each pass (once per listener: plain,
+then TLS with each key type) and stopped after it. The
 proxy's CPU time (all its processes and threads) is read before and after
 each load run and divided by the exchanges the load generator completed
 in that run (warmup included: the CPU was spent on those too).
@@ -21,6 +22,7 @@ import subprocess
 import time
 
 from . import procstat
+from .scenarios import by_listener
 from .setup import log
 
 # Beyond warmup + duration, the load generator needs at most ~2 s to drain
@@ -35,14 +37,15 @@ def rotate(items, r):
     return items[r:] + items[:r]
 
 
-def run_load(bins, cpu, port, scenario, duration_s, warmup_s, rate=None):
-    """One shardgate-load run against 127.0.0.1:port; its JSON."""
+def run_load(bins, cpu, port, scenario, duration_s, warmup_s, rate=None, cert=None):
+    """One shardgate-load run against 127.0.0.1:port (with TLS rows, the
+    contender serving `cert`); its JSON."""
     argv = ["taskset", "-c", str(cpu), bins["shardgate-load"], "--cpus", str(cpu), "-t", "1",
             "-d", f"{duration_s}s", "--warmup", f"{warmup_s}s", "--timeout", "5s", "--json"]
-    argv += scenario.load_args()
+    argv += scenario.load_args(cert)
     if rate is not None:
         argv += ["-R", str(int(rate))]
-    argv.append(f"http://127.0.0.1:{port}{scenario.path}")
+    argv.append(scenario.url(port))
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + warmup_s + LOAD_SLACK_S)
     if out.returncode != 0:
         raise RuntimeError(f"shardgate-load failed ({out.returncode}): {' '.join(argv)}\n{out.stderr[-2000:]}")
@@ -51,8 +54,9 @@ def run_load(bins, cpu, port, scenario, duration_s, warmup_s, rate=None):
 
 def measure(bins, cpu, running, upstream, scenario, duration_s, warmup_s, rate=None):
     """One load run with the CPU of the proxy and of the upstream around it."""
+    duration_s, warmup_s = duration_s * scenario.duration_factor, warmup_s * scenario.duration_factor
     before, up_before = procstat.cpu(running.pids), procstat.cpu(upstream.pids)
-    result = run_load(bins, cpu, running.port, scenario, duration_s, warmup_s, rate)
+    result = run_load(bins, cpu, running.port, scenario, duration_s, warmup_s, rate, running.cert)
     after, up_after = procstat.cpu(running.pids), procstat.cpu(upstream.pids)
     exchanges = max(result.get("exchanges", 0), 1)
 
@@ -73,8 +77,19 @@ def measure(bins, cpu, running, upstream, scenario, duration_s, warmup_s, rate=N
         "cpu_us_per_req": per_request_us(before, after, "exact_s") if running.contender.is_proxy else None,
         "cpu_tick_us_per_req": per_request_us(before, after, "ticks_s") if running.contender.is_proxy else None,
         "upstream_cpu_us_per_req": per_request_us(up_before, up_after, "exact_s"),
+        "tls": tls_summary(result.get("tls")),
         "command": result["command"],
     }
+
+
+def tls_summary(tls):
+    """The handshake counts and what was negotiated, from the load
+    generator's `tls` object (None for plain HTTP)."""
+    if not tls:
+        return None
+    keys = ("full", "resumed", "handshakes_per_sec", "handshakes_all_phases", "versions", "cipher_suites",
+            "key_exchange_groups")
+    return {k: tls.get(k) for k in keys}
 
 
 def round_passes(r, contenders, scenarios, ctx):
@@ -83,17 +98,19 @@ def round_passes(r, contenders, scenarios, ctx):
     record = {"round": r + 1, "order": order, "open_rate": {}, "runs": {c: {} for c in order}}
 
     for c in order:
-        running = ctx.start(c)
-        try:
-            for s in scenarios:
-                if not s.needs <= contenders[c].features:
-                    continue
-                m = measure(ctx.bins, ctx.load_cpu, running, ctx.upstream, s, ctx.duration_s, ctx.warmup_s)
-                record["runs"][c].setdefault(s.name, {})["closed"] = m
-                log(f"round {r + 1} {c:<9} {s.name:<8} closed {m['requests_per_sec']:>9.0f} req/s"
-                    f"  cpu {_fmt(m['cpu_us_per_req'])} us/req  errors {m['errors']}")
-        finally:
-            running.stop()
+        for listener, group in by_listener(scenarios):
+            group = [s for s in group if s.needs <= contenders[c].features]
+            if not group:
+                continue
+            running = ctx.start(c, listener)
+            try:
+                for s in group:
+                    m = measure(ctx.bins, ctx.load_cpu, running, ctx.upstream, s, ctx.duration_s, ctx.warmup_s)
+                    record["runs"][c].setdefault(s.name, {})["closed"] = m
+                    log(f"round {r + 1} {c:<9} {s.name:<17} closed {m['requests_per_sec']:>9.0f} req/s"
+                        f"  cpu {_fmt(m['cpu_us_per_req'])} us/req  errors {m['errors']}{_tls_note(s, m)}")
+            finally:
+                running.stop()
 
     for s in scenarios:
         rates = [record["runs"][c][s.name]["closed"]["requests_per_sec"] for c in order
@@ -102,24 +119,40 @@ def round_passes(r, contenders, scenarios, ctx):
         record["open_rate"][s.name] = max(100, int(floor * ctx.open_fraction / 100) * 100)
 
     for c in order:
-        running = ctx.start(c)
-        try:
-            for s in scenarios:
-                if s.name not in record["runs"][c]:
-                    continue
-                rate = record["open_rate"][s.name]
-                m = measure(ctx.bins, ctx.load_cpu, running, ctx.upstream, s, ctx.duration_s, ctx.warmup_s, rate)
-                record["runs"][c][s.name]["open"] = m
-                lat = m["latency_us"]
-                log(f"round {r + 1} {c:<9} {s.name:<8} open {rate:>7} req/s  p99 {lat['p99']} us"
-                    f"  p99.9 {lat['p99_9']} us  cpu {_fmt(m['cpu_us_per_req'])} us/req  errors {m['errors']}")
-        finally:
-            running.stop()
+        for listener, group in by_listener(scenarios):
+            group = [s for s in group if s.name in record["runs"][c]]
+            if not group:
+                continue
+            running = ctx.start(c, listener)
+            try:
+                for s in group:
+                    rate = record["open_rate"][s.name]
+                    m = measure(ctx.bins, ctx.load_cpu, running, ctx.upstream, s, ctx.duration_s, ctx.warmup_s,
+                                rate)
+                    record["runs"][c][s.name]["open"] = m
+                    lat = m["latency_us"]
+                    log(f"round {r + 1} {c:<9} {s.name:<17} open {rate:>7} req/s  p99 {lat['p99']} us"
+                        f"  p99.9 {lat['p99_9']} us  cpu {_fmt(m['cpu_us_per_req'])} us/req  errors {m['errors']}"
+                        f"{_tls_note(s, m)}")
+            finally:
+                running.stop()
     return record
 
 
 def _fmt(v):
     return "-" if v is None else f"{v:.1f}"
+
+
+def _tls_note(scenario, m):
+    """For TLS rows: what was negotiated; a loud note if a new-connection
+    row saw resumed handshakes (it must measure full ones only)."""
+    tls = m.get("tls")
+    if not tls:
+        return ""
+    note = "  " + "/".join(",".join(tls[k]) for k in ("versions", "cipher_suites", "key_exchange_groups"))
+    if scenario.new_conn and tls["resumed"]:
+        note += f"  WARNING: {tls['resumed']} resumed handshakes"
+    return note
 
 
 def raise_fd_limit(wanted):

@@ -4,12 +4,14 @@ sockets beyond 127.0.0.1 in-process).
     cd bench && python3 -m unittest harness.test_harness
 """
 
+import os
 import socket
+import tempfile
 import threading
 import unittest
 import xml.dom.minidom
 
-from . import chart, report, runner, scenarios, summary
+from . import certs, chart, contenders, report, runner, scenarios, summary
 
 
 def _run(rps, cpu, p99, errors=0):
@@ -69,6 +71,13 @@ class Figures(unittest.TestCase):
         self.assertNotIn("CPU per request at a fixed rate, 16 KiB", t)
         self.assertNotIn("CPU per request at a fixed rate, 13 B, vs Envoy", t)
 
+    def test_lower_means_strictly_lower(self):
+        same = [{"round": 1, "order": ["shardgate", "nginx"], "open_rate": {},
+                 "runs": {c: {"tls_small_rsa": _run(1000, 10.0, 500)} for c in ("shardgate", "nginx")}}]
+        t = {x["what"]: x for x in summary.check_targets(same, {}, ["shardgate", "nginx"], ["tls_small_rsa"])}
+        self.assertTrue(t["CPU per keep-alive HTTPS request at a fixed rate, RSA 2048"]["met"])  # <= 1.0
+        self.assertFalse(t["p99 latency at a fixed rate, keep-alive HTTPS, RSA 2048"]["met"])  # < 1.0
+
     def test_memory_target_uses_the_paired_rss(self):
         memory = {"shardgate": [{"connections": 10, "rss_kib": 800, "rss_idle_kib": 100, "per_connection_bytes": 1}],
                   "nginx": [{"connections": 10, "rss_kib": 1000, "rss_idle_kib": 100, "per_connection_bytes": 1}]}
@@ -102,6 +111,21 @@ class Output(unittest.TestCase):
         self.assertIn("| small | shardgate | 1.20× (1.20–1.32) | 0.50× (0.50–0.55) |", md)
         self.assertIn("RSS 0.80×", md)
 
+    def test_tls_section_says_what_was_negotiated(self):
+        tls = {"full": 90, "resumed": 0, "handshakes_per_sec": 90.0, "handshakes_all_phases": 100,
+               "versions": {"TLSv1_3": 100}, "cipher_suites": {"TLS13_AES_256_GCM_SHA384": 100},
+               "key_exchange_groups": {"X25519": 100}}
+        run = _run(1000, 10.0, 500)
+        run["closed"]["tls"] = run["open"]["tls"] = tls
+        data = {"scenarios": {"tls_newconn_rsa": {"tls": "rsa"}, "small": {"tls": ""}},
+                "config": {"contenders": ["direct", "shardgate"]},
+                "tls": {"certificates": {"rsa": {"label": "RSA 2048", "command": "openssl req"}}},
+                "rounds": [{"runs": {"shardgate": {"tls_newconn_rsa": run}}}]}
+        md = "\n".join(report.tls_section(data))
+        self.assertIn("| tls_newconn_rsa | shardgate | TLSv1_3 | TLS13_AES_256_GCM_SHA384 | X25519 | 180 | 0 |", md)
+        self.assertIn("RSA 2048 certificate: `openssl req`", md)
+        self.assertNotIn("direct", md)
+
     def test_chart_is_well_formed_svg(self):
         doc = xml.dom.minidom.parseString(chart.svg(self.data()))
         self.assertEqual(doc.documentElement.tagName, "svg")
@@ -120,6 +144,85 @@ class Scenarios(unittest.TestCase):
         self.assertEqual(len(scenarios.select()), len(scenarios.SCENARIOS))
         with self.assertRaises(ValueError):
             scenarios.select(["nope"])
+
+    def test_groups_select_rows_once_in_table_order(self):
+        tls = [s.name for s in scenarios.select(["tls"])]
+        self.assertEqual(tls, ["tls_small_ecdsa", "tls_small_rsa", "tls_newconn_ecdsa", "tls_newconn_rsa"])
+        self.assertEqual([s.name for s in scenarios.select(["tls_newconn_rsa", "small", "tls"])][:2],
+                         ["small", "tls_small_ecdsa"])
+        self.assertNotIn("tls_small_ecdsa", [s.name for s in scenarios.select(["plain"])])
+
+    def test_tls_rows_need_tls_and_trust_the_served_certificate(self):
+        row = scenarios.BY_NAME["tls_newconn_rsa"]
+        self.assertIn("tls", row.needs)
+        self.assertEqual(row.url(8443), "https://127.0.0.1:8443/bytes/13")
+        args = row.load_args(certs.Cert("rsa", "/c/rsa.crt", "/c/rsa.key", "/c/rsa.pem"))
+        self.assertEqual(args[args.index("--cacert") + 1], "/c/rsa.crt")
+        self.assertIn("--new-conn", args)
+        self.assertNotIn("--resume", args)  # full handshakes only
+        self.assertEqual(scenarios.BY_NAME["small"].url(80), "http://127.0.0.1:80/bytes/13")
+
+    def test_contenders_start_once_per_listener(self):
+        groups = scenarios.by_listener(scenarios.select())
+        self.assertEqual([g for g, _ in groups], ["plain", "ecdsa", "rsa"])
+        self.assertEqual([s.name for s in dict(groups)["rsa"]], ["tls_small_rsa", "tls_newconn_rsa"])
+
+
+class PeerConfigs(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="harness-test-")
+        self.cert = certs.Cert("ecdsa", "/certs/ecdsa.crt", "/certs/ecdsa.key", "/certs/ecdsa.pem")
+
+    def tearDown(self):
+        for name in os.listdir(self.dir):
+            os.remove(os.path.join(self.dir, name))
+        os.rmdir(self.dir)
+
+    def config(self, cls, name, cert):
+        cls("/bin/true").command(self.dir, 8443, 9000, cert)
+        with open(os.path.join(self.dir, name)) as f:
+            return f.read()
+
+    def settings(self, text):
+        return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+    def test_nginx_listens_with_tls_1_3_and_the_given_certificate_only_when_asked(self):
+        tls = self.settings(self.config(contenders.Nginx, "nginx.conf", self.cert))
+        self.assertIn("listen 127.0.0.1:8443 reuseport backlog=4096 ssl;", tls)
+        self.assertIn("ssl_protocols TLSv1.2 TLSv1.3;", tls)
+        self.assertIn("ssl_certificate /certs/ecdsa.crt;", tls)
+        self.assertIn("ssl_certificate_key /certs/ecdsa.key;", tls)
+        plain = self.settings(self.config(contenders.Nginx, "nginx.conf", None))
+        self.assertIn("listen 127.0.0.1:8443 reuseport backlog=4096;", plain)
+        self.assertFalse([line for line in plain if "ssl" in line])
+
+    def test_envoy_tls_context_sits_in_the_filter_chain(self):
+        lines = self.config(contenders.Envoy, "envoy.yaml", self.cert).splitlines()
+        filters = next(i for i, line in enumerate(lines) if line == "    - filters:")
+        ts = lines.index("      transport_socket:")
+        clusters = lines.index("  clusters:")
+        self.assertTrue(filters < ts < clusters)
+        self.assertIn('              private_key: { filename: "/certs/ecdsa.key" }', lines)
+        self.assertNotIn("transport_socket", self.config(contenders.Envoy, "envoy.yaml", None))
+
+    def test_haproxy_binds_with_the_combined_pem(self):
+        cfg = self.settings(self.config(contenders.Haproxy, "haproxy.cfg", self.cert))
+        self.assertIn("bind 127.0.0.1:8443 ssl crt /certs/ecdsa.pem alpn http/1.1", cfg)
+
+    def test_shardgate_gets_the_flags(self):
+        argv = contenders.Shardgate("/bin/shardgate").command(self.dir, 8443, 9000, self.cert)
+        self.assertEqual(argv[-4:], ["--tls-cert", "/certs/ecdsa.crt", "--tls-key", "/certs/ecdsa.key"])
+
+    def test_unfilled_placeholders_are_refused(self):
+        with self.assertRaises(ValueError):
+            contenders._fill("nginx.conf", LISTEN="x", UPSTREAM="y")
+
+    def test_certificate_command_is_end_entity_for_name_and_address(self):
+        argv = " ".join(certs.req_argv("rsa", "c.crt", "c.key"))
+        self.assertIn("-newkey rsa:2048", argv)
+        self.assertIn("subjectAltName=DNS:bench.test,IP:127.0.0.1", argv)
+        self.assertIn("basicConstraints=critical,CA:FALSE", argv)
+        self.assertIn("ec_paramgen_curve:prime256v1", " ".join(certs.req_argv("ecdsa", "c", "k")))
 
 
 class IdleConnections(unittest.TestCase):

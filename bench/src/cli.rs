@@ -5,9 +5,11 @@
 //! the workers never meet a bad value.
 
 use crate::request::RequestSpec;
-use crate::target::Target;
+use crate::target::{Scheme, Target};
+use crate::tls::{TlsClient, TlsOptions, TlsVersion, Trust};
 use clap::Parser;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Most connections in one run: each holds a local port on the loopback,
@@ -24,11 +26,11 @@ pub const MAX_PHASE: Duration = Duration::from_secs(24 * 3600);
 #[command(
     name = "shardgate-load",
     version,
-    about = "HTTP/1.1 load generator: thread-per-core on monoio, closed loop or \
+    about = "HTTP/1.1 and HTTPS load generator: thread-per-core on monoio, closed loop or \
              coordinated-omission-corrected open loop (--rate)"
 )]
 pub struct Args {
-    /// Target URL, e.g. http://127.0.0.1:8080/path (http only for now).
+    /// Target URL, e.g. http://127.0.0.1:8080/path or https://127.0.0.1:8443/.
     pub url: String,
 
     /// Worker threads, one monoio runtime each. Default: the number of
@@ -44,9 +46,33 @@ pub struct Args {
     #[arg(short = 'c', long, default_value_t = 10)]
     pub connections: usize,
 
-    /// Open a new connection for every request (sends `Connection: close`).
+    /// Open a new connection for every request (sends `Connection: close`);
+    /// with https, a TLS handshake per request (full unless --resume).
     #[arg(long)]
     pub new_conn: bool,
+
+    /// https: trust the certificates in this PEM file (the server's
+    /// certificate must chain to one and carry the server name).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub cacert: Option<PathBuf>,
+
+    /// https: do not check the server's certificate (as `curl -k`); the
+    /// handshake signature is still verified.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+
+    /// https: TLS versions offered: 1.2, 1.3 or any (both; servers pick 1.3).
+    #[arg(long, default_value = "any", value_parser = TlsVersion::parse)]
+    pub tls_version: TlsVersion,
+
+    /// https: offer stored sessions when opening connections (abbreviated
+    /// handshakes); default: every handshake is a full one.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// https: TLS server name (SNI, certificate check); default: the URL host.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
 
     /// Request method.
     #[arg(short = 'm', long, default_value = "GET")]
@@ -101,6 +127,9 @@ pub struct Plan {
     pub cpus: Option<Vec<usize>>,
     pub connections: usize,
     pub new_conn: bool,
+    /// https only: the TLS flags, and the client built from them.
+    pub tls_options: Option<TlsOptions>,
+    pub tls: Option<TlsClient>,
     pub duration: Duration,
     pub warmup: Duration,
     pub rate: Option<f64>,
@@ -116,7 +145,7 @@ impl Plan {
     pub fn from_args(args: Args, command: String) -> Result<Plan, String> {
         let target = Target::parse(&args.url).map_err(|e| e.to_string())?;
         let addr = target.resolve().map_err(|e| e.to_string())?;
-        let cpus = args.cpus.map(|c| c.0);
+        let cpus = args.cpus.as_ref().map(|c| c.0.clone());
         let threads = args.threads.unwrap_or_else(|| cpus.as_ref().map_or(1, |c| c.len()));
         if threads == 0 || threads > MAX_THREADS {
             return Err(format!("--threads must be 1..={MAX_THREADS}"));
@@ -147,6 +176,11 @@ impl Plan {
         if !(100..=999).contains(&args.expect_status) {
             return Err("--expect-status must be a three-digit status code".into());
         }
+        let tls_options = tls_options(&target, &args)?;
+        let tls = match &tls_options {
+            Some(o) => Some(TlsClient::new(o, target.bare_host())?),
+            None => None,
+        };
         let request =
             RequestSpec { method: args.method, headers: args.headers, body_size: args.body_size, close: args.new_conn };
         let wire = request.encode(&target).map_err(|e| e.to_string())?;
@@ -159,6 +193,8 @@ impl Plan {
             cpus,
             connections: args.connections,
             new_conn: args.new_conn,
+            tls_options,
+            tls,
             duration: args.duration,
             warmup: args.warmup,
             rate: args.rate,
@@ -183,6 +219,35 @@ impl Plan {
     pub fn cpu_of(&self, thread: usize) -> Option<usize> {
         self.cpus.as_ref().map(|c| c[thread % c.len()])
     }
+}
+
+/// The TLS flags of an https target; refused on an http one, where they
+/// would silently mean nothing.
+fn tls_options(target: &Target, args: &Args) -> Result<Option<TlsOptions>, String> {
+    if target.scheme == Scheme::Http {
+        let given = [
+            ("--cacert", args.cacert.is_some()),
+            ("--insecure", args.insecure),
+            ("--tls-version", args.tls_version != TlsVersion::Any),
+            ("--resume", args.resume),
+            ("--server-name", args.server_name.is_some()),
+        ];
+        return match given.iter().find(|(_, set)| *set) {
+            Some((flag, _)) => Err(format!("{flag} needs an https:// URL")),
+            None => Ok(None),
+        };
+    }
+    let trust = match (&args.cacert, args.insecure) {
+        (Some(path), false) => Trust::CaFile(path.clone()),
+        (None, true) => Trust::Insecure,
+        _ => return Err("https:// needs --cacert FILE or --insecure".into()),
+    };
+    Ok(Some(TlsOptions {
+        version: args.tls_version,
+        trust,
+        resume: args.resume,
+        server_name: args.server_name.clone(),
+    }))
 }
 
 /// `10s`, `500ms`, `2m`, `1.5s`, `250us`; a bare number is seconds.
@@ -369,6 +434,31 @@ mod tests {
         assert!(plan(&["--timeout", "61s", url]).is_err());
         assert!(plan(&["--timeout", "60s", url]).is_ok());
         assert!(plan(&["--expect-status", "42", url]).is_err());
-        assert!(plan(&["https://127.0.0.1/"]).is_err());
+    }
+
+    #[test]
+    fn tls_flags_need_https_and_https_needs_a_trust_choice() {
+        let cases: &[(&[&str], Option<&str>)] = &[
+            (&["https://127.0.0.1:1/"], Some("--cacert FILE or --insecure")),
+            (&["-k", "http://127.0.0.1:1/"], Some("--insecure needs an https:// URL")),
+            (&["--resume", "http://127.0.0.1:1/"], Some("--resume needs an https:// URL")),
+            (&["--tls-version", "1.3", "http://127.0.0.1:1/"], Some("--tls-version needs")),
+            (&["--tls-version", "1.1", "-k", "https://127.0.0.1:1/"], Some("bad TLS version")),
+            (&["--cacert", "/nonexistent.pem", "https://127.0.0.1:1/"], Some("/nonexistent.pem")),
+            (&["-k", "https://127.0.0.1:1/"], None),
+            (&["-k", "--new-conn", "--resume", "--tls-version", "1.2", "https://127.0.0.1:1/"], None),
+        ];
+        for (argv, want) in cases {
+            match (plan(argv), want) {
+                (Ok(p), None) => assert!(p.tls.is_some() && p.tls_options.is_some(), "{argv:?}"),
+                (Err(e), Some(w)) => assert!(e.contains(w), "{argv:?}: {e}"),
+                (got, want) => panic!("{argv:?}: got {:?}, want {want:?}", got.map(|_| ())),
+            }
+        }
+        let p = plan(&["http://127.0.0.1:1/"]).unwrap();
+        assert!(p.tls.is_none() && p.tls_options.is_none());
+        let p = plan(&["-k", "--resume", "--tls-version", "1.2", "https://127.0.0.1:1/"]).unwrap();
+        let o = p.tls_options.unwrap();
+        assert_eq!((o.version, o.trust, o.resume), (TlsVersion::V12, Trust::Insecure, true));
     }
 }

@@ -1,15 +1,18 @@
 //! One HTTP/1.1 client connection: write the request, read until the
 //! response framing (`response.rs`) says it is complete.
 //!
-//! Generic over the byte stream so a TLS stream (monoio-rustls implements
-//! the same rent traits) can replace plain TCP when HTTPS scenarios arrive;
-//! only `connect` is TCP-specific. Timeouts are the caller's: it wraps an
+//! Generic over the byte stream; `open` makes the two real ones, plain TCP
+//! and TLS over TCP (`ClientStream`), and runs the TLS handshake
+//! (`tls.rs`). Timeouts are the caller's: it wraps connect, handshake and
 //! exchange in `monoio::time::timeout_at` and drops the connection if the
 //! deadline fires, so nothing here needs a clock.
 
 use crate::response::{FrameError, Progress, ResponseReader};
+use crate::tls::{self, Handshake, TlsClient};
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
+use monoio::BufResult;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -21,6 +24,9 @@ pub const READ_BUF_BYTES: usize = 64 * 1024;
 #[derive(Debug)]
 pub enum ExchangeError {
     Connect(io::Error),
+    /// The TLS handshake failed (certificate refused, no common version,
+    /// alert, or the server closed during it).
+    Tls(io::Error),
     Io(io::Error),
     Frame(FrameError),
     /// Set by the caller when `--timeout` elapses.
@@ -31,6 +37,7 @@ impl std::fmt::Display for ExchangeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ExchangeError::Connect(e) => write!(f, "connect: {e}"),
+            ExchangeError::Tls(e) => write!(f, "TLS handshake: {e}"),
             ExchangeError::Io(e) => write!(f, "{e}"),
             ExchangeError::Frame(e) => write!(f, "{e}"),
             ExchangeError::Timeout => write!(f, "no complete response within --timeout"),
@@ -55,12 +62,82 @@ pub struct Connection<S> {
     reader: ResponseReader,
 }
 
-impl Connection<TcpStream> {
-    pub async fn connect(addr: SocketAddr, head_request: bool) -> Result<Self, ExchangeError> {
-        let stream = TcpStream::connect_addr(addr).await.map_err(ExchangeError::Connect)?;
-        // Requests are small single writes; Nagle would only add delay.
-        stream.set_nodelay(true).map_err(ExchangeError::Connect)?;
-        Ok(Connection::new(stream, head_request))
+async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream, ExchangeError> {
+    let stream = TcpStream::connect_addr(addr).await.map_err(ExchangeError::Connect)?;
+    // Requests are small single writes; Nagle would only add delay.
+    stream.set_nodelay(true).map_err(ExchangeError::Connect)?;
+    Ok(stream)
+}
+
+/// A client connection's byte stream: plain TCP or TLS over it.
+pub enum ClientStream {
+    Tcp(TcpStream),
+    Tls(Box<tls::Stream>),
+}
+
+impl Connection<ClientStream> {
+    /// Connect, and with `tls` run the handshake; what it negotiated is
+    /// returned for the caller to count.
+    pub async fn open(
+        addr: SocketAddr,
+        tls: Option<&TlsClient>,
+        head_request: bool,
+    ) -> Result<(Self, Option<Handshake>), ExchangeError> {
+        let tcp = connect_tcp(addr).await?;
+        match tls {
+            None => Ok((Connection::new(ClientStream::Tcp(tcp), head_request), None)),
+            Some(client) => {
+                let (stream, handshake) = client.handshake(tcp).await.map_err(ExchangeError::Tls)?;
+                Ok((Connection::new(ClientStream::Tls(Box::new(stream)), head_request), Some(handshake)))
+            }
+        }
+    }
+}
+
+// Delegation only: one `match` per I/O call, no buffering of its own.
+impl AsyncReadRent for ClientStream {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientStream::Tcp(s) => s.read(buf).await,
+            ClientStream::Tls(s) => s.read(buf).await,
+        }
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientStream::Tcp(s) => s.readv(buf).await,
+            ClientStream::Tls(s) => s.readv(buf).await,
+        }
+    }
+}
+
+impl AsyncWriteRent for ClientStream {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientStream::Tcp(s) => s.write(buf).await,
+            ClientStream::Tls(s) => s.write(buf).await,
+        }
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientStream::Tcp(s) => s.writev(buf).await,
+            ClientStream::Tls(s) => s.writev(buf).await,
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ClientStream::Tcp(s) => s.flush().await,
+            ClientStream::Tls(s) => s.flush().await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            ClientStream::Tcp(s) => s.shutdown().await,
+            ClientStream::Tls(s) => s.shutdown().await,
+        }
     }
 }
 
@@ -146,7 +223,7 @@ mod tests {
         let addr = one_shot_server(vec![ok.clone(), chunked.clone(), close.clone()]);
         block_on(async move {
             let req = Rc::new(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec());
-            let mut c = Connection::connect(addr, false).await.unwrap();
+            let (mut c, _) = Connection::open(addr, None, false).await.unwrap();
             let r = c.exchange(req.clone()).await.unwrap();
             assert_eq!((r.status, r.keep_alive, r.bytes_read), (200, true, ok.len() as u64));
             let r = c.exchange(req.clone()).await.unwrap();
@@ -163,7 +240,7 @@ mod tests {
         let addr = one_shot_server(vec![]);
         block_on(async move {
             let req = Rc::new(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec());
-            let mut c = Connection::connect(addr, false).await.unwrap();
+            let (mut c, _) = Connection::open(addr, None, false).await.unwrap();
             match c.exchange(req).await {
                 Err(ExchangeError::Frame(FrameError::ClosedBeforeResponse)) | Err(ExchangeError::Io(_)) => {}
                 other => panic!("unexpected {other:?}"),
@@ -176,7 +253,7 @@ mod tests {
         // Bind then drop to get a port nobody listens on.
         let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         block_on(async move {
-            assert!(matches!(Connection::connect(addr, false).await, Err(ExchangeError::Connect(_))));
+            assert!(matches!(Connection::open(addr, None, false).await, Err(ExchangeError::Connect(_))));
         });
     }
 }

@@ -7,9 +7,10 @@
 //! process if one somehow does not.
 //!
 //! Files: `cli` (flags -> Plan), `target` (URL), `request` (wire bytes),
-//! `client` (one connection), `response` (sans-io framing), `schedule`
-//! (open loop, timeline), `outcome` (error kinds), `stats` (histogram,
-//! counters, merge), `progress` (stderr line), `report` (text / JSON).
+//! `client` (one connection), `tls` (https: client config, handshake),
+//! `response` (sans-io framing), `schedule` (open loop, timeline),
+//! `outcome` (error kinds), `stats` (histogram, counters, merge),
+//! `progress` (stderr line), `report` (text / JSON).
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ mod response;
 mod schedule;
 mod stats;
 mod target;
+mod tls;
 mod worker;
 
 use clap::Parser;

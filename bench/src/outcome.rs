@@ -12,6 +12,9 @@ use crate::response::FrameError;
 pub enum ErrorKind {
     /// The TCP connection could not be opened (refused, unreachable, ...).
     Connect,
+    /// The TLS handshake failed (certificate refused, no common version or
+    /// cipher suite, an alert, or the server closed during it).
+    Tls,
     /// No complete response within `--timeout` of sending.
     Timeout,
     /// A complete response whose status is not `--expect-status`.
@@ -23,12 +26,13 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 5] =
-        [ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::Status, ErrorKind::Protocol, ErrorKind::Io];
+    pub const ALL: [ErrorKind; 6] =
+        [ErrorKind::Connect, ErrorKind::Tls, ErrorKind::Timeout, ErrorKind::Status, ErrorKind::Protocol, ErrorKind::Io];
 
     pub fn name(self) -> &'static str {
         match self {
             ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Status => "status",
             ErrorKind::Protocol => "protocol",
@@ -40,10 +44,11 @@ impl ErrorKind {
     pub fn index(self) -> usize {
         match self {
             ErrorKind::Connect => 0,
-            ErrorKind::Timeout => 1,
-            ErrorKind::Status => 2,
-            ErrorKind::Protocol => 3,
-            ErrorKind::Io => 4,
+            ErrorKind::Tls => 1,
+            ErrorKind::Timeout => 2,
+            ErrorKind::Status => 3,
+            ErrorKind::Protocol => 4,
+            ErrorKind::Io => 5,
         }
     }
 }
@@ -52,6 +57,7 @@ impl ErrorKind {
 pub fn classify_failure(err: &ExchangeError) -> ErrorKind {
     match err {
         ExchangeError::Connect(_) => ErrorKind::Connect,
+        ExchangeError::Tls(_) => ErrorKind::Tls,
         ExchangeError::Timeout => ErrorKind::Timeout,
         ExchangeError::Io(_) => ErrorKind::Io,
         // A server closing an idle keep-alive connection just as we reuse
@@ -83,6 +89,8 @@ mod tests {
             // The kernel giving up on a SYN is still a connect failure; our
             // own --timeout is the only thing reported as a timeout.
             (ExchangeError::Connect(io_err(io::ErrorKind::TimedOut)), ErrorKind::Connect),
+            (ExchangeError::Tls(io_err(io::ErrorKind::InvalidData)), ErrorKind::Tls),
+            (ExchangeError::Tls(io_err(io::ErrorKind::UnexpectedEof)), ErrorKind::Tls),
             (ExchangeError::Timeout, ErrorKind::Timeout),
             (ExchangeError::Io(io_err(io::ErrorKind::ConnectionReset)), ErrorKind::Io),
             (ExchangeError::Io(io_err(io::ErrorKind::BrokenPipe)), ErrorKind::Io),

@@ -8,6 +8,7 @@
 use crate::cli::Plan;
 use crate::outcome::ErrorKind;
 use crate::stats::Stats;
+use crate::tls::Trust;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -44,6 +45,7 @@ const JSON_FIELDS: &[&str] = &[
     "unsent",
     "latency_us",
     "exchanges",
+    "tls",
 ];
 
 #[derive(Serialize, Debug)]
@@ -88,6 +90,33 @@ pub struct Summary {
     /// Every exchange finished in any phase (warmup, window, drain), ok or
     /// failed: the divisor for a server's CPU time over the whole run.
     pub exchanges: u64,
+    /// https targets only (null for http).
+    pub tls: Option<TlsReport>,
+}
+
+/// The TLS side of an https run.
+#[derive(Serialize, Debug)]
+pub struct TlsReport {
+    /// Versions offered: "1.2", "1.3" or "any".
+    pub version_offered: &'static str,
+    /// "cacert" or "insecure".
+    pub verify: &'static str,
+    /// Sessions were offered for resumption (`--resume`).
+    pub resume: bool,
+    /// Handshakes of requests in the measured window that got a complete
+    /// response: `full + resumed`.
+    pub handshakes: u64,
+    pub full: u64,
+    pub resumed: u64,
+    /// handshakes / duration_s.
+    pub handshakes_per_sec: f64,
+    /// Every handshake of the run, warmup and drain included (like
+    /// `exchanges`: the divisor for a server's CPU time).
+    pub handshakes_all_phases: u64,
+    /// What the server negotiated, name -> handshakes (all phases).
+    pub versions: BTreeMap<&'static str, u64>,
+    pub cipher_suites: BTreeMap<&'static str, u64>,
+    pub key_exchange_groups: BTreeMap<&'static str, u64>,
 }
 
 /// Latency of complete responses, microseconds.
@@ -155,6 +184,25 @@ impl Summary {
                 clamped: stats.latency_clamped,
             },
             exchanges: stats.exchanges,
+            tls: plan.tls_options.as_ref().map(|o| {
+                let t = &stats.tls;
+                TlsReport {
+                    version_offered: o.version.as_str(),
+                    verify: match o.trust {
+                        Trust::CaFile(_) => "cacert",
+                        Trust::Insecure => "insecure",
+                    },
+                    resume: o.resume,
+                    handshakes: t.full + t.resumed,
+                    full: t.full,
+                    resumed: t.resumed,
+                    handshakes_per_sec: (t.full + t.resumed) as f64 / duration_s,
+                    handshakes_all_phases: t.all_phases,
+                    versions: t.versions.clone(),
+                    cipher_suites: t.cipher_suites.clone(),
+                    key_exchange_groups: t.groups.clone(),
+                }
+            }),
         }
     }
 
@@ -205,6 +253,31 @@ impl Summary {
         for (kind, msg) in &self.error_samples {
             let _ = writeln!(s, "    first {kind} error: {msg}");
         }
+        if let Some(t) = &self.tls {
+            let _ = writeln!(
+                s,
+                "  TLS          {} handshakes in the window ({} full, {} resumed), {:.1}/s; {} in all phases; \
+                 offered {}, verify {}{}",
+                t.handshakes,
+                t.full,
+                t.resumed,
+                t.handshakes_per_sec,
+                t.handshakes_all_phases,
+                t.version_offered,
+                t.verify,
+                if t.resume { ", resumption on" } else { "" }
+            );
+            let names = |m: &BTreeMap<&'static str, u64>| {
+                m.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+            };
+            let _ = writeln!(
+                s,
+                "    negotiated {} / {} / {}",
+                names(&t.versions),
+                names(&t.cipher_suites),
+                names(&t.key_exchange_groups)
+            );
+        }
         if !self.status_codes.is_empty() {
             let codes: Vec<String> = self.status_codes.iter().map(|(c, n)| format!("{c}: {n}")).collect();
             let _ = writeln!(s, "  status codes {}", codes.join(", "));
@@ -250,7 +323,7 @@ mod tests {
         got.sort();
         assert_eq!(got, want);
         let errors: Vec<&str> = v["errors"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
-        assert_eq!(errors, ["connect", "io", "protocol", "status", "timeout", "total"]);
+        assert_eq!(errors, ["connect", "io", "protocol", "status", "timeout", "tls", "total"]);
         // serde_json's map is sorted by key, so compare sorted.
         let lat: Vec<&str> = v["latency_us"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
         let mut want_lat = ["count", "min", "mean", "p50", "p90", "p99", "p99_9", "p99_99", "max", "clamped"];
@@ -290,6 +363,7 @@ mod tests {
             "max",
             "bytes read",
             "connect 0",
+            "tls 0",
             "timeout 0",
             "status 1",
             "protocol 0",

@@ -6,7 +6,9 @@
 //! measured window are recorded.
 
 use crate::outcome::ErrorKind;
+use crate::tls::Handshake;
 use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Latency histogram bounds, in microseconds: 1 µs .. 60 s.
@@ -43,6 +45,54 @@ pub struct Stats {
     /// window and drain. What the server handled during the whole run, so
     /// a server's CPU time sampled before and after the run divides by it.
     pub exchanges: u64,
+    /// TLS handshakes (https targets only).
+    pub tls: TlsStats,
+}
+
+/// TLS handshakes that led to a complete response. `full` and `resumed`
+/// count those of requests intended in the measured window (the same rule
+/// as every other count); `all_phases` and the negotiated names count
+/// warmup and drain too (keep-alive connections are opened in warmup).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsStats {
+    pub full: u64,
+    pub resumed: u64,
+    pub all_phases: u64,
+    /// Protocol version name -> handshakes ("TLSv1_3").
+    pub versions: BTreeMap<&'static str, u64>,
+    /// Cipher suite name -> handshakes ("TLS13_AES_256_GCM_SHA384").
+    pub cipher_suites: BTreeMap<&'static str, u64>,
+    /// Key exchange group name -> handshakes ("X25519").
+    pub groups: BTreeMap<&'static str, u64>,
+}
+
+impl TlsStats {
+    pub fn record(&mut self, h: &Handshake, in_window: bool) {
+        self.all_phases += 1;
+        if in_window && h.full {
+            self.full += 1;
+        } else if in_window {
+            self.resumed += 1;
+        }
+        *self.versions.entry(h.version).or_default() += 1;
+        *self.cipher_suites.entry(h.cipher_suite).or_default() += 1;
+        *self.groups.entry(h.group).or_default() += 1;
+    }
+
+    pub fn merge(&mut self, other: &TlsStats) {
+        self.full += other.full;
+        self.resumed += other.resumed;
+        self.all_phases += other.all_phases;
+        for (mine, theirs) in [
+            (&mut self.versions, &other.versions),
+            (&mut self.cipher_suites, &other.cipher_suites),
+            (&mut self.groups, &other.groups),
+        ] {
+            for (name, n) in theirs {
+                *mine.entry(name).or_default() += n;
+            }
+        }
+    }
 }
 
 impl Default for Stats {
@@ -65,6 +115,7 @@ impl Stats {
             unfinished: 0,
             unsent: 0,
             exchanges: 0,
+            tls: TlsStats::default(),
         }
     }
 
@@ -144,6 +195,7 @@ impl Stats {
         self.unfinished += other.unfinished;
         self.unsent += other.unsent;
         self.exchanges += other.exchanges;
+        self.tls.merge(&other.tls);
     }
 
     /// Non-zero status counts, ascending by code.
@@ -201,6 +253,23 @@ mod tests {
         assert_eq!(merged.error_sample(ErrorKind::Status), Some("status 500"));
         assert_eq!(merged.error_sample(ErrorKind::Io), None);
         assert_eq!(merged.statuses().collect::<Vec<_>>(), vec![(200, 500), (500, 500)]);
+    }
+
+    #[test]
+    fn tls_handshakes_merge_and_only_the_window_is_counted_as_full_or_resumed() {
+        let full =
+            Handshake { full: true, version: "TLSv1_3", cipher_suite: "TLS13_AES_256_GCM_SHA384", group: "X25519" };
+        let resumed = Handshake { full: false, ..full };
+        let mut a = TlsStats::default();
+        let mut b = TlsStats::default();
+        a.record(&full, true);
+        a.record(&full, false);
+        b.record(&resumed, true);
+        b.record(&full, true);
+        a.merge(&b);
+        assert_eq!((a.full, a.resumed, a.all_phases), (2, 1, 4));
+        assert_eq!(a.versions["TLSv1_3"], 4);
+        assert_eq!(a.groups["X25519"], 4);
     }
 
     #[test]

@@ -1,30 +1,32 @@
 //! The target URL: where the load goes and what goes into the request line
 //! and `Host` header.
 //!
-//! Only `http://` is accepted today. The scheme is still an enum, and the
-//! connection code (`client.rs`) is generic over the byte stream, so HTTPS
-//! arrives as one more variant plus a TLS connector, not a rewrite.
+//! `http://` and `https://`; the scheme decides whether a connection runs
+//! a TLS handshake (`tls.rs`) before its first request.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-/// How bytes reach the server. One variant today; `Https` joins it with the
-/// TLS scenarios (a later issue), which is why this is not a bool.
+/// How bytes reach the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
     Http,
+    /// TLS over TCP (the TLS options are in `tls::TlsOptions`).
+    Https,
 }
 
 impl Scheme {
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::Http => "http",
+            Scheme::Https => "https",
         }
     }
 
     fn default_port(self) -> u16 {
         match self {
             Scheme::Http => 80,
+            Scheme::Https => 443,
         }
     }
 }
@@ -46,7 +48,6 @@ pub struct Target {
 pub enum TargetError {
     MissingScheme,
     UnsupportedScheme(String),
-    HttpsNotYet,
     UserInfo,
     EmptyHost,
     BadPort(String),
@@ -58,12 +59,9 @@ impl fmt::Display for TargetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TargetError::MissingScheme => {
-                write!(f, "URL must start with http:// (e.g. http://127.0.0.1:8080/)")
+                write!(f, "URL must start with http:// or https:// (e.g. http://127.0.0.1:8080/)")
             }
             TargetError::UnsupportedScheme(s) => write!(f, "unsupported URL scheme {s:?}"),
-            TargetError::HttpsNotYet => {
-                write!(f, "https:// targets are not supported yet (TLS scenarios come later)")
-            }
             TargetError::UserInfo => write!(f, "user:password@ in the URL is not supported"),
             TargetError::EmptyHost => write!(f, "URL has no host"),
             TargetError::BadPort(p) => write!(f, "bad port {p:?} in URL"),
@@ -82,7 +80,7 @@ impl Target {
         let (scheme, rest) = url.split_once("://").ok_or(TargetError::MissingScheme)?;
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "http" => Scheme::Http,
-            "https" => return Err(TargetError::HttpsNotYet),
+            "https" => Scheme::Https,
             other => return Err(TargetError::UnsupportedScheme(other.to_string())),
         };
         let rest = rest.split('#').next().unwrap_or("");
@@ -106,12 +104,17 @@ impl Target {
     /// Resolve once at start-up, so no request pays for a lookup and every
     /// connection goes to the same address.
     pub fn resolve(&self) -> Result<SocketAddr, TargetError> {
-        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        let host = self.bare_host();
         (host, self.port)
             .to_socket_addrs()
             .map_err(|e| TargetError::Resolve(e.to_string()))?
             .next()
             .ok_or_else(|| TargetError::Resolve(format!("{host} has no address")))
+    }
+
+    /// The host without IPv6 brackets: what a TLS server name is made from.
+    pub fn bare_host(&self) -> &str {
+        self.host.trim_start_matches('[').trim_end_matches(']')
     }
 
     pub fn url(&self) -> String {
@@ -186,7 +189,6 @@ mod tests {
     fn refuses_what_it_cannot_do() {
         let cases: &[(&str, TargetError)] = &[
             ("127.0.0.1:80/", TargetError::MissingScheme),
-            ("https://127.0.0.1/", TargetError::HttpsNotYet),
             ("ftp://x/", TargetError::UnsupportedScheme("ftp".into())),
             ("http://u:p@host/", TargetError::UserInfo),
             ("http:///path", TargetError::EmptyHost),
@@ -198,6 +200,15 @@ mod tests {
         for (url, want) in cases {
             assert_eq!(Target::parse(url).as_ref().err(), Some(want), "{url}");
         }
+    }
+
+    #[test]
+    fn parses_https_with_its_default_port() {
+        let t = Target::parse("HTTPS://localhost/x").unwrap();
+        assert_eq!((t.scheme, t.port, t.path.as_str()), (Scheme::Https, 443, "/x"));
+        assert_eq!(t.url(), "https://localhost/x");
+        let t = Target::parse("https://[::1]:8443/").unwrap();
+        assert_eq!((t.bare_host(), t.port), ("::1", 8443));
     }
 
     #[test]

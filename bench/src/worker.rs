@@ -6,12 +6,12 @@
 //! counters (written by this thread alone) are read from outside.
 
 use crate::cli::Plan;
-use crate::client::{Connection, ExchangeError};
+use crate::client::{ClientStream, Connection, ExchangeError, Response};
 use crate::outcome::{classify_failure, classify_status};
 use crate::progress::ThreadProgress;
 use crate::schedule::{latency, wake_at, Schedule, Timeline};
 use crate::stats::Stats;
-use monoio::net::TcpStream;
+use crate::tls::Handshake;
 use monoio::time::{sleep_until, timeout_at};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -133,7 +133,7 @@ async fn drive_connection(ctx: ConnCtx) {
     let plan = &*ctx.plan;
     let tl = ctx.timeline;
     let mut schedule = plan.rate.map(|rate| Schedule::for_connection(tl.start, rate, plan.connections, ctx.index));
-    let mut conn: Option<Connection<TcpStream>> = None;
+    let mut conn: Option<Connection<ClientStream>> = None;
 
     loop {
         let now = Instant::now();
@@ -172,7 +172,10 @@ async fn drive_connection(ctx: ConnCtx) {
         };
 
         let error = match result {
-            Ok(resp) => {
+            Ok((resp, handshake)) => {
+                if let Some(h) = &handshake {
+                    ctx.stats.borrow_mut().tls.record(h, tl.records(intended));
+                }
                 if !resp.keep_alive || plan.new_conn {
                     conn = None;
                 }
@@ -205,17 +208,22 @@ async fn drive_connection(ctx: ConnCtx) {
     }
 }
 
-/// Connect if needed, then one request/response.
+/// Connect (and shake hands) if needed, then one request/response; the
+/// handshake is returned only with a complete response, so a handshake is
+/// counted once, with the request it served.
 async fn exchange(
-    conn: &mut Option<Connection<TcpStream>>,
+    conn: &mut Option<Connection<ClientStream>>,
     plan: &Plan,
     request: Rc<Vec<u8>>,
-) -> Result<crate::client::Response, ExchangeError> {
+) -> Result<(Response, Option<Handshake>), ExchangeError> {
+    let mut handshake = None;
     if conn.is_none() {
-        *conn = Some(Connection::connect(plan.addr, plan.request.is_head()).await?);
+        let (opened, h) = Connection::open(plan.addr, plan.tls.as_ref(), plan.request.is_head()).await?;
+        *conn = Some(opened);
+        handshake = h;
     }
     match conn {
-        Some(c) => c.exchange(request).await,
+        Some(c) => Ok((c.exchange(request).await?, handshake)),
         None => unreachable!("connection was just opened"),
     }
 }

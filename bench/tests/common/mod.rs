@@ -49,7 +49,8 @@ pub fn n(v: &serde_json::Value, path: &[&str]) -> u64 {
 
 /// The invariants every run must satisfy, whatever the server did.
 pub fn assert_counts_add_up(v: &serde_json::Value) {
-    let errors: u64 = ["connect", "timeout", "status", "protocol", "io"].iter().map(|k| n(v, &["errors", k])).sum();
+    let errors: u64 =
+        ["connect", "tls", "timeout", "status", "protocol", "io"].iter().map(|k| n(v, &["errors", k])).sum();
     assert_eq!(n(v, &["errors", "total"]), errors, "{v}");
     assert_eq!(n(v, &["requests"]), n(v, &["ok"]) + errors, "{v}");
     // Every complete response (ok or wrong status) has a latency and a
