@@ -53,6 +53,10 @@ pub fn serve(config: Config) -> Result<(), String> {
         }
     });
 
+    // Certificates and keys before any socket: a bad file fails startup
+    // before anything is announced as listening.
+    let (tls, resolvers) = build_tls(&config)?;
+
     // Bind everything first: a busy or bad address fails startup cleanly.
     let mut per_shard: Vec<Vec<(usize, std::net::TcpListener)>> = (0..n).map(|_| Vec::new()).collect();
     for (index, l) in config.listeners.iter().enumerate() {
@@ -63,7 +67,6 @@ pub fn serve(config: Config) -> Result<(), String> {
         }
         tracing::info!(listener = %l.name, addr = %bound, shards = n, "listening");
     }
-    let (tls, resolvers) = build_tls(&config)?;
     let counters: Arc<Vec<Arc<ShardCounters>>> = Arc::new((0..n).map(|_| Arc::new(ShardCounters::default())).collect());
     if let Some(a) = &config.admin {
         let listener =
