@@ -12,12 +12,11 @@
 //! know), ALPN `http/1.1` (as browsers and curl offer), and resumption only
 //! when `--resume` asks for it.
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::Resumption;
 use rustls::crypto::{aws_lc_rs, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore};
 use shardgate::tls::stream::TlsStream;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -140,7 +139,9 @@ pub fn client_config(options: &TlsOptions) -> Result<ClientConfig, String> {
         Trust::CaFile(path) => builder.with_root_certificates(load_roots(path)?).with_no_client_auth(),
         Trust::Insecure => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate { provider }))
+            .with_custom_certificate_verifier(Arc::new(shardgate::tls::client_config::AcceptAnyServerCert::new(
+                provider,
+            )))
             .with_no_client_auth(),
     };
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
@@ -160,47 +161,6 @@ fn load_roots(path: &std::path::Path) -> Result<RootCertStore, String> {
         return Err(format!("--cacert {}: no PEM certificate in the file", path.display()));
     }
     Ok(roots)
-}
-
-/// `--insecure`: any certificate, but a valid handshake signature by its key.
-#[derive(Debug)]
-struct AnyCertificate {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// What one completed handshake negotiated. Names are rustls' static

@@ -77,6 +77,13 @@ pub struct AcceptAnyServerCert {
     provider: Arc<CryptoProvider>,
 }
 
+impl AcceptAnyServerCert {
+    /// Accepts any certificate whose handshake signatures `provider` verifies.
+    pub fn new(provider: Arc<CryptoProvider>) -> AcceptAnyServerCert {
+        AcceptAnyServerCert { provider }
+    }
+}
+
 impl ServerCertVerifier for AcceptAnyServerCert {
     fn verify_server_cert(
         &self,

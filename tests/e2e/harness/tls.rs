@@ -18,13 +18,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, ProtocolVersion, RootCertStore, ServerConfig,
-    ServerConnection, SignatureScheme, StreamOwned, SupportedProtocolVersion,
+    ClientConfig, ClientConnection, HandshakeKind, ProtocolVersion, RootCertStore, ServerConfig, ServerConnection,
+    StreamOwned, SupportedProtocolVersion,
 };
 
 use super::client::{Client, Response, Transport, READ_TIMEOUT};
@@ -113,7 +112,9 @@ impl TlsClientBuilder {
         let builder = if self.verify {
             builder.with_root_certificates(self.roots)
         } else {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(
+                shardgate::tls::client_config::AcceptAnyServerCert::new(provider),
+            ))
         };
         let mut config = match &self.client_cert {
             Some(leaf) => builder.with_client_auth_cert(leaf.chain(), leaf.private_key()).expect("client cert"),
@@ -244,45 +245,6 @@ impl TlsClient {
             .try_request(format!("GET {path} HTTP/1.1\r\nHost: {server_name}\r\n\r\n").as_bytes())
             .unwrap_or_else(|e| panic!("GET {path} over TLS: {e}"));
         (conn.handshake.clone(), response)
-    }
-}
-
-/// Accepts any server certificate; signatures are still checked.
-#[derive(Debug)]
-struct AcceptAnything(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnything {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
