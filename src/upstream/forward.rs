@@ -38,6 +38,10 @@ use crate::http1::Version;
 use crate::shard::Shard;
 use crate::tls::stream::TlsStream;
 
+/// A Content-Length body with at most this many bytes still to come is
+/// read before the upstream is contacted (see `read_small_body`).
+pub const SMALL_BODY_BYTES: u64 = 16 * 1024;
+
 /// Largest upstream response head accepted.
 pub const MAX_RESPONSE_HEAD_BYTES: usize = 16 * 1024;
 
@@ -101,6 +105,14 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
     }
     c.wbuf.extend_from_slice(&c.rbuf[c.pos..c.pos + step.consumed]);
     c.pos += step.consumed;
+    // The rest of a small Content-Length body is read now: head and body
+    // then leave in one write (one upstream operation instead of two per
+    // POST) and the request stays replayable. Larger bodies stream.
+    if let BodyDecoder::Length { remaining } = body {
+        if !c.request_done && remaining <= SMALL_BODY_BYTES {
+            read_small_body(c, &mut body, body_timeout).await?;
+        }
+    }
     let replayable = c.request_done;
     let method = c.head.method;
     let client_version = c.head.version;
@@ -219,6 +231,32 @@ async fn connect(shard: &Shard, cluster: usize, index: usize, timeout: Duration)
         Ok(Err(e)) => Err(Error::new(ErrorKind::UpstreamTlsFailed, format!("upstream TLS handshake failed: {e}"))),
         Err(_) => Err(err(ErrorKind::UpstreamConnectTimeout, "upstream TLS handshake timed out")),
     }
+}
+
+/// Reads the rest of a small Content-Length body through `c.ubuf` and
+/// appends it to the upstream head in `c.wbuf`. Bytes past the body (a
+/// pipelined next request) go back to `c.rbuf`.
+async fn read_small_body<S: AsyncReadRent + AsyncWriteRent>(
+    c: &mut Conn<S>,
+    body: &mut BodyDecoder,
+    body_timeout: Duration,
+) -> Result<(), Failure> {
+    debug_assert_eq!(c.pos, c.rbuf.len(), "buffered body bytes were consumed");
+    c.ubuf.clear();
+    let mut end = 0;
+    while !body.is_done() {
+        match monoio::time::timeout(body_timeout, read_more(&mut c.stream, &mut c.ubuf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(_) => return Err(err(ErrorKind::DownstreamClosed, "client closed during the request body").into()),
+            Err(_) => return Err(err(ErrorKind::BodyTimeout, "request body stalled past body timeout").into()),
+        }
+        end += body.decode(&c.ubuf[end..], |_| {}).map_err(chunk_error)?.consumed;
+    }
+    c.wbuf.extend_from_slice(&c.ubuf[..end]);
+    c.rbuf.extend_from_slice(&c.ubuf[end..]);
+    c.ubuf.clear();
+    c.request_done = true;
+    Ok(())
 }
 
 /// Streams the rest of the request body from the client to the upstream,

@@ -151,6 +151,31 @@ fn a_body_stalled_past_body_timeout_closes_the_connection() {
     assert!(upstream.requests().is_empty(), "the upstream got a complete request");
 }
 
+/// A small body (<= 16 KiB to come) is read whole before the upstream is
+/// contacted: a client that stalls mid-body gets 408 and the upstream never
+/// sees a connection. A large body streams, so its head goes up at once.
+#[test]
+fn a_small_body_is_read_before_the_upstream_is_contacted() {
+    let upstream = Upstream::body_echo();
+    let proxy = ProxyConfig::new().limits(r#"body_timeout = "1s""#).everything_to(upstream.addr()).start();
+
+    let mut client = Client::connect(proxy.addr());
+    client.send(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789");
+    let (response, closed) = client.read_until_close(Duration::from_secs(10));
+    assert!(closed, "the proxy kept a stalled body open");
+    assert!(response.starts_with(b"HTTP/1.1 408 "), "{}", String::from_utf8_lossy(&response));
+    assert_eq!(upstream.connections(), 0, "the upstream was contacted for an incomplete small body");
+
+    let mut client = Client::connect(proxy.addr());
+    client.send(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n0123456789");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while upstream.heads_received() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(upstream.heads_received(), 1, "a large body should stream: its head goes up before the body");
+    drop(client);
+}
+
 #[test]
 fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
     let upstream = Upstream::ok("ok");
