@@ -12,7 +12,7 @@
 //! `Child` handle, nothing else) when the `Proxy` is dropped.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -43,13 +43,23 @@ const ONE_SHOT_DEADLINE: Duration = Duration::from_secs(20);
 /// Runs the binary to completion (for `check` and other one-shot
 /// commands); kills it and panics if it is still running after 20 s.
 pub fn shardgate_output(args: &[&str]) -> Output {
-    let mut child = shardgate()
-        .args(args)
-        .stdin(Stdio::null())
+    let mut command = shardgate();
+    command.args(args);
+    run_to_completion(command, b"", ONE_SHOT_DEADLINE)
+}
+
+/// Runs `command` with `stdin` as its input and collects its output;
+/// kills it and panics if it is still running after `deadline`.
+pub fn run_to_completion(mut command: Command, stdin: &[u8], deadline: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run shardgate");
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
+    let mut input = child.stdin.take().expect("piped stdin");
+    let _ = input.write_all(stdin);
+    drop(input);
     let collect = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
@@ -59,15 +69,15 @@ pub fn shardgate_output(args: &[&str]) -> Output {
     };
     let stdout = collect(Box::new(child.stdout.take().expect("piped stdout")));
     let stderr = collect(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = Instant::now() + ONE_SHOT_DEADLINE;
+    let until = Instant::now() + deadline;
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for shardgate") {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
             break status;
         }
-        if Instant::now() >= deadline {
+        if Instant::now() >= until {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("`shardgate {}` still running after {ONE_SHOT_DEADLINE:?}", args.join(" "));
+            panic!("{command:?} still running after {deadline:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
     };

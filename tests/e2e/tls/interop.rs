@@ -1,12 +1,11 @@
 //! Clients that are not ours: curl and `openssl s_client` against an HTTPS
 //! listener, and `shardgate proxy --tls-cert --tls-key`.
 
-use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{assert_leaf, tls_lines, Pki};
-use crate::harness::proxy::shardgate_output;
+use crate::harness::proxy::{run_to_completion, shardgate_output};
 use crate::harness::tls::TlsClient;
 use crate::harness::*;
 
@@ -20,38 +19,8 @@ fn installed(tool: &str, version_arg: &str) -> bool {
 
 /// Runs `command` with `stdin` as its input; kills it after
 /// [`TOOL_DEADLINE`].
-fn run(mut command: Command, stdin: &[u8]) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
-    let mut input = child.stdin.take().expect("piped stdin");
-    let _ = input.write_all(stdin);
-    drop(input);
-    let collect = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = collect(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = collect(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = Instant::now() + TOOL_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} still running after {TOOL_DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
+fn run(command: Command, stdin: &[u8]) -> Output {
+    run_to_completion(command, stdin, TOOL_DEADLINE)
 }
 
 #[test]
