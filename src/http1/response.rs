@@ -177,4 +177,16 @@ mod tests {
         parse_response(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 4096, Method::Get, &mut head).unwrap();
         assert!(!head.allows_reuse());
     }
+
+    #[test]
+    fn a_response_head_over_the_limit_is_refused_complete_or_not() {
+        let big = format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\n\r\n", "v".repeat(200));
+        let mut head = ResponseHead::default();
+        let e = parse_response(big.as_bytes(), 128, Method::Get, &mut head).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::UpstreamBadResponse);
+        let partial = format!("HTTP/1.1 200 OK\r\nX-Big: {}", "v".repeat(200));
+        let e = parse_response(partial.as_bytes(), 128, Method::Get, &mut head).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::UpstreamBadResponse);
+        assert!(parse_response(big.as_bytes(), 4096, Method::Get, &mut head).unwrap());
+    }
 }

@@ -108,6 +108,28 @@ fn a_request_id_from_the_client_is_kept() {
     assert_eq!(response.header_all("x-request-id"), vec!["client-chosen-42"]);
 }
 
+/// A client id longer than `MAX_REQUEST_ID_BYTES` (128) or with spaces is
+/// replaced by a generated one, upstream and on the response alike.
+#[test]
+fn an_oversized_or_malformed_client_request_id_is_replaced() {
+    let upstream = Upstream::ok("ok");
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+    let longest = "a".repeat(128);
+    for (sent, kept) in [(longest.clone(), true), ("a".repeat(129), false), ("has space".to_string(), false)] {
+        let raw = format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: {sent}\r\n\r\n");
+        let response = Client::connect(proxy.addr()).request(raw.as_bytes());
+        let id = response.header("x-request-id").expect("a request id").to_string();
+        assert_eq!(id == sent, kept, "sent {sent:?}, got {id:?}");
+        if !kept {
+            assert_eq!(id.len(), 32, "a generated id: {id:?}");
+        }
+    }
+    let ids: Vec<String> =
+        upstream.requests().iter().map(|r| r.header("x-request-id").expect("upstream id").to_string()).collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[0], longest);
+}
+
 #[test]
 fn end_to_end_headers_pass_both_ways_in_order() {
     let upstream = Upstream::start(|_| {
