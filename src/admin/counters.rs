@@ -17,6 +17,7 @@ pub struct ShardCounters {
     tls13: AtomicU64,
     tls12: AtomicU64,
     tls_failures: AtomicU64,
+    idle_without_buffer: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub struct Snapshot {
     pub tls13: u64,
     pub tls12: u64,
     pub tls_failures: u64,
+    /// Keep-alive connections waiting for a request with no head buffer
+    /// (see `http1::conn::IN_USE_GAP`).
+    pub idle_without_buffer: u64,
 }
 
 /// Single-writer increment: only the owning shard thread calls these.
@@ -71,6 +75,10 @@ impl ShardCounters {
     pub fn tls_failure(&self) {
         add(&self.tls_failures, 1);
     }
+    /// A connection starts (`true`) or stops waiting without a buffer.
+    pub fn idle_without_buffer(&self, waiting: bool) {
+        add(&self.idle_without_buffer, if waiting { 1 } else { u64::MAX }); // MAX: wrapping -1
+    }
     pub fn active(&self) -> u64 {
         self.active.load(Relaxed)
     }
@@ -87,6 +95,7 @@ impl ShardCounters {
             tls13: self.tls13.load(Relaxed),
             tls12: self.tls12.load(Relaxed),
             tls_failures: self.tls_failures.load(Relaxed),
+            idle_without_buffer: self.idle_without_buffer.load(Relaxed),
         }
     }
 }

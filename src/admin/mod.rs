@@ -66,7 +66,7 @@ fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
         .map(|(i, c)| {
             let s = c.snapshot();
             format!(
-                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{}}}",
+                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{},\"idle_without_buffer\":{}}}",
                 s.accepted,
                 s.requests,
                 s.active,
@@ -77,7 +77,8 @@ fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
                 s.tls_resumed,
                 s.tls13,
                 s.tls12,
-                s.tls_failures
+                s.tls_failures,
+                s.idle_without_buffer
             )
         })
         .collect();

@@ -29,6 +29,7 @@ use rustls::ClientConnection;
 use super::stream::UpstreamStream;
 use crate::error::{Error, ErrorKind};
 use crate::http1::body::{BodyDecoder, ChunkError};
+use crate::http1::buffers::BufferPool;
 use crate::http1::conn::{hsts_of, Conn, Failure, Next};
 use crate::http1::encode::{self, DownstreamFraming, DownstreamHead, ForwardInfo};
 use crate::http1::io::{read_more, write_all, write_range};
@@ -146,7 +147,8 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
             );
         }
         if !c.request_done {
-            relay_request_body(c, &mut upstream, &mut body, &mut body_bytes, body_limit, body_timeout).await?;
+            relay_request_body(c, &shard.buffers, &mut upstream, &mut body, &mut body_bytes, body_limit, body_timeout)
+                .await?;
         }
         match read_response_head(c, &mut resp, &mut upstream, method, cluster.response_timeout).await {
             Ok(()) => break (upstream, endpoint),
@@ -196,7 +198,7 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
         .await
         .map_err(|_| started(err(ErrorKind::DownstreamClosed, "client closed")))?;
 
-    let clean = relay_response_body(c, &mut upstream, &mut response, mode, pos, body_timeout).await?;
+    let clean = relay_response_body(c, &shard.buffers, &mut upstream, &mut response, mode, pos, body_timeout).await?;
     if clean && upstream_reusable && c.request_done && !shard.draining() {
         shard.pool.put(endpoint, upstream);
     }
@@ -265,6 +267,7 @@ async fn read_small_body<S: AsyncReadRent + AsyncWriteRent>(
 /// request — go back to `c.rbuf`.
 async fn relay_request_body<S: AsyncReadRent + AsyncWriteRent>(
     c: &mut Conn<S>,
+    buffers: &BufferPool,
     upstream: &mut UpstreamStream,
     body: &mut BodyDecoder,
     body_bytes: &mut u64,
@@ -278,7 +281,7 @@ async fn relay_request_body<S: AsyncReadRent + AsyncWriteRent>(
     let mut pos = 0;
     loop {
         if pos == c.ubuf.len() {
-            c.ubuf.clear();
+            buffers.grow_if_filled(&mut c.ubuf);
             pos = 0;
             match monoio::time::timeout(body_timeout, read_more(&mut c.stream, &mut c.ubuf)).await {
                 Ok(Ok(n)) if n > 0 => {}
@@ -363,6 +366,7 @@ async fn read_response_head<S>(
 /// connection carries nothing stray and may be reused).
 async fn relay_response_body<S: AsyncReadRent + AsyncWriteRent>(
     c: &mut Conn<S>,
+    buffers: &BufferPool,
     upstream: &mut UpstreamStream,
     body: &mut BodyDecoder,
     mode: DownstreamFraming,
@@ -408,7 +412,7 @@ async fn relay_response_body<S: AsyncReadRent + AsyncWriteRent>(
             pos += step.consumed;
             continue;
         }
-        c.ubuf.clear();
+        buffers.grow_if_filled(&mut c.ubuf);
         pos = 0;
         match monoio::time::timeout(body_timeout, read_more(upstream, &mut c.ubuf)).await {
             Ok(Ok(n)) if n > 0 => {}

@@ -22,6 +22,35 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     assert!(client.stays_open(Duration::from_millis(200)));
 }
 
+/// Idle keep-alive connections wait for their next request without a head
+/// buffer; one whose client comes straight back (within 100 ms) keeps its
+/// buffer posted. Either way every request is served.
+#[test]
+fn idle_connections_give_back_their_head_buffer_and_busy_ones_keep_it() {
+    let upstream = Upstream::path_echo();
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+    let waiting = |proxy: &Proxy| proxy.stats().iter().map(|s| s.idle_without_buffer).sum::<u64>();
+
+    let mut clients: Vec<Client> = (0..4).map(|_| Client::connect(proxy.addr())).collect();
+    for client in &mut clients {
+        assert_eq!(client.get("/first").text(), "GET /first");
+    }
+    assert!(eventually(Duration::from_secs(5), || waiting(&proxy) == 4), "after one request each: {}", waiting(&proxy));
+
+    // Back after a pause: still idle without a buffer afterwards.
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(clients[0].get("/after-a-pause").text(), "GET /after-a-pause");
+    assert!(eventually(Duration::from_secs(5), || waiting(&proxy) == 4));
+    // Straight back: the connection is in use and keeps its buffer.
+    assert_eq!(clients[0].get("/straight-back").text(), "GET /straight-back");
+    assert!(eventually(Duration::from_secs(5), || waiting(&proxy) == 3), "in use: {}", waiting(&proxy));
+
+    for (i, client) in clients.iter_mut().enumerate() {
+        let path = format!("/last/{i}");
+        assert_eq!(client.get(&path).text(), format!("GET {path}"));
+    }
+}
+
 #[test]
 fn upstream_connections_are_pooled_and_reused() {
     let upstream = Upstream::path_echo();

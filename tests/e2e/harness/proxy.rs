@@ -103,6 +103,7 @@ pub struct ShardStats {
     pub accepted: u64,
     pub requests: u64,
     pub active: u64,
+    pub idle_without_buffer: u64,
 }
 
 /// A running shardgate process.
@@ -380,6 +381,7 @@ pub fn parse_stats(json: &str) -> Option<Vec<ShardStats>> {
                 accepted: json_u64(object, "accepted")?,
                 requests: json_u64(object, "requests")?,
                 active: json_u64(object, "active")?,
+                idle_without_buffer: json_u64(object, "idle_without_buffer")?,
             })
         })
         .collect()
@@ -422,14 +424,14 @@ mod tests {
         let colored = "\u{1b}[32m INFO\u{1b}[0m listening \u{1b}[3mlistener\u{1b}[0m\u{1b}[2m=\u{1b}[0m\"admin\" \u{1b}[3maddr\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:9";
         assert_eq!(parse_listening(&strip_ansi(colored)), Some(("admin".to_string(), "127.0.0.1:9".parse().unwrap())));
         let stats = parse_stats(
-            r#"{"shards":[{"shard":0,"accepted":3,"requests":5,"active":1}, {"shard": 1, "accepted": 0, "requests": 0, "active": 0}]}"#,
+            r#"{"shards":[{"shard":0,"accepted":3,"requests":5,"active":1,"idle_without_buffer":1}, {"shard": 1, "accepted": 0, "requests": 0, "active": 0, "idle_without_buffer": 0}]}"#,
         )
         .unwrap();
         assert_eq!(
             stats,
             vec![
-                ShardStats { shard: 0, accepted: 3, requests: 5, active: 1 },
-                ShardStats { shard: 1, accepted: 0, requests: 0, active: 0 },
+                ShardStats { shard: 0, accepted: 3, requests: 5, active: 1, idle_without_buffer: 1 },
+                ShardStats { shard: 1, accepted: 0, requests: 0, active: 0, idle_without_buffer: 0 },
             ]
         );
     }
