@@ -86,7 +86,8 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
+        // TCP_NODELAY is inherited from the listening socket (Linux
+        // clones the listener's options; a test checks): no setsockopt here.
         let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
         if shard.counters.active() >= max_connections as u64 {
             monoio::spawn(reject_over_limit(stream));
@@ -181,6 +182,16 @@ async fn reject_over_limit(mut stream: monoio::net::TcpStream) {
 
 #[cfg(test)]
 mod tests {
+    /// The accept loop relies on this instead of a setsockopt per connection.
+    #[test]
+    fn accepted_connections_inherit_tcp_nodelay_from_the_listener() {
+        let (listeners, addr) = super::bind_shared("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        listeners[0].set_nonblocking(false).unwrap();
+        let (accepted, _) = listeners[0].accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
+    }
+
     /// An idle keep-alive connection costs its task's future: keep it small
     /// (the pipeline and TLS states are boxed, so they are not part of it).
     #[test]

@@ -7,6 +7,9 @@ CPU is read two ways, both covering every thread of every process:
 - /proc/PID/task/TID/schedstat, first field: nanoseconds on CPU per
   thread, exact. The report uses this one and keeps the tick figure in the
   JSON as a cross-check.
+The tick figures also split user from kernel time: the report gives each
+proxy's kernel share (over many ticks: a run's share is coarse, the
+median over rounds is not).
 """
 
 import os
@@ -36,16 +39,18 @@ def children(pid):
     return kids
 
 
-def cpu_ticks_s(pids):
-    """utime + stime of each process (all its threads), in seconds."""
-    total = 0
+def cpu_ticks_split_s(pids):
+    """(utime, stime) summed over the processes (all their threads), in
+    seconds."""
+    user = system = 0
     for pid in pids:
         try:
             f = _stat_fields(pid)
         except OSError:
             continue
-        total += int(f[11]) + int(f[12])  # fields 14, 15
-    return total / CLK_TCK
+        user += int(f[11])  # field 14
+        system += int(f[12])  # field 15
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def cpu_exact_s(pids):
@@ -67,7 +72,17 @@ def cpu_exact_s(pids):
 
 def cpu(pids):
     """Both CPU readings, for a before/after difference."""
-    return {"exact_s": cpu_exact_s(pids), "ticks_s": cpu_ticks_s(pids)}
+    user, system = cpu_ticks_split_s(pids)
+    return {"exact_s": cpu_exact_s(pids), "ticks_s": user + system, "user_ticks_s": user, "sys_ticks_s": system}
+
+
+def kernel_share(before, after):
+    """Kernel part of the CPU time between two `cpu` readings (None when
+    no tick was counted)."""
+    total = after["ticks_s"] - before["ticks_s"]
+    if total <= 0:
+        return None
+    return (after["sys_ticks_s"] - before["sys_ticks_s"]) / total
 
 
 def rss_kib(pids):

@@ -64,6 +64,8 @@ def measure(bins, cpu, running, upstream, scenario, duration_s, warmup_s, rate=N
         return (b[key] - a[key]) * 1e6 / exchanges
 
     lat = result["latency_us"]
+    share = procstat.kernel_share(before, after) if running.contender.is_proxy else None
+    cpu_us = per_request_us(before, after, "exact_s") if running.contender.is_proxy else None
     return {
         "requests_per_sec": result["requests_per_sec"],
         "requests": result["requests"],
@@ -74,7 +76,11 @@ def measure(bins, cpu, running, upstream, scenario, duration_s, warmup_s, rate=N
         "exchanges": result.get("exchanges", 0),
         "rate": rate,
         "latency_us": {k: lat[k] for k in ("p50", "p90", "p99", "p99_9", "p99_99", "max", "mean")},
-        "cpu_us_per_req": per_request_us(before, after, "exact_s") if running.contender.is_proxy else None,
+        "cpu_us_per_req": cpu_us,
+        # Of which in the kernel (socket calls, TCP, the loopback's delivery
+        # to the peer): the part no proxy code change can remove.
+        "cpu_kernel_share": share,
+        "cpu_kernel_us_per_req": cpu_us * share if share is not None else None,
         "cpu_tick_us_per_req": per_request_us(before, after, "ticks_s") if running.contender.is_proxy else None,
         "upstream_cpu_us_per_req": per_request_us(up_before, up_after, "exact_s"),
         "tls": tls_summary(result.get("tls")),

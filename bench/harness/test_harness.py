@@ -20,7 +20,7 @@ def _run(rps, cpu, p99, errors=0):
     closed = {"requests_per_sec": rps, "cpu_us_per_req": cpu * 0.8, "errors": errors, "latency_us": lat,
               "upstream_cpu_us_per_req": 5.0}
     open_ = {"requests_per_sec": rps / 2, "cpu_us_per_req": cpu, "errors": 0, "latency_us": lat,
-             "upstream_cpu_us_per_req": 5.0}
+             "upstream_cpu_us_per_req": 5.0, "cpu_kernel_us_per_req": cpu * 0.9}
     return {"closed": closed, "open": open_}
 
 
@@ -105,6 +105,21 @@ class Output(unittest.TestCase):
             "rounds": rounds, "memory": memory,
             "summary": summary.summarise(rounds, memory, ["shardgate", "nginx"], ["small"]),
         }
+
+    def test_kernel_floor_is_the_subjects_kernel_cpu_over_the_references_whole(self):
+        t = [t for t in self.data()["summary"]["targets"] if t["metric"] == "cpu" and t["reference"] == "nginx"][0]
+        # shardgate 10/20/11 us at 90 % kernel; nginx 20/40/20 us.
+        self.assertAlmostEqual(t["kernel_floor"]["median"], 0.45)
+        self.assertAlmostEqual(t["kernel_floor"]["max"], 0.495)
+        md = report.markdown(self.data())
+        self.assertIn("| <= 0.6x | 0.50× (0.50–0.55) | yes | 0.45× (0.45–0.49) |", md)
+
+    def test_kernel_share_of_a_run_comes_from_the_tick_split(self):
+        from . import procstat
+        before = {"ticks_s": 1.0, "sys_ticks_s": 0.5, "user_ticks_s": 0.5, "exact_s": 1.0}
+        after = {"ticks_s": 2.0, "sys_ticks_s": 1.4, "user_ticks_s": 0.6, "exact_s": 2.0}
+        self.assertAlmostEqual(procstat.kernel_share(before, after), 0.9)
+        self.assertIsNone(procstat.kernel_share(before, before))
 
     def test_markdown_holds_ratios_with_spread(self):
         md = report.markdown(self.data())

@@ -190,30 +190,47 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
     }
 }
 
-/// Waiting for a socket to become readable without lending it a buffer.
-pub trait WaitReadable {
+/// What differs between a plain and a TLS downstream stream beyond reads
+/// and writes.
+pub trait Downstream: AsyncReadRent + AsyncWriteRent {
+    /// Waits for the stream to become readable without lending it a buffer.
     fn wait_readable(&self) -> impl std::future::Future<Output = std::io::Result<()>>;
+    /// Ends the connection cleanly before it is dropped.
+    fn finish(&mut self) -> impl std::future::Future<Output = ()>;
 }
 
-impl WaitReadable for monoio::net::TcpStream {
+impl Downstream for monoio::net::TcpStream {
     async fn wait_readable(&self) -> std::io::Result<()> {
         // Not relaxed: on epoll, monoio's remembered readiness from the last
         // read would answer at once; this checks with poll(2). (io_uring
         // posts a poll operation either way.)
         self.readable(false).await
     }
+
+    /// Nothing: dropping the stream closes it, which sends FIN (a
+    /// shutdown first would cost one more operation for the same packet).
+    async fn finish(&mut self) {}
 }
 
 /// TLS keeps its buffers: rustls may already hold decrypted bytes, and its
 /// session state dwarfs the head buffer anyway.
-impl<C> WaitReadable for TlsStream<C> {
+impl<C> Downstream for TlsStream<C>
+where
+    TlsStream<C>: AsyncReadRent + AsyncWriteRent,
+{
     async fn wait_readable(&self) -> std::io::Result<()> {
         Ok(())
+    }
+
+    /// close_notify, then FIN: the client can tell a complete close from a
+    /// truncation.
+    async fn finish(&mut self) {
+        let _ = self.shutdown().await;
     }
 }
 
 /// Serves one downstream connection until it closes.
-pub async fn serve<S: AsyncReadRent + AsyncWriteRent + WaitReadable>(
+pub async fn serve<S: Downstream>(
     shard: Rc<Shard>,
     listener: usize,
     stream: S,
@@ -344,8 +361,7 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent + WaitReadable>(
         }
     }
     drop(registration);
-    // Best-effort FIN so the client sees a clean close.
-    let _ = c.stream.shutdown().await;
+    c.stream.finish().await;
 }
 
 /// The Strict-Transport-Security value of a listener, if it sets one.
