@@ -113,7 +113,7 @@ def markdown(data):
                          f"{'yes' if t['met'] else '**no**'} | {floor} |")
         lines += ["", "Last column, for CPU targets: shardgate's kernel CPU per request alone (socket calls, TCP, "
                   "loopback delivery to the peer), as a ratio to the reference's whole CPU per request. A bound "
-                  "below it is out of reach of any change to shardgate's own code.", ""]
+                  "well below it is out of reach unless the kernel does less work for the same traffic.", ""]
     lines += ["Every load command is in the JSON file (`rounds[].runs.CONTENDER.SCENARIO.closed|open.command`); "
               "logs of each contender are in `logs/`.", ""]
     return "\n".join(lines)

@@ -9,7 +9,8 @@
 //!
 //! The keep-alive idle timeout works the same way: an idle connection
 //! records its deadline here, and the shard's sweeper shuts down those past
-//! it. So an idle connection waits on a plain read, with no timer of its
+//! it. So an idle connection waits on a plain read (or readability poll,
+//! see `http1/conn.rs`), with no timer of its
 //! own (a monoio timer is 640 bytes per connection, and two timer-wheel
 //! operations per request).
 
