@@ -31,8 +31,9 @@ use crate::pipeline;
 use crate::shard::Shard;
 use crate::tls::stream::TlsStream;
 
-/// A connection's head buffer to start with, and what it shrinks back to
-/// when idle (nginx: client_header_buffer_size 1k). It grows, doubling, up
+/// A connection's head buffer to start with, and what a connection in use
+/// shrinks back to between requests (one not in use holds none; see
+/// `IN_USE_GAP`) (nginx: client_header_buffer_size 1k). It grows, doubling, up
 /// to `max_request_head_bytes` for a larger head. Bodies are relayed
 /// through pooled exchange buffers (`buffers.rs`), not through this one.
 pub const INITIAL_READ_BUFFER_BYTES: usize = 1024;
