@@ -305,8 +305,9 @@ pub async fn serve<S: Downstream>(
                 Ok(n) if n > 0 => {}
                 _ => break,
             }
-            in_use = idle_since.elapsed() < IN_USE_GAP;
-            Instant::now() + limits.header_timeout
+            let now = Instant::now();
+            in_use = now - idle_since < IN_USE_GAP;
+            now + limits.header_timeout
         } else if first {
             // A new connection has header_timeout from accept, not from its
             // first byte: a client that never sends anything is slowloris too.
