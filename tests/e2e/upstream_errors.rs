@@ -1,9 +1,11 @@
 //! When the upstream fails: refused (502), connect timeout (504), slow
-//! response (504), closed without answering (502), and a stale pooled
-//! connection (retried once on a fresh one, the client never notices).
+//! response (504), closed without answering (502), a stale pooled
+//! connection (retried once on a fresh one, the client never notices), and
+//! failures mid response body (closed, stalled, client gone).
 
 use std::time::{Duration, Instant};
 
+use crate::harness::pattern::{self, Verifier};
 use crate::harness::upstream::{refusing_addr, Blackhole};
 use crate::harness::*;
 
@@ -88,4 +90,83 @@ fn a_stale_pooled_connection_is_retried_once_on_a_fresh_one() {
     assert_eq!(upstream.connections(), 2);
     let connections: Vec<usize> = upstream.requests().iter().map(|r| r.connection).collect();
     assert_eq!(connections, [0, 1], "each request on its own upstream connection");
+}
+
+// Failures in the middle of a response body: the status line is gone, so
+// the client must be able to tell from the connection (closed short of the
+// Content-Length), and the upstream connection must not be reused.
+
+#[test]
+fn an_upstream_that_closes_mid_body_ends_the_client_connection_after_the_bytes_it_sent() {
+    const DECLARED: u64 = 1024 * 1024;
+    const SENT: u64 = 300_000;
+    let upstream = Upstream::start(|req| match req.target.as_str() {
+        "/truncated" => {
+            let mut raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {DECLARED}\r\n\r\n").into_bytes();
+            pattern::for_each_piece(SENT, |piece| raw.extend_from_slice(piece));
+            Reply::RawThenClose(raw)
+        }
+        _ => Reply::ok("small"),
+    });
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+    let mut client = Client::connect(proxy.addr());
+    client.send(b"GET /truncated HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let (bytes, closed) = client.read_until_close(Duration::from_secs(10));
+    assert!(closed, "the proxy closed the client connection");
+    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+    let head = String::from_utf8_lossy(&bytes[..head_end]).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains(&format!("content-length: {DECLARED}")), "{head}");
+    // Exactly what the upstream sent, nothing invented: the client can tell
+    // the body is short of its Content-Length.
+    let mut verifier = Verifier::default();
+    verifier.feed(&bytes[head_end..]);
+    assert_eq!(verifier.len, SENT);
+    assert_eq!(verifier.first_mismatch, None);
+    // The proxy itself carries on.
+    assert_eq!(get(proxy.addr(), "/small").text(), "small");
+}
+
+#[test]
+fn an_upstream_that_stalls_mid_body_is_cut_off_at_the_body_timeout() {
+    const DECLARED: u64 = 1024 * 1024;
+    let upstream = Upstream::start(|_| {
+        // Raw: the upstream then keeps the connection open, silent.
+        let mut raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {DECLARED}\r\n\r\n").into_bytes();
+        pattern::for_each_piece(100_000, |piece| raw.extend_from_slice(piece));
+        Reply::raw(raw)
+    });
+    let proxy = ProxyConfig::new().limits(r#"body_timeout = "1s""#).everything_to(upstream.addr()).start();
+    let mut client = Client::connect(proxy.addr());
+    client.send(b"GET /stalls HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let started = Instant::now();
+    let (bytes, closed) = client.read_until_close(Duration::from_secs(10));
+    assert!(closed, "the proxy gave up on the stalled body");
+    assert!(started.elapsed() >= Duration::from_millis(900), "not before the body timeout");
+    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+    assert_eq!((bytes.len() - head_end) as u64, 100_000, "the bytes that came, and no more");
+}
+
+#[test]
+fn a_client_that_leaves_mid_body_does_not_leave_its_upstream_connection_in_the_pool() {
+    // Far more than the client will read before it leaves.
+    const ENDLESS: u64 = 16 * 1024 * 1024 * 1024;
+    let upstream = Upstream::start(|req| match req.target.as_str() {
+        "/large" => Reply::pattern(ENDLESS),
+        _ => Reply::ok("small"),
+    });
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+    {
+        let mut client = Client::connect(proxy.addr());
+        client.send(b"GET /large HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        let (bytes, _) = client.read_until_close(Duration::from_millis(300));
+        assert!(bytes.len() > 100_000, "the body was flowing ({} bytes)", bytes.len());
+        assert!((bytes.len() as u64) < ENDLESS, "and the client left before its end");
+        // Dropped here, mid body.
+    }
+    // The abandoned exchange's upstream connection still had body bytes in
+    // flight: reusing it would hand them to the next request.
+    let mut client = Client::connect(proxy.addr());
+    assert_eq!(client.get("/small").text(), "small");
+    assert_eq!(upstream.connections(), 2, "a fresh upstream connection for the next request");
 }
