@@ -31,7 +31,7 @@ def parse(argv):
     p.add_argument("--duration", type=float, help="measured seconds per load run (default 1.0; --quick 0.4)")
     p.add_argument("--warmup", type=float, help="warmup seconds per load run (default 0.25; --quick 0.2)")
     p.add_argument("--scenarios", help=f"comma list of {', '.join(scenarios_mod.BY_NAME)}, or of the groups "
-                                       f"{', '.join(scenarios_mod.GROUPS)} (default all; --quick: "
+                                       f"{', '.join(scenarios_mod.GROUPS)} (default {scenarios_mod.DEFAULT_GROUP}; --quick: "
                                        + ", ".join(s.name for s in scenarios_mod.SCENARIOS if s.quick) + ")")
     p.add_argument("--contenders", default=",".join(contenders_mod.ORDER),
                    help="comma list (default %(default)s)")

@@ -156,7 +156,9 @@ class Scenarios(unittest.TestCase):
 
     def test_selection(self):
         self.assertEqual([s.name for s in scenarios.select(quick=True)], ["small"])
-        self.assertEqual(len(scenarios.select()), len(scenarios.SCENARIOS))
+        self.assertEqual([s.name for s in scenarios.select()], ["small", "16k", "1m", "post4k", "newconn"],
+                         "the default run: the plain rows")
+        self.assertEqual(len(scenarios.select(["all"])), len(scenarios.SCENARIOS))
         with self.assertRaises(ValueError):
             scenarios.select(["nope"])
 
@@ -178,7 +180,7 @@ class Scenarios(unittest.TestCase):
         self.assertEqual(scenarios.BY_NAME["small"].url(80), "http://127.0.0.1:80/bytes/13")
 
     def test_contenders_start_once_per_listener(self):
-        groups = scenarios.by_listener(scenarios.select())
+        groups = scenarios.by_listener(scenarios.select(["all"]))
         self.assertEqual([g for g, _ in groups], ["plain", "ecdsa", "rsa"])
         self.assertEqual([s.name for s in dict(groups)["rsa"]], ["tls_small_rsa", "tls_newconn_rsa"])
 
