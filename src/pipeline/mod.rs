@@ -13,17 +13,15 @@
 pub mod path;
 pub mod route;
 
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
-
 use crate::config::RouteAction;
 use crate::error::{Error, ErrorKind};
-use crate::http1::conn::{Conn, Failure, Next};
+use crate::http1::conn::{Conn, Downstream, Failure, Next};
 use crate::http1::parse::{origin_form, Framing};
 use crate::shard::Shard;
 use crate::upstream::forward;
 
 /// Runs every stage for the request whose head is parsed in `c`.
-pub async fn handle<S: AsyncReadRent + AsyncWriteRent>(shard: &Shard, c: &mut Conn<S>) -> Result<Next, Failure> {
+pub async fn handle<S: Downstream>(shard: &Shard, c: &mut Conn<S>) -> Result<Next, Failure> {
     let config = &shard.config;
 
     // Stage: route.

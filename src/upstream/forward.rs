@@ -30,7 +30,7 @@ use super::stream::UpstreamStream;
 use crate::error::{Error, ErrorKind};
 use crate::http1::body::{BodyDecoder, ChunkError};
 use crate::http1::buffers::BufferPool;
-use crate::http1::conn::{hsts_of, Conn, Failure, Next};
+use crate::http1::conn::{hsts_of, Conn, Downstream, Failure, Next};
 use crate::http1::encode::{self, DownstreamFraming, DownstreamHead, ForwardInfo};
 use crate::http1::io::{read_more, write_all, write_range};
 use crate::http1::parse::Framing;
@@ -60,7 +60,7 @@ fn chunk_error(e: ChunkError) -> Error {
 
 /// Proxies the request in `c` to `cluster`. `query` is the span of the
 /// original query in `c.rbuf`.
-pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
+pub async fn proxy<S: Downstream>(
     shard: &Shard,
     c: &mut Conn<S>,
     cluster_index: usize,
@@ -194,9 +194,13 @@ pub async fn proxy<S: AsyncReadRent + AsyncWriteRent>(
         c.wbuf.extend_from_slice(&c.ubuf[pos..pos + step.consumed]);
         pos += step.consumed;
     }
-    write_all(&mut c.stream, &mut c.wbuf)
-        .await
-        .map_err(|_| started(err(ErrorKind::DownstreamClosed, "client closed")))?;
+    let written = if close && response.is_done() {
+        // The whole response is in hand and the connection ends with it.
+        c.stream.write_last(&mut c.wbuf).await.map(|fin| c.fin_sent = fin)
+    } else {
+        write_all(&mut c.stream, &mut c.wbuf).await
+    };
+    written.map_err(|_| started(err(ErrorKind::DownstreamClosed, "client closed")))?;
 
     let clean = relay_response_body(c, &shard.buffers, &mut upstream, &mut response, mode, pos, body_timeout).await?;
     if clean && upstream_reusable && c.request_done && !shard.draining() {
