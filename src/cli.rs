@@ -125,6 +125,9 @@ pub struct Tuning {
     /// Do not pin shards to CPUs.
     #[arg(long)]
     pub no_pin: bool,
+    /// Accept connections only once the client has sent data (TCP_DEFER_ACCEPT, as nginx's `listen ... deferred`), on every listener.
+    #[arg(long)]
+    pub defer_accept: bool,
     /// io driver: uring, epoll, or auto (io_uring, falling back to epoll) [default: auto].
     #[arg(long, value_enum)]
     pub io_driver: Option<DriverArg>,
@@ -244,6 +247,7 @@ impl Tuning {
         set(&mut s.ring_entries, self.ring_entries);
         set(&mut s.drain_timeout, self.drain_timeout);
         for l in &mut config.listeners {
+            l.defer_accept |= self.defer_accept;
             let m = &mut l.limits;
             set(&mut m.header_timeout, self.header_timeout);
             set(&mut m.idle_timeout, self.idle_timeout);

@@ -32,7 +32,7 @@ static FILL: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 /// address. Threads run until the process exits.
 pub fn start_background(listen: SocketAddr, shards: usize, driver: IoDriver) -> std::io::Result<SocketAddr> {
     let placement = Placement { shards: shards.max(1), cpus: None, driver, ring_entries: 256 };
-    let (sockets, bound) = bind_shared(listen, placement.shards)?;
+    let (sockets, bound) = bind_shared(listen, placement.shards, false)?;
     for (id, socket) in sockets.into_iter().enumerate() {
         spawn_shard(id, &placement, move || async move {
             let Ok(listener) = TcpListener::from_std(socket) else { return };

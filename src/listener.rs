@@ -28,7 +28,11 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// Binds `count` reuse-port sockets on `addr`; returns them and the address
 /// actually bound (port 0 resolved).
-pub fn bind_shared(addr: SocketAddr, count: usize) -> io::Result<(Vec<std::net::TcpListener>, SocketAddr)> {
+pub fn bind_shared(
+    addr: SocketAddr,
+    count: usize,
+    defer_accept: bool,
+) -> io::Result<(Vec<std::net::TcpListener>, SocketAddr)> {
     if addr.port() != 0 {
         ensure_not_in_use(addr)?;
     }
@@ -40,6 +44,9 @@ pub fn bind_shared(addr: SocketAddr, count: usize) -> io::Result<(Vec<std::net::
         socket.set_reuse_port(true)?;
         socket.set_nonblocking(true)?;
         socket.set_tcp_nodelay(true)?;
+        if defer_accept {
+            set_defer_accept(&socket)?;
+        }
         socket.bind(&bound.into())?;
         socket.listen(LISTEN_BACKLOG)?;
         if bound.port() == 0 {
@@ -48,6 +55,29 @@ pub fn bind_shared(addr: SocketAddr, count: usize) -> io::Result<(Vec<std::net::
         sockets.push(socket.into());
     }
     Ok((sockets, bound))
+}
+
+/// TCP_DEFER_ACCEPT with nginx's `deferred` value, 1 s: a connection is
+/// handed to accept once its first data arrives. One that sends nothing
+/// is accepted after the SYN-ACK retransmissions that fit in that second,
+/// and then meets the header timeout like any other.
+fn set_defer_accept(socket: &Socket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let seconds: libc::c_int = 1;
+    // SAFETY: a valid socket and a c_int option value of the stated size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// `SO_REUSEPORT` would let a second shardgate (or anything else with the
@@ -185,11 +215,39 @@ mod tests {
     /// The accept loop relies on this instead of a setsockopt per connection.
     #[test]
     fn accepted_connections_inherit_tcp_nodelay_from_the_listener() {
-        let (listeners, addr) = super::bind_shared("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+        let (listeners, addr) = super::bind_shared("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
         let _client = std::net::TcpStream::connect(addr).unwrap();
         listeners[0].set_nonblocking(false).unwrap();
         let (accepted, _) = listeners[0].accept().unwrap();
         assert!(accepted.nodelay().unwrap());
+    }
+
+    /// With defer_accept a connected client that has sent nothing is not
+    /// handed to accept; its first bytes make it acceptable.
+    #[test]
+    fn a_deferred_listener_accepts_a_connection_once_it_has_data() {
+        use std::io::Write;
+        let (listeners, addr) = super::bind_shared("127.0.0.1:0".parse().unwrap(), 1, true).unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let pending = listeners[0].accept().map(|_| ()).map_err(|e| e.kind());
+        assert_eq!(pending, Err(std::io::ErrorKind::WouldBlock), "no data yet: not acceptable");
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match listeners[0].accept() {
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                Err(e) => panic!("accept after data: {e}"),
+            }
+        }
+        // Without the option the same connection is acceptable at once.
+        let (plain, plain_addr) = super::bind_shared("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
+        let _silent = std::net::TcpStream::connect(plain_addr).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(plain[0].accept().is_ok());
     }
 
     /// An idle keep-alive connection costs its task's future: keep it small

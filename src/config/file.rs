@@ -80,6 +80,8 @@ pub struct ListenerFile {
     pub name: String,
     /// `ip:port`; no host names (a listener binds one address).
     pub listen: String,
+    /// TCP_DEFER_ACCEPT: accept once the client has sent data.
+    pub defer_accept: Option<bool>,
     pub limits: Option<LimitsFile>,
     pub tls: Option<ListenerTlsFile>,
 }

@@ -127,6 +127,10 @@ pub struct Admin {
 pub struct Listener {
     pub name: String,
     pub addr: SocketAddr,
+    /// TCP_DEFER_ACCEPT on the listening sockets (nginx `listen ...
+    /// deferred`): the kernel completes the accept only when the client's
+    /// first bytes are there, so the first read never waits.
+    pub defer_accept: bool,
     pub limits: Limits,
     /// Indices into `Config::routes`, in match order.
     pub routes: Vec<usize>,
@@ -364,6 +368,7 @@ impl Config {
             listeners: vec![Listener {
                 name: "proxy".to_owned(),
                 addr: listen,
+                defer_accept: false,
                 limits: Limits::default(),
                 routes: vec![0],
                 tls: None,

@@ -34,7 +34,8 @@ impl Config {
         }
         for l in &self.listeners {
             let scheme = if l.tls.is_some() { " https" } else { "" };
-            let _ = writeln!(out, "listener {:?} {}{scheme}", l.name, l.addr);
+            let deferred = if l.defer_accept { " defer_accept" } else { "" };
+            let _ = writeln!(out, "listener {:?} {}{scheme}{deferred}", l.name, l.addr);
             if let Some(tls) = &l.tls {
                 out += &fmt_listener_tls(tls);
             }

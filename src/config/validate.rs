@@ -108,10 +108,10 @@ fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
         ("routes", "match") if route_keys.contains(&key.as_str()) => {
             Some(" (keys after a [routes.match] header belong to it: move the route's own keys above that header)")
         }
-        ("listeners", "limits") if ["name", "listen", "tls"].contains(&key.as_str()) => Some(
+        ("listeners", "limits") if ["name", "listen", "defer_accept", "tls"].contains(&key.as_str()) => Some(
             " (keys after a [listeners.limits] header belong to it: move the listener's own keys above that header)",
         ),
-        ("listeners", "tls") if ["name", "listen", "limits"].contains(&key.as_str()) => {
+        ("listeners", "tls") if ["name", "listen", "defer_accept", "limits"].contains(&key.as_str()) => {
             Some(" (keys after a [listeners.tls] header belong to it: move the listener's own keys above that header)")
         }
         ("clusters", "tls") if cluster_keys.contains(&key.as_str()) => {
@@ -180,7 +180,14 @@ impl Check<'_> {
             }
             let limits = self.limits(&path.key("limits"), l.limits.as_ref(), &base_limits);
             let tls = l.tls.as_ref().and_then(|t| self.listener_tls(&path.key("tls"), t));
-            listeners.push(Listener { name: l.name.clone(), addr, limits, routes: Vec::new(), tls });
+            listeners.push(Listener {
+                name: l.name.clone(),
+                addr,
+                defer_accept: l.defer_accept.unwrap_or(false),
+                limits,
+                routes: Vec::new(),
+                tls,
+            });
         }
 
         let mut cluster_names = HashMap::new();
@@ -581,6 +588,17 @@ mod tests {
         let errs = load_str("[server\n", "t.toml").unwrap_err();
         assert_eq!(errs.0[0].path, "");
         assert!(errs.0[0].message.starts_with("t.toml is not valid TOML"));
+    }
+
+    #[test]
+    fn defer_accept_is_a_listener_boolean() {
+        let base = "[[listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\n";
+        let c = load_str(&format!("{base}defer_accept = true\n[[routes]]\ndirect = {{}}\n"), "t.toml").unwrap();
+        assert!(c.listeners[0].defer_accept);
+        let c = load_str(&format!("{base}[[routes]]\ndirect = {{}}\n"), "t.toml").unwrap();
+        assert!(!c.listeners[0].defer_accept, "off unless asked for, as nginx's `deferred`");
+        let errs = load_str(&format!("{base}defer_accept = \"yes\"\n"), "t.toml").unwrap_err();
+        assert_eq!((errs.0[0].path.as_str(), errs.0[0].line), ("listeners[0].defer_accept", Some(4)));
     }
 
     #[test]

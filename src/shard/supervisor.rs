@@ -60,7 +60,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     // Bind everything first: a busy or bad address fails startup cleanly.
     let mut per_shard: Vec<Vec<(usize, std::net::TcpListener)>> = (0..n).map(|_| Vec::new()).collect();
     for (index, l) in config.listeners.iter().enumerate() {
-        let (sockets, bound) = bind_shared(l.addr, n)
+        let (sockets, bound) = bind_shared(l.addr, n, l.defer_accept)
             .map_err(|e| format!("listeners[{index}] ({}): cannot listen on {}: {e}", l.name, l.addr))?;
         for (shard, socket) in sockets.into_iter().enumerate() {
             per_shard[shard].push((index, socket));

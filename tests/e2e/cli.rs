@@ -266,3 +266,19 @@ fn demo_once_proxies_a_real_request_and_exits_0() {
     assert!(stdout.contains("{\"item\":\"tea\"}"), "{stdout}");
     assert!(stdout.contains(&format!("curl -i http://{listen}/hello")), "{stdout}");
 }
+
+/// `--defer-accept` (TCP_DEFER_ACCEPT on every listener): a client that has
+/// connected but sent nothing is not accepted yet, so the proxy has not
+/// spent a connection on it; one that sends a request is served.
+#[test]
+fn defer_accept_hands_over_connections_once_their_request_is_there() {
+    let upstream = Upstream::ok("deferred");
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start_with_args(&["--defer-accept"]);
+    let accepted = |proxy: &Proxy| proxy.stats().iter().map(|s| s.accepted).sum::<u64>();
+    let silent = std::net::TcpStream::connect(proxy.addr()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(accepted(&proxy), 0, "a connection without data is not accepted");
+    assert_eq!(get(proxy.addr(), "/").text(), "deferred");
+    assert_eq!(accepted(&proxy), 1, "the client that sent its request was");
+    drop(silent);
+}
