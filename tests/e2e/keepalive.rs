@@ -161,3 +161,45 @@ fn expect_100_continue_gets_an_interim_response_before_the_body() {
     assert_eq!(response.text(), "hello world");
     assert_eq!(upstream.only_request().body, b"hello world");
 }
+
+/// TCP segments a client socket has received (TCP_INFO `tcpi_segs_in`).
+fn segments_in(socket: &std::net::TcpStream) -> u32 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain data; getsockopt fills at most `len` bytes.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_INFO");
+    info.tcpi_segs_in
+}
+
+/// A response that ends the connection carries the FIN in its own segment:
+/// the client receives the SYN-ACK, the (quick) ACK of its request, and one
+/// segment with the response and the FIN. Written then closed separately it
+/// would be four. Proxied and local (direct route) responses alike.
+#[test]
+fn a_closing_response_arrives_with_the_fin_in_one_segment() {
+    use std::io::{Read, Write};
+    let upstream = Upstream::ok("proxied");
+    let proxy = ProxyConfig::new()
+        .route(Route::new("local").path("/local").direct(200, "local"))
+        .everything_to(upstream.addr())
+        .start();
+    for (path, body) in [("/proxied", "proxied"), ("/local", "local")] {
+        let mut client = std::net::TcpStream::connect(proxy.addr()).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        client.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).unwrap();
+        assert!(received.ends_with(body.as_bytes()), "{path}: the whole response, then EOF");
+        assert_eq!(segments_in(&client), 3, "{path}: SYN-ACK, ACK of the request, response + FIN");
+    }
+}
