@@ -24,6 +24,7 @@ pub mod demo;
 pub mod echo;
 pub mod error;
 pub mod http1;
+pub mod io;
 pub mod listener;
 pub mod pipeline;
 pub mod shard;

@@ -37,8 +37,29 @@ pub struct TlsStream<C> {
     outgoing: Vec<u8>,
     /// Decrypted bytes rustls holds for us (from its last `IoState`).
     plaintext: usize,
-    /// The peer sent close_notify, or closed the TCP connection.
-    closed: bool,
+    /// How the peer ended its side, once it has.
+    closed: Option<PeerClose>,
+}
+
+/// How a TLS peer ended its side of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerClose {
+    /// close_notify: everything the peer meant to send has arrived.
+    Notified,
+    /// The TCP connection ended without close_notify: whatever was being
+    /// sent may have been cut short (RFC 8446 §6.1), so reads report an
+    /// error, never a clean end of stream.
+    Truncated,
+}
+
+/// What a look at an idle connection found (see `TlsStream::idle_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleState {
+    /// Nothing but TLS housekeeping (session tickets, key updates) arrived.
+    Clean,
+    /// Application bytes, a close_notify, a TCP end or an error: the
+    /// connection must not carry another request.
+    Dirty,
 }
 
 impl<C, SD> TlsStream<C>
@@ -54,7 +75,7 @@ where
             incoming_pos: 0,
             outgoing: Vec::with_capacity(TLS_READ_BUFFER_BYTES),
             plaintext: 0,
-            closed: false,
+            closed: None,
         }
     }
 
@@ -73,38 +94,102 @@ where
             if !self.session.is_handshaking() {
                 return Ok(());
             }
-            if self.session.wants_read() && self.read_tls().await? == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed during the TLS handshake"));
+            if self.session.wants_read() {
+                match self.read_tls().await {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "peer closed during the TLS handshake",
+                        ))
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        // Send the alert rustls queued, then fail.
+                        let _ = self.flush_tls().await;
+                        return Err(e);
+                    }
+                }
             }
         }
     }
 
     /// Feeds rustls one batch of ciphertext, reading the socket if nothing
     /// is buffered. `Ok(0)`: the peer closed the TCP connection.
+    ///
+    /// Touches only the read side's state and, between awaits, the session:
+    /// never writes (see the `Split` impl). An alert rustls queues on an
+    /// error is sent by the handshake, or not at all.
     async fn read_tls(&mut self) -> io::Result<usize> {
         if self.incoming_pos == self.incoming.len() {
             self.incoming.clear();
             self.incoming_pos = 0;
             if read_more(&mut self.io, &mut self.incoming).await? == 0 {
-                self.closed = true;
+                self.closed.get_or_insert(PeerClose::Truncated);
                 return Ok(0);
             }
         }
+        self.process_incoming().map(|taken| taken.max(1))
+    }
+
+    /// Hands rustls the buffered ciphertext and records what it made of it.
+    fn process_incoming(&mut self) -> io::Result<usize> {
         let mut pending = &self.incoming[self.incoming_pos..];
         let taken = self.session.read_tls(&mut pending)?;
         self.incoming_pos += taken;
         match self.session.process_new_packets() {
             Ok(state) => {
                 self.plaintext = state.plaintext_bytes_to_read();
-                self.closed |= state.peer_has_closed();
+                if state.peer_has_closed() {
+                    self.closed.get_or_insert(PeerClose::Notified);
+                }
+                Ok(taken)
             }
-            Err(e) => {
-                // Send the alert rustls queued, then fail.
-                let _ = self.flush_tls().await;
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        }
+    }
+
+    /// Whether an idle (pooled) connection may carry another request:
+    /// reads what the socket has without waiting and lets rustls process
+    /// it, so that a TLS 1.3 session ticket or key update keeps the
+    /// connection while a close_notify, a TCP end or any application byte
+    /// retires it. One non-blocking `recv` when nothing arrived.
+    pub fn idle_state(&mut self) -> IdleState {
+        use std::os::fd::AsRawFd;
+        loop {
+            if self.plaintext > 0 || self.closed.is_some() {
+                return IdleState::Dirty;
+            }
+            if self.incoming_pos < self.incoming.len() {
+                if self.process_incoming().is_err() {
+                    return IdleState::Dirty;
+                }
+                continue;
+            }
+            self.incoming.clear();
+            self.incoming_pos = 0;
+            let spare = self.incoming.capacity();
+            // SAFETY: `incoming` has `spare` bytes of capacity; recv writes
+            // at most that many and we set the length to what it wrote. No
+            // io_uring operation is in flight on this idle socket.
+            let n = unsafe {
+                libc::recv(self.io.as_raw_fd(), self.incoming.as_mut_ptr().cast(), spare, libc::MSG_DONTWAIT)
+            };
+            match n {
+                0 => return IdleState::Dirty,
+                n if n > 0 => unsafe {
+                    // SAFETY: recv initialised the first `n` bytes.
+                    self.incoming.set_len(n as usize)
+                },
+                _ => {
+                    let e = io::Error::last_os_error();
+                    return match e.kind() {
+                        io::ErrorKind::WouldBlock => IdleState::Clean,
+                        io::ErrorKind::Interrupted => continue,
+                        _ => IdleState::Dirty,
+                    };
+                }
             }
         }
-        Ok(taken.max(1))
     }
 
     /// Writes every record rustls has queued.
@@ -117,6 +202,16 @@ where
         Ok(())
     }
 }
+
+// SAFETY: reads (`read`, `read_tls`, `process_incoming`) touch `incoming`,
+// `incoming_pos`, `plaintext`, `closed`, the socket's read side and the
+// session; writes (`write`, `flush`, `flush_tls`, `shutdown`) touch
+// `outgoing`, the socket's write side and the session. The session is only
+// used in synchronous stretches, never across an await, and both halves
+// run on one thread, so the two never use it at once; the socket is
+// `TcpStream`, which monoio marks `Split`. `handshake` reads and writes but
+// runs before any split.
+unsafe impl<C> monoio::io::Split for TlsStream<C> {}
 
 impl<C, SD> AsyncReadRent for TlsStream<C>
 where
@@ -146,12 +241,22 @@ where
                     Err(e) => return (Err(e), buf),
                 }
             }
-            if self.closed {
-                // close_notify or TCP end: an end of stream for the HTTP
-                // layer, whose framing decides whether it was premature.
-                // SAFETY: nothing was written.
-                unsafe { buf.set_init(0) };
-                return (Ok(0), buf);
+            match self.closed {
+                // close_notify: an end of stream for the HTTP layer, whose
+                // framing decides whether it was premature.
+                Some(PeerClose::Notified) => {
+                    // SAFETY: nothing was written.
+                    unsafe { buf.set_init(0) };
+                    return (Ok(0), buf);
+                }
+                // A TCP end without close_notify: a truncation attack or a
+                // crash looks the same, so a close-delimited body read
+                // through here must not look complete.
+                Some(PeerClose::Truncated) => {
+                    let e = io::Error::new(io::ErrorKind::UnexpectedEof, "TLS peer closed without close_notify");
+                    return (Err(e), buf);
+                }
+                None => {}
             }
             if let Err(e) = self.read_tls().await {
                 return (Err(e), buf);

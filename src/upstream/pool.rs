@@ -45,13 +45,18 @@ impl Pool {
         Pool { idle: RefCell::new(policy.iter().map(|_| Vec::new()).collect()), policy }
     }
 
-    /// The most recently returned idle connection that has not expired.
+    /// The most recently returned idle connection that has not expired
+    /// and on which nothing happened while it was idle (see
+    /// `UpstreamStream::is_reusable`): one the upstream closed, or that
+    /// carries bytes after its last response (a stale `408`, a body sent
+    /// after a HEAD/204/304 answer, an unsolicited response), is closed
+    /// here and never carries a request.
     pub fn checkout(&self, ep: EndpointId) -> Option<UpstreamStream> {
         let mut idle = self.idle.borrow_mut();
         let list = &mut idle[ep];
         let timeout = self.policy[ep].idle_timeout;
-        while let Some(conn) = list.pop() {
-            if conn.since.elapsed() < timeout {
+        while let Some(mut conn) = list.pop() {
+            if conn.since.elapsed() < timeout && conn.stream.is_reusable() {
                 return Some(conn.stream);
             }
         }

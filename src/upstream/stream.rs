@@ -9,7 +9,7 @@ use monoio::net::TcpStream;
 use monoio::BufResult;
 use rustls::ClientConnection;
 
-use crate::tls::stream::TlsStream;
+use crate::tls::stream::{IdleState, TlsStream};
 
 /// A cluster's TLS client settings, built once on the main thread and
 /// shared by every shard (so TLS sessions resume across connections).
@@ -22,6 +22,36 @@ pub struct UpstreamTls {
 pub enum UpstreamStream {
     Plain(TcpStream),
     Tls(Box<TlsStream<ClientConnection>>),
+}
+
+// SAFETY: both variants are `Split` (monoio's `TcpStream`; `TlsStream`, see
+// its impl), and the variant never changes while split.
+unsafe impl monoio::io::Split for UpstreamStream {}
+
+impl UpstreamStream {
+    /// Whether this idle pooled connection may carry another request:
+    /// nothing arrived on it since its last response ended, and the
+    /// upstream has not closed it. nginx closes a cached upstream
+    /// connection on any read event while it is idle; this looks once, at
+    /// checkout, with a non-blocking peek (plain) or by letting rustls
+    /// process what arrived (TLS: a session ticket or key update is not
+    /// application data and keeps the connection).
+    pub fn is_reusable(&mut self) -> bool {
+        match self {
+            UpstreamStream::Plain(s) => {
+                use std::os::fd::AsRawFd;
+                let mut probe = 0u8;
+                // SAFETY: a one-byte buffer we own; MSG_PEEK consumes
+                // nothing. No operation is in flight on an idle socket.
+                let n = unsafe {
+                    libc::recv(s.as_raw_fd(), (&mut probe as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+                };
+                // 0: the upstream closed; > 0: bytes nobody asked for.
+                n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+            }
+            UpstreamStream::Tls(s) => s.idle_state() == IdleState::Clean,
+        }
+    }
 }
 
 impl AsyncReadRent for UpstreamStream {

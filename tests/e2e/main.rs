@@ -17,6 +17,8 @@ mod framing;
 mod headers;
 mod keepalive;
 mod limits;
+mod pool_liveness;
+mod relay;
 mod routing;
 mod shards;
 mod shutdown;

@@ -94,6 +94,9 @@ pub enum Reply {
     Close,
     /// Wait, then reply.
     After(Duration, Box<Reply>),
+    /// `first`, then after `delay` (a later TCP segment) `later`; the
+    /// connection stays open. Stray bytes after a response end.
+    RawThenLater { first: Vec<u8>, delay: Duration, later: Vec<u8> },
 }
 
 impl Reply {
@@ -144,9 +147,23 @@ struct Log {
     requests: Vec<Request>,
 }
 
+/// When an upstream answers relative to the request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Early {
+    /// Read the whole body first (a well-behaved server).
+    No,
+    /// Answer right after the head, without reading the body, then close.
+    ThenClose,
+    /// Answer right after the head, then keep the connection open without
+    /// ever reading the body (until the peer closes or 30 s pass).
+    ThenStopReading,
+}
+
 struct Shared {
     handler: Box<Handler>,
     close_idle_after: Option<Duration>,
+    idle_goodbye: Option<Vec<u8>>,
+    early: Early,
     log: Mutex<Log>,
     stopped: AtomicBool,
 }
@@ -167,6 +184,8 @@ pub struct Upstream {
 #[derive(Default)]
 pub struct UpstreamBuilder {
     close_idle_after: Option<Duration>,
+    idle_goodbye: Option<Vec<u8>>,
+    early: Option<Early>,
 }
 
 impl UpstreamBuilder {
@@ -178,12 +197,29 @@ impl UpstreamBuilder {
         self
     }
 
+    /// With `close_idle_after`: these bytes are written to the idle
+    /// connection just before it is closed (servers that say `408` +
+    /// `Connection: close` to an idle keep-alive connection).
+    pub fn idle_goodbye(mut self, bytes: &[u8]) -> UpstreamBuilder {
+        self.idle_goodbye = Some(bytes.to_vec());
+        self
+    }
+
+    /// Answer before the request body is read (see [`Early`]); the
+    /// handler sees the request with an empty body.
+    pub fn early(mut self, early: Early) -> UpstreamBuilder {
+        self.early = Some(early);
+        self
+    }
+
     pub fn start(self, handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind test upstream");
         let addr = listener.local_addr().expect("upstream local addr");
         let shared = Arc::new(Shared {
             handler: Box::new(handler),
             close_idle_after: self.close_idle_after,
+            idle_goodbye: self.idle_goodbye,
+            early: self.early.unwrap_or(Early::No),
             log: Mutex::new(Log::default()),
             stopped: AtomicBool::new(false),
         });
@@ -291,12 +327,48 @@ fn serve(mut conn: Conn, id: usize, shared: &Shared) {
         };
         let _ = conn.stream.set_read_timeout(Some(idle));
         let Some((raw_head, head)) = conn.read_head() else {
+            if let (Some(goodbye), true) = (&shared.idle_goodbye, conn.buf.is_empty() && served > 0) {
+                let _ = conn.stream.write_all(goodbye);
+            }
             return;
         };
         let _ = conn.stream.set_read_timeout(Some(READ_TIMEOUT));
         shared.log().heads_received += 1;
 
         let framing = head.body_framing();
+        if shared.early != Early::No {
+            let request = Request {
+                connection: id,
+                method: head.method,
+                target: head.target,
+                version: head.version,
+                headers: head.headers,
+                raw_head,
+                body: Vec::new(),
+                body_len: 0,
+                body_sha256: String::new(),
+                chunked: framing == Framing::Chunked,
+                trailers: Vec::new(),
+            };
+            shared.log().requests.push(request.clone());
+            let reply = (shared.handler)(&request);
+            conn.reply(&reply, &request);
+            if shared.early == Early::ThenStopReading {
+                // Hold the connection without reading until the peer goes.
+                let _ = conn.stream.set_read_timeout(Some(Duration::from_millis(100)));
+                let deadline = std::time::Instant::now() + READ_TIMEOUT;
+                while std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                    let mut probe = [0u8; 1];
+                    match conn.stream.peek(&mut probe) {
+                        Ok(0) => break,
+                        Err(e) if !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                        _ => {}
+                    }
+                }
+            }
+            return;
+        }
         if framing != Framing::None
             && head.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
             && conn.write(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
@@ -579,6 +651,11 @@ impl Conn {
             Reply::After(delay, reply) => {
                 std::thread::sleep(*delay);
                 return self.reply(reply, request);
+            }
+            Reply::RawThenLater { first, delay, later } => {
+                let _ = self.write(first);
+                std::thread::sleep(*delay);
+                self.write(later)
             }
         };
         result.is_ok()
