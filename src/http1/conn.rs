@@ -19,17 +19,19 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use super::encode::{local_response, LocalResponse};
-use super::io::{read_more, write_all};
+use super::io::read_more;
 use super::parse::{parse_request, Framing, HeadLimits, HeaderKind, Method, RequestHead};
 use super::Version;
 use crate::config::Config;
 use crate::error::{reason_phrase, Error, ErrorKind, Side};
 use crate::pipeline;
+use crate::shard::registry::Registration;
 use crate::shard::Shard;
 use crate::tls::stream::TlsStream;
+use crate::upstream::relay::write_to_client;
 
 /// A connection's head buffer to start with, and what a connection in use
 /// shrinks back to between requests (one not in use holds none; see
@@ -84,6 +86,12 @@ pub struct Conn<S> {
     /// The last response went out with the FIN (`Downstream::write_last`):
     /// nothing is left for `finish`.
     pub fin_sent: bool,
+    /// The connection's entry in the shard's registry: drain, the idle
+    /// timeout and the write deadline act through it.
+    pub registration: Registration,
+    /// How long a write to the client may go without progress (the
+    /// listener's `body_timeout`, nginx's `send_timeout`).
+    pub send_timeout: Duration,
 }
 
 /// What the connection does after a request.
@@ -108,8 +116,17 @@ impl From<Error> for Failure {
 }
 
 impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
-    pub fn new(config: Arc<Config>, stream: S, peer: SocketAddr, listener: usize, tls: Option<TlsInfo>) -> Conn<S> {
+    pub fn new(
+        config: Arc<Config>,
+        stream: S,
+        peer: SocketAddr,
+        listener: usize,
+        tls: Option<TlsInfo>,
+        registration: Registration,
+    ) -> Conn<S> {
         Conn {
+            send_timeout: config.listeners[listener].limits.body_timeout,
+            registration,
             rbuf: Vec::with_capacity(INITIAL_READ_BUFFER_BYTES),
             config,
             tls,
@@ -137,17 +154,22 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
         }
     }
 
-    /// Writes `wbuf` to the client.
+    /// Writes `wbuf` to the client, bounded by `send_timeout` without
+    /// progress.
     pub async fn flush(&mut self) -> std::io::Result<()> {
-        write_all(&mut self.stream, &mut self.wbuf).await
+        let len = self.wbuf.len();
+        write_to_client(&mut self.stream, &mut self.wbuf, 0..len, &self.registration, self.send_timeout).await
     }
 
     /// Sends `100 Continue` if the client is waiting for it before its body.
     pub async fn send_continue_if_expected(&mut self) -> Result<(), Failure> {
         if self.head.expect_continue && self.head.version == Version::Http11 && !self.request_done {
             self.head.expect_continue = false;
-            let (res, _) = self.stream.write_all(super::encode::CONTINUE).await;
-            res.map_err(|_| Error::new(ErrorKind::DownstreamClosed, "client closed"))?;
+            let mut out = super::encode::CONTINUE.to_vec();
+            let len = out.len();
+            write_to_client(&mut self.stream, &mut out, 0..len, &self.registration, self.send_timeout)
+                .await
+                .map_err(|_| Error::new(ErrorKind::DownstreamClosed, "client closed"))?;
         }
         Ok(())
     }
@@ -172,9 +194,11 @@ impl<S: Downstream> Conn<S> {
         );
         if close {
             // The FIN rides with the response (see `Downstream::write_last`).
+            self.registration.set_write_timeout(Some(self.send_timeout));
             if let Ok(fin) = self.stream.write_last(&mut self.wbuf).await {
                 self.fin_sent = fin;
             }
+            self.registration.set_write_timeout(None);
             return Next::Close;
         }
         match self.flush().await {
@@ -206,7 +230,7 @@ impl<S: Downstream> Conn<S> {
 
 /// What differs between a plain and a TLS downstream stream beyond reads
 /// and writes.
-pub trait Downstream: AsyncReadRent + AsyncWriteRent {
+pub trait Downstream: AsyncReadRent + AsyncWriteRent + monoio::io::Split {
     /// Whether an idle connection not in use gives its head buffer back
     /// and waits with `wait_readable`.
     const IDLE_WITHOUT_BUFFER: bool;
@@ -284,7 +308,7 @@ impl Downstream for monoio::net::TcpStream {
 /// session state dwarfs the head buffer anyway.
 impl<C> Downstream for TlsStream<C>
 where
-    TlsStream<C>: AsyncReadRent + AsyncWriteRent,
+    TlsStream<C>: AsyncReadRent + AsyncWriteRent + monoio::io::Split,
 {
     const IDLE_WITHOUT_BUFFER: bool = false;
 
@@ -322,7 +346,7 @@ pub async fn serve<S: Downstream>(
         max_uri_bytes: limits.max_uri_bytes,
     };
     let registration = shard.registry.register(fd);
-    let mut c = Conn::new(config.clone(), stream, peer, listener, tls);
+    let mut c = Conn::new(config.clone(), stream, peer, listener, tls, registration);
     let mut first = true;
     // Whether the client has been sending requests in quick succession.
     let mut in_use = false;
@@ -344,7 +368,7 @@ pub async fn serve<S: Downstream>(
             // No timer here: the shard's sweeper shuts the socket down at
             // the deadline, which ends this wait (see shard/registry.rs).
             let idle_since = Instant::now();
-            registration.set_idle_until(idle_since + limits.idle_timeout);
+            c.registration.set_idle_until(idle_since + limits.idle_timeout);
             if !in_use && S::IDLE_WITHOUT_BUFFER {
                 c.rbuf = Vec::new();
                 shard.counters.idle_without_buffer(true);
@@ -356,9 +380,12 @@ pub async fn serve<S: Downstream>(
                 c.rbuf.reserve_exact(INITIAL_READ_BUFFER_BYTES);
             }
             let read = read_more(&mut c.stream, &mut c.rbuf).await;
-            registration.set_idle(false);
+            // A request whose first bytes arrived just as the sweeper or a
+            // drain shut the connection down is dropped unread: its
+            // response could not be sent (see shard/registry.rs).
+            let usable = c.registration.set_idle(false);
             match read {
-                Ok(n) if n > 0 => {}
+                Ok(n) if n > 0 && usable => {}
                 _ => break,
             }
             let now = Instant::now();
@@ -370,7 +397,9 @@ pub async fn serve<S: Downstream>(
             first = false;
             Instant::now() + limits.header_timeout
         } else {
-            registration.set_idle(false);
+            if !c.registration.set_idle(false) {
+                break;
+            }
             Instant::now() + limits.header_timeout
         };
 
@@ -391,12 +420,14 @@ pub async fn serve<S: Downstream>(
                 let grown = (c.rbuf.capacity() * 2).min(head_limits.max_head_bytes.max(INITIAL_READ_BUFFER_BYTES));
                 c.rbuf.reserve_exact(grown - c.rbuf.len());
             }
-            registration.set_idle(was_empty);
+            c.registration.set_idle(was_empty);
             // Boxed: a monoio timer is large, and only this (rare) state
             // needs one; idle connections should not be sized for it.
             let read =
                 Box::pin(monoio::time::timeout_at(head_deadline.into(), read_more(&mut c.stream, &mut c.rbuf))).await;
-            registration.set_idle(false);
+            if !c.registration.set_idle(false) {
+                break Err(Error::new(ErrorKind::DownstreamClosed, "shut down while idle"));
+            }
             match read {
                 Ok(Ok(n)) if n > 0 => {}
                 Ok(_) => break Err(Error::new(ErrorKind::DownstreamClosed, "client closed")),
@@ -437,9 +468,10 @@ pub async fn serve<S: Downstream>(
             break;
         }
     }
+    let Conn { registration, mut stream, fin_sent, .. } = c;
     drop(registration);
-    if !c.fin_sent {
-        c.stream.finish().await;
+    if !fin_sent {
+        stream.finish().await;
     }
 }
 

@@ -14,6 +14,7 @@ pub mod body;
 pub mod buffers;
 pub mod conn;
 pub mod encode;
+pub mod framing;
 pub mod head;
 pub mod io;
 pub mod parse;

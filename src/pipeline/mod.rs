@@ -1,10 +1,20 @@
 //! The request pipeline. This file is the ONLY statement of stage order:
 //!
 //! ```text
-//! route          normalise path; first matching route      400 / 404
-//! body limit     Content-Length against the route's limit   413
+//! route            normalise path; first matching route      400 / 404
+//! body limit       Content-Length against the route's limit   413
 //! (auth, rate limit, transform, version: later issues slot in here)
-//! action         proxy to a cluster | direct response | redirect
+//! action           direct response | redirect | proxy:
+//!   prepare        body bytes in hand checked, 100 Continue,
+//!                  upstream head assembled                   400 413 408
+//!   select         which endpoint of the cluster
+//!   send           pool checkout or connect, one write        502 504
+//!   receive head   the upstream's response head               502 504
+//!   response stages (none yet: transforms, version headers)
+//!   relay          response body down, and the rest of a
+//!                  streamed request body up, at the same time
+//!   (a failed try may go round select -> send -> receive
+//!    head again: upstream/retry.rs)
 //! ```
 //!
 //! Stages are plain functions over the connection's request state; the
@@ -13,12 +23,18 @@
 pub mod path;
 pub mod route;
 
+use std::ops::Range;
+
 use crate::config::RouteAction;
 use crate::error::{Error, ErrorKind};
 use crate::http1::conn::{Conn, Downstream, Failure, Next};
 use crate::http1::parse::{origin_form, Framing};
+use crate::http1::response::ResponseHead;
 use crate::shard::Shard;
-use crate::upstream::forward;
+use crate::upstream::balance;
+use crate::upstream::forward::{self, ExchangeError};
+use crate::upstream::retry::Attempt;
+use crate::upstream::send::{self, SendError};
 
 /// Runs every stage for the request whose head is parsed in `c`.
 pub async fn handle<S: Downstream>(shard: &Shard, c: &mut Conn<S>) -> Result<Next, Failure> {
@@ -48,7 +64,7 @@ pub async fn handle<S: Downstream>(shard: &Shard, c: &mut Conn<S>) -> Result<Nex
 
     // Stage: action.
     match &route.action {
-        RouteAction::Proxy { cluster } => forward::proxy(shard, c, *cluster, body_limit, query).await,
+        RouteAction::Proxy { cluster } => proxy(shard, c, *cluster, body_limit, query).await,
         RouteAction::Direct { status, headers, body } => {
             let headers: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
             let close = !c.request_done || !c.head.wants_keep_alive();
@@ -79,4 +95,51 @@ pub async fn handle<S: Downstream>(shard: &Shard, c: &mut Conn<S>) -> Result<Nex
             Ok(c.respond_local(*status, &[(b"location", &target)], b"", close).await)
         }
     }
+}
+
+/// The proxy action, phase by phase (see the table at the top).
+async fn proxy<S: Downstream>(
+    shard: &Shard,
+    c: &mut Conn<S>,
+    cluster: usize,
+    body_limit: u64,
+    query: Option<Range<usize>>,
+) -> Result<Next, Failure> {
+    let mut request = forward::prepare(shard, c, body_limit, query).await?;
+    let mut attempt = Attempt::first();
+    loop {
+        let endpoint = balance::select(shard, cluster);
+        let upstream = match send::send(shard, endpoint, attempt, &mut c.wbuf).await {
+            Ok(upstream) => upstream,
+            Err(SendError::Connect(error)) => return Err(error.into()),
+            Err(SendError::Write { failure, reused }) => {
+                if attempt.may_retry(&failure, reused, request.replayable, request.method) {
+                    shard.counters.upstream_retry();
+                    attempt = attempt.next();
+                    continue;
+                }
+                return Err(failure.into_error().into());
+            }
+        };
+        let reused = upstream.reused;
+        match forward::exchange(shard, c, &mut request, upstream, response_stages).await {
+            Err(ExchangeError::Retry(failure)) => {
+                if attempt.may_retry(&failure, reused, request.replayable, request.method) {
+                    shard.counters.upstream_retry();
+                    attempt = attempt.next();
+                    continue;
+                }
+                return Err(failure.into_error().into());
+            }
+            Err(ExchangeError::Failed(failure)) => return Err(failure),
+            Ok(next) => return Ok(next),
+        }
+    }
+}
+
+/// Stage: response stages, run on the upstream's response head before it
+/// goes to the client. None yet: response transforms and API version
+/// headers are later issues.
+fn response_stages(_response: &ResponseHead) -> Result<(), Error> {
+    Ok(())
 }

@@ -61,7 +61,7 @@ pub struct Shard {
     /// One per cluster.
     pub balancers: Vec<RoundRobin>,
     endpoint_base: Vec<usize>,
-    pub registry: Registry,
+    pub registry: Rc<Registry>,
     pub buffers: BufferPool,
     pub tls: TlsConfigs,
     request_ids: RequestIds,
@@ -76,7 +76,7 @@ impl Shard {
             endpoint_base: endpoint_bases(&config),
             config,
             counters,
-            registry: Registry::default(),
+            registry: Rc::new(Registry::default()),
             buffers: BufferPool::default(),
             tls,
             request_ids: RequestIds::new(id),
@@ -154,7 +154,7 @@ pub async fn run(
     monoio::spawn(async move {
         while !sweeper.draining() {
             monoio::time::sleep(IDLE_SWEEP_INTERVAL).await;
-            sweeper.registry.expire_idle(Instant::now());
+            sweeper.registry.expire(Instant::now());
             sweeper.pool.sweep();
         }
     });

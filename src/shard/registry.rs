@@ -13,10 +13,27 @@
 //! see `http1/conn.rs`), with no timer of its
 //! own (a monoio timer is 640 bytes per connection, and two timer-wheel
 //! operations per request).
+//!
+//! Writes to a client are bounded the same way (nginx's `send_timeout`):
+//! before each write the connection records when it must have made
+//! progress; the sweeper shuts down a connection past that deadline, which
+//! fails the pending write. No timer per write. Progress is what the
+//! client acknowledged (TCP_INFO `tcpi_bytes_acked`), not the completion of
+//! a write: one large write to a steady slow reader completes late but
+//! moves all the time. The sweeper notes the acknowledged count of a write
+//! still pending at its first pass, and at the deadline extends the write
+//! by another timeout if the count grew, or shuts the connection down if
+//! it did not. Only writes that wait across a sweep pay the `getsockopt`.
+//!
+//! A connection the sweeper or a drain shut down is marked: if a request's
+//! first bytes arrived just before the shutdown, the connection sees the
+//! mark when it leaves the idle state and drops the request unread, so a
+//! request never reaches an upstream when its response could not be sent.
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
-use std::time::Instant;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
@@ -26,6 +43,14 @@ struct Entry {
     idle: bool,
     /// While idle between requests: when the keep-alive ends.
     idle_deadline: Option<Instant>,
+    /// While a write to the client is pending: when it must have made
+    /// progress, and how long progress may take.
+    write_deadline: Option<(Instant, Duration)>,
+    /// Bytes the client had acknowledged when the sweeper first saw the
+    /// pending write.
+    acked: Option<u64>,
+    /// The sweeper or a drain shut the socket down.
+    shut: bool,
 }
 
 #[derive(Debug, Default)]
@@ -35,15 +60,22 @@ pub struct Registry {
 }
 
 /// A connection's registration; deregisters on drop.
-pub struct Registration<'a> {
-    registry: &'a Registry,
+pub struct Registration {
+    registry: Rc<Registry>,
     key: usize,
 }
 
 impl Registry {
-    pub fn register(&self, fd: RawFd) -> Registration<'_> {
-        let key = self.conns.borrow_mut().insert(Entry { fd, idle: true, idle_deadline: None });
-        Registration { registry: self, key }
+    pub fn register(self: &Rc<Registry>, fd: RawFd) -> Registration {
+        let key = self.conns.borrow_mut().insert(Entry {
+            fd,
+            idle: true,
+            idle_deadline: None,
+            write_deadline: None,
+            acked: None,
+            shut: false,
+        });
+        Registration { registry: self.clone(), key }
     }
 
     pub fn draining(&self) -> bool {
@@ -58,12 +90,31 @@ impl Registry {
         self.conns.borrow().len()
     }
 
-    /// Shuts down idle connections whose keep-alive deadline has passed
+    /// Shuts down idle connections whose keep-alive deadline has passed,
+    /// and connections whose pending write made no progress in time
     /// (called by the shard's sweeper).
-    pub fn expire_idle(&self, now: Instant) {
+    pub fn expire(&self, now: Instant) {
         for (_, entry) in self.conns.borrow_mut().iter_mut() {
-            if entry.idle && entry.idle_deadline.is_some_and(|d| d <= now) {
+            let idle_expired = entry.idle && entry.idle_deadline.is_some_and(|d| d <= now);
+            let mut write_expired = false;
+            if let Some((deadline, timeout)) = entry.write_deadline {
+                let acked = bytes_acked(entry.fd);
+                if deadline > now {
+                    entry.acked.get_or_insert(acked);
+                } else if entry.acked.is_none_or(|before| acked > before) {
+                    // Moving, slowly (or first seen already past its
+                    // deadline: a timeout shorter than the sweep interval):
+                    // another timeout from now.
+                    entry.write_deadline = Some((now + timeout, timeout));
+                    entry.acked = Some(acked);
+                } else {
+                    write_expired = true;
+                }
+            }
+            if idle_expired || write_expired {
                 entry.idle_deadline = None;
+                entry.write_deadline = None;
+                entry.shut = true;
                 shutdown(entry.fd);
             }
         }
@@ -72,10 +123,34 @@ impl Registry {
     /// Enters drain mode and shuts down every idle connection.
     pub fn drain(&self) {
         self.draining.set(true);
-        for (_, entry) in self.conns.borrow().iter() {
+        for (_, entry) in self.conns.borrow_mut().iter_mut() {
             if entry.idle {
+                entry.shut = true;
                 shutdown(entry.fd);
             }
+        }
+    }
+}
+
+/// Bytes of the connection's output the peer has acknowledged (0 if the
+/// kernel does not say).
+fn bytes_acked(fd: RawFd) -> u64 {
+    // SAFETY: an all-zero tcp_info is valid; getsockopt writes at most
+    // `len` bytes into it; `fd` is a live connection's socket.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let ok = libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        );
+        if ok == 0 {
+            info.tcpi_bytes_acked
+        } else {
+            0
         }
     }
 }
@@ -89,13 +164,34 @@ fn shutdown(fd: RawFd) {
     }
 }
 
-impl Registration<'_> {
-    /// Waiting for the first byte of a request (drain may close it now).
-    pub fn set_idle(&self, idle: bool) {
-        if let Some(e) = self.registry.conns.borrow_mut().get_mut(self.key) {
-            e.idle = idle;
-            e.idle_deadline = None;
+impl Registration {
+    /// Waiting for the first byte of a request (drain may close it now),
+    /// or not. Returns false when the socket was shut down while it was
+    /// idle: whatever was read since must be dropped unanswered.
+    pub fn set_idle(&self, idle: bool) -> bool {
+        match self.registry.conns.borrow_mut().get_mut(self.key) {
+            Some(e) => {
+                e.idle = idle;
+                e.idle_deadline = None;
+                !e.shut
+            }
+            None => false,
         }
+    }
+
+    /// A write to the client is pending: the client must acknowledge more
+    /// of the connection's output within `timeout`, or the sweeper shuts
+    /// the connection down. `None`: no write pending.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) {
+        if let Some(e) = self.registry.conns.borrow_mut().get_mut(self.key) {
+            e.write_deadline = timeout.map(|t| (Instant::now() + t, t));
+            e.acked = None;
+        }
+    }
+
+    /// Whether the sweeper or a drain shut this connection down.
+    pub fn was_shut(&self) -> bool {
+        self.registry.conns.borrow().get(self.key).is_none_or(|e| e.shut)
     }
 
     /// Idle between requests until `deadline`, then closed by the sweeper.
@@ -107,7 +203,7 @@ impl Registration<'_> {
     }
 }
 
-impl Drop for Registration<'_> {
+impl Drop for Registration {
     fn drop(&mut self) {
         self.registry.conns.borrow_mut().remove(self.key);
     }
@@ -135,7 +231,7 @@ mod tests {
 
     #[test]
     fn only_idle_connections_past_their_deadline_are_shut_down() {
-        let registry = Registry::default();
+        let registry = Rc::new(Registry::default());
         let (expired, mut expired_peer) = pair();
         let (not_yet, mut not_yet_peer) = pair();
         let (busy, mut busy_peer) = pair();
@@ -146,17 +242,19 @@ mod tests {
         a.set_idle_until(now - Duration::from_millis(1));
         b.set_idle_until(now + Duration::from_secs(60));
         c.set_idle(false);
-        registry.expire_idle(now);
+        registry.expire(now);
         assert!(peer_sees_eof(&mut expired_peer));
         assert!(!peer_sees_eof(&mut not_yet_peer));
         assert!(!peer_sees_eof(&mut busy_peer));
+        assert!(!a.set_idle(false), "a request read after the shutdown is dropped");
+        assert!(b.set_idle(false));
         drop((a, b, c));
         assert!(registry.is_empty());
     }
 
     #[test]
     fn drain_shuts_down_idle_connections_only() {
-        let registry = Registry::default();
+        let registry = Rc::new(Registry::default());
         let (idle, mut idle_peer) = pair();
         let (busy, mut busy_peer) = pair();
         let _a = registry.register(idle.as_raw_fd());
@@ -166,5 +264,25 @@ mod tests {
         assert!(registry.draining());
         assert!(peer_sees_eof(&mut idle_peer));
         assert!(!peer_sees_eof(&mut busy_peer));
+        assert!(_a.was_shut() && !b.was_shut());
+    }
+
+    #[test]
+    fn a_write_without_progress_past_its_deadline_is_shut_down() {
+        let registry = Rc::new(Registry::default());
+        let (stalled, mut stalled_peer) = pair();
+        let (moving, mut moving_peer) = pair();
+        let a = registry.register(stalled.as_raw_fd());
+        let b = registry.register(moving.as_raw_fd());
+        a.set_idle(false);
+        b.set_idle(false);
+        a.set_write_timeout(Some(Duration::from_millis(1)));
+        b.set_write_timeout(Some(Duration::from_secs(60)));
+        registry.expire(Instant::now());
+        std::thread::sleep(Duration::from_millis(5));
+        registry.expire(Instant::now());
+        assert!(peer_sees_eof(&mut stalled_peer));
+        assert!(!peer_sees_eof(&mut moving_peer));
+        assert!(a.was_shut() && !b.was_shut());
     }
 }

@@ -28,6 +28,10 @@ use crate::http1::io::{read_more, write_all};
 
 /// Ciphertext read per socket read: one maximal TLS record plus header.
 pub const TLS_READ_BUFFER_BYTES: usize = 16 * 1024 + 512;
+/// Plaintext taken per `write` call: four records. A larger write is taken
+/// in pieces (callers loop), so a caller that bounds time without progress
+/// sees progress at least this often.
+pub const TLS_WRITE_BYTES: usize = 64 * 1024;
 
 pub struct TlsStream<C> {
     io: TcpStream,
@@ -286,7 +290,7 @@ where
 {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         // SAFETY: `read_ptr` is valid for `bytes_init` bytes while we own `buf`.
-        let slice = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+        let slice = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init().min(TLS_WRITE_BYTES)) };
         let n = match self.session.writer().write(slice) {
             Ok(n) => n,
             Err(e) => return (Err(e), buf),

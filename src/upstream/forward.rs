@@ -1,77 +1,84 @@
-//! Forwarding one request to a cluster and relaying the response.
-//!
-//! Where it sits: the `proxy` action, the last pipeline stage.
+//! Forwarding one request to a cluster: the proxy action's phases. The
+//! pipeline (`pipeline/mod.rs`, the one statement of stage order) calls
+//! them in this order:
 //!
 //! ```text
-//! validate buffered body bytes (a malformed chunk is refused before any
-//!   upstream is contacted) -> 100 Continue if the client waits for it
-//! -> upstream head (+ body bytes already read) assembled in one buffer
-//! -> pick endpoint (round robin) -> pool checkout or connect
-//! -> one write; stream the rest of the body
-//! -> read the response head (response_timeout), skip 1xx
-//! -> downstream head (+ first body bytes) in one write; stream the rest
-//! -> pool the upstream connection if the exchange ended cleanly
+//! prepare     (here) validate the body bytes in hand (a malformed first
+//!             chunk never reaches an upstream), 100 Continue, upstream head
+//!             + body in hand in one buffer; a small Content-Length body is
+//!             read whole first, so the request stays replayable
+//! select      which endpoint                                  balance.rs
+//! send        pool checkout (liveness-checked) or connect; one write
+//!                                                               send.rs
+//! exchange    (here) receive head -> response stages -> relay, while the
+//!             rest of a streamed body goes up at the same time   relay.rs
 //! ```
 //!
-//! Retry rule (pingora's `ReusedOnly`): a request that fails on a REUSED
-//! pooled connection before any response byte arrived is sent once more on
-//! a fresh connection, if the whole request is still in hand (its body was
-//! not streamed) and either the method is idempotent or the write itself
-//! failed (so the upstream cannot have processed it).
+//! A failed try may be sent again (`retry.rs`); the pipeline loops over
+//! select -> send -> exchange.
 
+use std::cell::Cell;
+use std::future::Future;
 use std::ops::Range;
+use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
-use monoio::net::TcpStream;
-use rustls::ClientConnection;
 
-use super::stream::UpstreamStream;
+use super::receive::{receive_head, HeadError};
+use super::relay::{self, relay_response_body, write_to_client, RelayError, Upload, UploadError};
+use super::retry::TryFailure;
+use super::send::Upstream;
 use crate::error::{Error, ErrorKind};
 use crate::http1::body::{BodyDecoder, ChunkError};
-use crate::http1::buffers::BufferPool;
 use crate::http1::conn::{hsts_of, Conn, Downstream, Failure, Next};
 use crate::http1::encode::{self, DownstreamFraming, DownstreamHead, ForwardInfo};
-use crate::http1::io::{read_more, write_all, write_range};
-use crate::http1::parse::Framing;
-use crate::http1::response::{parse_response, ResponseHead};
+use crate::http1::framing::{closes_connection, downstream_framing, KeepAlive};
+use crate::http1::io::read_more;
+use crate::http1::parse::Method;
+use crate::http1::response::ResponseHead;
 use crate::http1::Version;
+use crate::io::split::{split, WriteHalf};
 use crate::shard::Shard;
-use crate::tls::stream::TlsStream;
 
 /// A Content-Length body with at most this many bytes still to come is
 /// read before the upstream is contacted (see `read_small_body`).
 pub const SMALL_BODY_BYTES: u64 = 16 * 1024;
 
-/// Largest upstream response head accepted.
-pub const MAX_RESPONSE_HEAD_BYTES: usize = 16 * 1024;
-
-fn err(kind: ErrorKind, cause: &'static str) -> Error {
-    Error::new(kind, cause)
-}
-
-fn started(error: Error) -> Failure {
-    Failure { error, response_started: true }
-}
+pub use super::receive::MAX_RESPONSE_HEAD_BYTES;
 
 fn chunk_error(e: ChunkError) -> Error {
     Error::new(ErrorKind::BadRequest, e.cause())
 }
 
-/// Proxies the request in `c` to `cluster`. `query` is the span of the
-/// original query in `c.rbuf`.
-pub async fn proxy<S: Downstream>(
+/// What the response stages see and may refuse (empty for now: the
+/// transform and version issues fill them).
+pub type ResponseStages = fn(&ResponseHead) -> Result<(), Error>;
+
+/// A request made ready for an upstream: its head and the body bytes in
+/// hand are in the connection's `wbuf`; the rest of the body, if any, is
+/// still at the client.
+pub struct Prepared {
+    body: BodyDecoder,
+    body_bytes: u64,
+    body_limit: u64,
+    body_timeout: Duration,
+    pub method: Method,
+    client_version: Version,
+    client_keep_alive: bool,
+    /// The whole request is in `wbuf`: it can be sent again.
+    pub replayable: bool,
+}
+
+/// The prepare phase. `query` is the span of the original query in `c.rbuf`.
+pub async fn prepare<S: Downstream>(
     shard: &Shard,
     c: &mut Conn<S>,
-    cluster_index: usize,
     body_limit: u64,
     query: Option<Range<usize>>,
-) -> Result<Next, Failure> {
-    // Borrowed, not cloned: an Arc clone per request would bounce its
-    // shared refcount between cores.
-    let config = &*shard.config;
-    let cluster = &config.clusters[cluster_index];
-    let body_timeout = config.listeners[c.listener].limits.body_timeout;
+) -> Result<Prepared, Failure> {
+    let body_timeout = c.config.listeners[c.listener].limits.body_timeout;
 
     // Body bytes that came with the head: validate them now, so a request
     // with a malformed first chunk never reaches an upstream.
@@ -79,7 +86,7 @@ pub async fn proxy<S: Downstream>(
     let mut body_bytes: u64 = 0;
     let step = body.decode(&c.rbuf[c.pos..], |r| body_bytes += r.len() as u64).map_err(chunk_error)?;
     if body_bytes > body_limit {
-        return Err(err(ErrorKind::BodyTooLarge, "request body larger than the limit").into());
+        return Err(Error::new(ErrorKind::BodyTooLarge, "request body larger than the limit").into());
     }
     c.request_done = step.done;
     c.send_continue_if_expected().await?;
@@ -114,129 +121,23 @@ pub async fn proxy<S: Downstream>(
             read_small_body(c, &mut body, body_timeout).await?;
         }
     }
-    let replayable = c.request_done;
-    let method = c.head.method;
-    let client_version = c.head.version;
-    let client_keep_alive = c.head.wants_keep_alive();
-
-    // Per exchange, not per connection: idle connections hold no response state.
-    let mut resp = ResponseHead::default();
-    let mut attempt = 0;
-    let (mut upstream, endpoint) = loop {
-        attempt += 1;
-        let index = shard.balancers[cluster_index].pick(cluster.endpoints.len());
-        let endpoint = shard.endpoint_id(cluster_index, index);
-        // A retry always uses a fresh connection.
-        let pooled = if attempt == 1 { shard.pool.checkout(endpoint) } else { None };
-        let reused = pooled.is_some();
-        let mut upstream = match pooled {
-            Some(s) => {
-                shard.counters.upstream_reuse();
-                s
-            }
-            None => connect(shard, cluster_index, index, cluster.connect_timeout).await?,
-        };
-        let can_retry = reused && replayable && attempt == 1;
-        if write_all(&mut upstream, &mut c.wbuf).await.is_err() {
-            if can_retry {
-                shard.counters.upstream_retry();
-                continue;
-            }
-            return Err(
-                err(ErrorKind::UpstreamClosed, "upstream closed the connection while the request was sent").into()
-            );
-        }
-        if !c.request_done {
-            relay_request_body(c, &shard.buffers, &mut upstream, &mut body, &mut body_bytes, body_limit, body_timeout)
-                .await?;
-        }
-        match read_response_head(c, &mut resp, &mut upstream, method, cluster.response_timeout).await {
-            Ok(()) => break (upstream, endpoint),
-            Err(HeadError::NothingReceived) if can_retry && method.is_idempotent() => {
-                shard.counters.upstream_retry();
-                continue;
-            }
-            Err(HeadError::NothingReceived) => {
-                return Err(err(ErrorKind::UpstreamClosed, "upstream closed the connection without a response").into())
-            }
-            Err(HeadError::Failed(e)) => return Err(e.into()),
-        }
-    };
-
-    // Downstream framing and keep-alive.
-    let resp_framing = resp.framing;
-    let mode = match (resp_framing, client_version) {
-        (Framing::Empty, _) => DownstreamFraming::Empty,
-        (Framing::Length(n), _) => DownstreamFraming::Length(n),
-        (Framing::Chunked, Version::Http11) => DownstreamFraming::ChunkedPassthrough,
-        (Framing::Chunked, Version::Http10) => DownstreamFraming::UntilClose { dechunk: true },
-        (Framing::UntilClose, Version::Http11) => DownstreamFraming::ChunkEncode,
-        (Framing::UntilClose, Version::Http10) => DownstreamFraming::UntilClose { dechunk: false },
-    };
-    let close = !client_keep_alive
-        || !c.request_done
-        || shard.draining()
-        || matches!(mode, DownstreamFraming::UntilClose { .. });
-
-    let head_len = resp.head_len;
-    let mut response = BodyDecoder::new(resp_framing);
-    c.wbuf.clear();
-    let hsts = hsts_of(config, c.listener);
-    let how = DownstreamHead { framing: mode, close, client_version, request_id: &c.request_id, hsts };
-    encode::downstream_response_head(&mut c.wbuf, &c.ubuf, &resp, &how);
-    let upstream_reusable = resp.allows_reuse();
-    let mut pos = head_len;
-    if matches!(mode, DownstreamFraming::Length(_) | DownstreamFraming::ChunkedPassthrough | DownstreamFraming::Empty) {
-        // Body bytes that came with the head ride in the same write.
-        let step = response
-            .decode(&c.ubuf[pos..], |_| {})
-            .map_err(|_| err(ErrorKind::UpstreamBadResponse, "malformed chunked response body"))?;
-        c.wbuf.extend_from_slice(&c.ubuf[pos..pos + step.consumed]);
-        pos += step.consumed;
+    if !c.request_done {
+        // The rest streams from the client: the connection buffer starts
+        // empty for the bytes after the body.
+        debug_assert_eq!(c.pos, c.rbuf.len(), "buffered body bytes were sent with the head");
+        c.rbuf.clear();
+        c.pos = 0;
     }
-    let written = if close && response.is_done() {
-        // The whole response is in hand and the connection ends with it.
-        c.stream.write_last(&mut c.wbuf).await.map(|fin| c.fin_sent = fin)
-    } else {
-        write_all(&mut c.stream, &mut c.wbuf).await
-    };
-    written.map_err(|_| started(err(ErrorKind::DownstreamClosed, "client closed")))?;
-
-    let clean = relay_response_body(c, &shard.buffers, &mut upstream, &mut response, mode, pos, body_timeout).await?;
-    if clean && upstream_reusable && c.request_done && !shard.draining() {
-        shard.pool.put(endpoint, upstream);
-    }
-    Ok(if close { Next::Close } else { Next::KeepAlive })
-}
-
-/// Opens a fresh connection to endpoint `index` of the cluster: TCP, then
-/// the TLS handshake if the cluster speaks TLS, both within `timeout`.
-async fn connect(shard: &Shard, cluster: usize, index: usize, timeout: Duration) -> Result<UpstreamStream, Error> {
-    shard.counters.upstream_connect();
-    let addr = shard.config.clusters[cluster].endpoints[index];
-    let deadline = monoio::time::Instant::now() + timeout;
-    let stream = match monoio::time::timeout_at(deadline, TcpStream::connect_addr(addr)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return Err(err(ErrorKind::UpstreamConnectFailed, "upstream connection refused"))
-        }
-        Ok(Err(e)) => {
-            return Err(Error::new(ErrorKind::UpstreamConnectFailed, format!("upstream connect failed: {e}")))
-        }
-        Err(_) => return Err(err(ErrorKind::UpstreamConnectTimeout, "upstream connect timed out")),
-    };
-    let _ = stream.set_nodelay(true);
-    let Some(tls) = shard.tls.clusters[cluster].as_ref() else {
-        return Ok(UpstreamStream::Plain(stream));
-    };
-    let session = ClientConnection::new(tls.config.clone(), tls.server_names[index].clone())
-        .map_err(|e| Error::new(ErrorKind::UpstreamTlsFailed, format!("upstream TLS setup failed: {e}")))?;
-    let mut stream = TlsStream::new(stream, session);
-    match monoio::time::timeout_at(deadline, stream.handshake()).await {
-        Ok(Ok(())) => Ok(UpstreamStream::Tls(Box::new(stream))),
-        Ok(Err(e)) => Err(Error::new(ErrorKind::UpstreamTlsFailed, format!("upstream TLS handshake failed: {e}"))),
-        Err(_) => Err(err(ErrorKind::UpstreamConnectTimeout, "upstream TLS handshake timed out")),
-    }
+    Ok(Prepared {
+        body,
+        body_bytes,
+        body_limit,
+        body_timeout,
+        method: c.head.method,
+        client_version: c.head.version,
+        client_keep_alive: c.head.wants_keep_alive(),
+        replayable: c.request_done,
+    })
 }
 
 /// Reads the rest of a small Content-Length body through `c.ubuf` and
@@ -253,8 +154,10 @@ async fn read_small_body<S: AsyncReadRent + AsyncWriteRent>(
     while !body.is_done() {
         match monoio::time::timeout(body_timeout, read_more(&mut c.stream, &mut c.ubuf)).await {
             Ok(Ok(n)) if n > 0 => {}
-            Ok(_) => return Err(err(ErrorKind::DownstreamClosed, "client closed during the request body").into()),
-            Err(_) => return Err(err(ErrorKind::BodyTimeout, "request body stalled past body timeout").into()),
+            Ok(_) => {
+                return Err(Error::new(ErrorKind::DownstreamClosed, "client closed during the request body").into())
+            }
+            Err(_) => return Err(Error::new(ErrorKind::BodyTimeout, "request body stalled past body timeout").into()),
         }
         end += body.decode(&c.ubuf[end..], |_| {}).map_err(chunk_error)?.consumed;
     }
@@ -265,186 +168,250 @@ async fn read_small_body<S: AsyncReadRent + AsyncWriteRent>(
     Ok(())
 }
 
-/// Streams the rest of the request body from the client to the upstream,
-/// through the exchange buffer `c.ubuf` (the bytes that came with the head
-/// were already sent with it). Bytes after the body — a pipelined next
-/// request — go back to `c.rbuf`.
-async fn relay_request_body<S: AsyncReadRent + AsyncWriteRent>(
-    c: &mut Conn<S>,
-    buffers: &BufferPool,
-    upstream: &mut UpstreamStream,
-    body: &mut BodyDecoder,
-    body_bytes: &mut u64,
-    body_limit: u64,
-    body_timeout: Duration,
-) -> Result<(), Failure> {
-    debug_assert_eq!(c.pos, c.rbuf.len(), "buffered body bytes were sent with the head");
-    c.rbuf.clear();
-    c.pos = 0;
-    c.ubuf.clear();
-    let mut pos = 0;
-    loop {
-        if pos == c.ubuf.len() {
-            buffers.grow_if_filled(&mut c.ubuf);
-            pos = 0;
-            match monoio::time::timeout(body_timeout, read_more(&mut c.stream, &mut c.ubuf)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                Ok(_) => return Err(err(ErrorKind::DownstreamClosed, "client closed during the request body").into()),
-                Err(_) => return Err(err(ErrorKind::BodyTimeout, "request body stalled past body timeout").into()),
-            }
-        }
-        let mut data = 0u64;
-        let step = body.decode(&c.ubuf[pos..], |r| data += r.len() as u64).map_err(chunk_error)?;
-        *body_bytes += data;
-        if *body_bytes > body_limit {
-            return Err(err(ErrorKind::BodyTooLarge, "request body larger than the limit").into());
-        }
-        let range = pos..pos + step.consumed;
-        match monoio::time::timeout(body_timeout, write_range(upstream, &mut c.ubuf, range)).await {
-            Ok(Ok(())) => {}
-            _ => return Err(err(ErrorKind::UpstreamClosed, "upstream stopped reading the request body").into()),
-        }
-        pos += step.consumed;
-        if step.done {
-            c.request_done = true;
-            c.rbuf.extend_from_slice(&c.ubuf[pos..]);
-            c.ubuf.clear();
-            return Ok(());
-        }
+/// How an exchange failed.
+pub enum ExchangeError {
+    /// Nothing came back and nothing went to the client: the pipeline may
+    /// send the request again (`retry.rs`).
+    Retry(TryFailure),
+    Failed(Failure),
+}
+
+impl From<Failure> for ExchangeError {
+    fn from(f: Failure) -> ExchangeError {
+        ExchangeError::Failed(f)
     }
 }
 
-enum HeadError {
-    /// The connection ended before a single response byte: may be retried.
-    NothingReceived,
-    Failed(Error),
+/// Why the response side stopped.
+enum ResponseError {
+    Head(HeadError),
+    Refused(Error),
+    /// The client went away while the head was written.
+    HeadWrite,
+    Relay(RelayError),
 }
 
-/// Reads the response head into `c.ubuf` and parses it into `resp`,
-/// skipping interim (1xx) responses.
-async fn read_response_head<S>(
+/// How the response side ended.
+struct ResponseDone {
+    close: bool,
+    /// The body ended exactly where the upstream's bytes did, and the
+    /// upstream allows reuse.
+    reusable: bool,
+}
+
+/// The exchange phase: receive head -> response stages -> relay, with the
+/// upload of the rest of a streamed body running at the same time.
+pub async fn exchange<S: Downstream>(
+    shard: &Shard,
     c: &mut Conn<S>,
-    resp: &mut ResponseHead,
-    upstream: &mut UpstreamStream,
-    method: crate::http1::parse::Method,
-    response_timeout: Duration,
-) -> Result<(), HeadError> {
-    c.ubuf.clear();
-    let deadline = monoio::time::Instant::now() + response_timeout;
-    let mut received_any = false;
-    loop {
-        if !c.ubuf.is_empty() {
-            match parse_response(&c.ubuf, MAX_RESPONSE_HEAD_BYTES, method, resp) {
-                Ok(true) if (100..200).contains(&resp.status) => {
-                    if resp.status == 101 {
-                        return Err(HeadError::Failed(err(
-                            ErrorKind::UpstreamBadResponse,
-                            "unexpected 101 from upstream",
-                        )));
-                    }
-                    // 100/102/103: an interim response; the final one follows.
-                    let rest = resp.head_len;
-                    c.ubuf.drain(..rest);
-                    continue;
-                }
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(e) => return Err(HeadError::Failed(e)),
-            }
-        }
-        match monoio::time::timeout_at(deadline, read_more(upstream, &mut c.ubuf)).await {
-            Ok(Ok(n)) if n > 0 => received_any = true,
-            Ok(_) if !received_any => return Err(HeadError::NothingReceived),
-            Ok(_) => {
-                return Err(HeadError::Failed(err(ErrorKind::UpstreamClosed, "upstream closed mid response head")))
-            }
-            Err(_) => {
-                return Err(HeadError::Failed(err(ErrorKind::UpstreamResponseTimeout, "upstream response timed out")))
-            }
-        }
+    req: &mut Prepared,
+    mut upstream: Upstream,
+    stages: ResponseStages,
+) -> Result<Next, ExchangeError> {
+    let response_timeout = shard.config.clusters[upstream.endpoint.cluster].response_timeout;
+    let timeout = req.body_timeout;
+    let upload_done = Cell::new(c.request_done);
+    let head_seen = Cell::new(false);
+    let head_written = Cell::new(false);
+    let fin_sent = Cell::new(false);
+    let mut upbuf = Vec::new();
+    if !c.request_done {
+        shard.buffers.fill(&mut upbuf);
     }
-}
+    let mut resp = ResponseHead::default();
 
-/// Streams the response body from `c.ubuf[pos..]` on. Returns whether the
-/// body ended exactly at the end of what was read (so the upstream
-/// connection carries nothing stray and may be reused).
-async fn relay_response_body<S: AsyncReadRent + AsyncWriteRent>(
-    c: &mut Conn<S>,
-    buffers: &BufferPool,
-    upstream: &mut UpstreamStream,
-    body: &mut BodyDecoder,
-    mode: DownstreamFraming,
-    mut pos: usize,
-    body_timeout: Duration,
-) -> Result<bool, Failure> {
-    let bad_body = || started(err(ErrorKind::UpstreamBadResponse, "malformed chunked response body"));
-    let client_gone = || started(err(ErrorKind::DownstreamClosed, "client closed during the response"));
-    loop {
-        if body.is_done() {
-            return Ok(pos == c.ubuf.len());
-        }
-        if pos < c.ubuf.len() {
-            let step = match mode {
-                DownstreamFraming::UntilClose { dechunk: true } | DownstreamFraming::ChunkEncode => {
-                    // Re-framing copies the payload through wbuf (rare paths:
-                    // HTTP/1.0 clients, close-delimited upstreams).
-                    c.wbuf.clear();
-                    let mut ranges: Vec<Range<usize>> = Vec::new();
-                    let step = body.decode(&c.ubuf[pos..], |r| ranges.push(r)).map_err(|_| bad_body())?;
-                    for r in ranges {
-                        let data = &c.ubuf[pos + r.start..pos + r.end];
-                        if mode == DownstreamFraming::ChunkEncode {
-                            encode::chunk_header(&mut c.wbuf, data.len());
-                            c.wbuf.extend_from_slice(data);
-                            c.wbuf.extend_from_slice(b"\r\n");
-                        } else {
-                            c.wbuf.extend_from_slice(data);
-                        }
-                    }
-                    write_timed(&mut c.stream, &mut c.wbuf, None, body_timeout).await.map_err(|_| client_gone())?;
-                    step
-                }
-                _ => {
-                    let step = body.decode(&c.ubuf[pos..], |_| {}).map_err(|_| bad_body())?;
-                    let range = pos..pos + step.consumed;
-                    write_timed(&mut c.stream, &mut c.ubuf, Some(range), body_timeout)
-                        .await
-                        .map_err(|_| client_gone())?;
-                    step
-                }
+    let joined = {
+        let Conn { stream, ubuf, wbuf, request_id, registration, config, listener, .. } = &mut *c;
+        let hsts = hsts_of(config, *listener);
+        let (mut client_r, mut client_w) = split(stream);
+        let (mut up_r, mut up_w) = split(&mut upstream.stream);
+        let upload_state =
+            Upload { body: &mut req.body, body_bytes: &mut req.body_bytes, limit: req.body_limit, timeout };
+        let (method, client_version, client_keep_alive) = (req.method, req.client_version, req.client_keep_alive);
+        let upload = async {
+            if upload_done.get() {
+                return Ok(0);
+            }
+            let end = relay::upload(&mut client_r, &mut up_w, &mut upbuf, &shard.buffers, upload_state).await?;
+            upload_done.set(true);
+            Ok(end)
+        };
+        let registration = &*registration;
+        let response = async {
+            receive_head(&mut up_r, ubuf, &mut resp, method).await.map_err(ResponseError::Head)?;
+            head_seen.set(true);
+            stages(&resp).map_err(ResponseError::Refused)?;
+
+            let mode = downstream_framing(resp.framing, client_version);
+            let keep = KeepAlive {
+                client_wants: client_keep_alive,
+                request_read: upload_done.get(),
+                draining: shard.draining(),
             };
-            pos += step.consumed;
-            continue;
-        }
-        buffers.grow_if_filled(&mut c.ubuf);
-        pos = 0;
-        match monoio::time::timeout(body_timeout, read_more(upstream, &mut c.ubuf)).await {
-            Ok(Ok(n)) if n > 0 => {}
-            Ok(_) if matches!(body, BodyDecoder::UntilClose) => {
-                if mode == DownstreamFraming::ChunkEncode {
-                    c.wbuf.clear();
-                    c.wbuf.extend_from_slice(encode::LAST_CHUNK);
-                    write_timed(&mut c.stream, &mut c.wbuf, None, body_timeout).await.map_err(|_| client_gone())?;
-                }
-                return Ok(false);
+            let close = closes_connection(mode, keep);
+            let mut body = BodyDecoder::new(resp.framing);
+            wbuf.clear();
+            let how = DownstreamHead { framing: mode, close, client_version, request_id, hsts };
+            encode::downstream_response_head(wbuf, ubuf, &resp, &how);
+            let mut pos = resp.head_len;
+            if matches!(
+                mode,
+                DownstreamFraming::Length(_) | DownstreamFraming::ChunkedPassthrough | DownstreamFraming::Empty
+            ) {
+                // Body bytes that came with the head ride in the same write.
+                let step = body.decode(&ubuf[pos..], |_| {}).map_err(|_| {
+                    ResponseError::Refused(Error::new(
+                        ErrorKind::UpstreamBadResponse,
+                        "malformed chunked response body",
+                    ))
+                })?;
+                wbuf.extend_from_slice(&ubuf[pos..pos + step.consumed]);
+                pos += step.consumed;
             }
-            Ok(_) => return Err(started(err(ErrorKind::UpstreamClosed, "upstream closed mid response body"))),
-            Err(_) => return Err(started(err(ErrorKind::UpstreamBodyTimeout, "upstream response body stalled"))),
-        }
+            head_written.set(true);
+            let written = if close && body.is_done() {
+                // The whole response is in hand and the connection ends with it.
+                registration.set_write_timeout(Some(timeout));
+                let r = write_last(&mut client_w, wbuf).await.map(|fin| fin_sent.set(fin));
+                registration.set_write_timeout(None);
+                r
+            } else {
+                let len = wbuf.len();
+                write_to_client(&mut client_w, wbuf, 0..len, registration, timeout).await
+            };
+            written.map_err(|_| ResponseError::HeadWrite)?;
+            let clean = relay_response_body(
+                &mut up_r,
+                &mut client_w,
+                ubuf,
+                wbuf,
+                &shard.buffers,
+                &mut body,
+                mode,
+                pos,
+                registration,
+                timeout,
+            )
+            .await
+            .map_err(ResponseError::Relay)?;
+            Ok(ResponseDone { close, reusable: clean && resp.allows_reuse() })
+        };
+        run_both(upload, response, response_timeout, &head_seen).await
+    };
+    if fin_sent.get() {
+        c.fin_sent = true;
     }
+    c.request_done = upload_done.get();
+    let started = head_written.get();
+    let result = match joined {
+        Joined::ClientFailed(error) => Err(Failure { error, response_started: started }.into()),
+        Joined::ResponseTimeout => {
+            Err(Failure::from(Error::new(ErrorKind::UpstreamResponseTimeout, "upstream response timed out")).into())
+        }
+        Joined::Done { upload, response } => match response {
+            Ok(done) => {
+                if let Some(Ok(end)) = upload {
+                    // Bytes after the body: the next pipelined request.
+                    if end > 0 {
+                        c.rbuf.extend_from_slice(&upbuf[end..]);
+                    }
+                }
+                if done.reusable && c.request_done && !shard.draining() {
+                    shard.pool.put(upstream.endpoint.id, upstream.stream);
+                }
+                // An early response (the body not read to its end) closes:
+                // its head said so.
+                Ok(if done.close || !c.request_done { Next::Close } else { Next::KeepAlive })
+            }
+            Err(ResponseError::Head(HeadError::NothingReceived)) => match upload {
+                Some(Err(UploadError::Upstream(error))) => Err(Failure::from(error).into()),
+                Some(Ok(_)) => Err(ExchangeError::Retry(TryFailure::NothingReceived(Error::new(
+                    ErrorKind::UpstreamClosed,
+                    "upstream closed the connection without a response",
+                )))),
+                _ => Err(Failure::from(Error::new(
+                    ErrorKind::UpstreamClosed,
+                    "upstream closed the connection without a response",
+                ))
+                .into()),
+            },
+            Err(ResponseError::Head(HeadError::Failed(error))) | Err(ResponseError::Refused(error)) => {
+                Err(Failure { error, response_started: started }.into())
+            }
+            Err(ResponseError::HeadWrite) | Err(ResponseError::Relay(RelayError::Client)) => Err(Failure {
+                error: Error::new(ErrorKind::DownstreamClosed, "client closed during the response"),
+                response_started: true,
+            }
+            .into()),
+            Err(ResponseError::Relay(RelayError::Upstream(error))) => {
+                Err(Failure { error, response_started: true }.into())
+            }
+        },
+    };
+    shard.buffers.give(&mut upbuf);
+    result
 }
 
-/// A downstream write bounded by `body_timeout`, so a client that stops
-/// reading cannot pin the connection (and its upstream) forever.
-async fn write_timed<S: AsyncWriteRent>(
-    stream: &mut S,
-    buf: &mut Vec<u8>,
-    range: Option<Range<usize>>,
-    timeout: Duration,
-) -> std::io::Result<()> {
-    let range = range.unwrap_or(0..buf.len());
-    match monoio::time::timeout(timeout, write_range(stream, buf, range)).await {
-        Ok(r) => r,
-        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")),
-    }
+/// The response's last bytes and the end of the client connection (see
+/// `Downstream::write_last`).
+async fn write_last<S: Downstream>(client: &mut WriteHalf<'_, S>, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    // SAFETY: `write_last` only writes (and shuts the write side down),
+    // which `Split` allows beside a read in flight.
+    unsafe { client.stream() }.write_last(buf).await
+}
+
+/// How the two sides of an exchange ended.
+enum Joined {
+    /// The response side finished (well or not). `upload` is `None` when
+    /// the upload was still running (an early response): it is dropped.
+    Done { upload: Option<Result<usize, UploadError>>, response: Result<ResponseDone, ResponseError> },
+    /// The client's side of the upload failed: the exchange ends.
+    ClientFailed(Error),
+    /// The request was sent, and no response head came within the
+    /// cluster's `response_timeout`.
+    ResponseTimeout,
+}
+
+/// Runs the upload and the response side together in this task. The
+/// response timeout starts when the upload has ended (or the upstream
+/// stopped taking it): a long upload is not a slow upstream.
+async fn run_both<U, R>(upload: U, response: R, response_timeout: Duration, head_seen: &Cell<bool>) -> Joined
+where
+    U: Future<Output = Result<usize, UploadError>>,
+    R: Future<Output = Result<ResponseDone, ResponseError>>,
+{
+    let mut upload = pin!(upload);
+    let mut response = pin!(response);
+    let mut uploaded: Option<Result<usize, UploadError>> = None;
+    // Made only once needed; pinned here, not boxed.
+    let mut timer = pin!(None::<monoio::time::Sleep>);
+    std::future::poll_fn(|cx| {
+        if uploaded.is_none() {
+            if let Poll::Ready(result) = upload.as_mut().poll(cx) {
+                if let Err(UploadError::Client(e)) = result {
+                    return Poll::Ready(Joined::ClientFailed(e));
+                }
+                uploaded = Some(result);
+            }
+        }
+        if let Poll::Ready(result) = response.as_mut().poll(cx) {
+            return Poll::Ready(Joined::Done { upload: uploaded.take(), response: result });
+        }
+        if head_seen.get() {
+            if timer.is_some() {
+                timer.set(None);
+            }
+        } else if uploaded.is_some() {
+            if timer.is_none() {
+                timer.set(Some(monoio::time::sleep(response_timeout)));
+            }
+            if let Some(sleep) = timer.as_mut().as_pin_mut() {
+                if sleep.poll(cx).is_ready() {
+                    return Poll::Ready(Joined::ResponseTimeout);
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }

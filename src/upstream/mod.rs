@@ -1,9 +1,18 @@
-//! The upstream side: which endpoint (`balance.rs`), over which connection
-//! (`pool.rs`), and the exchange itself (`forward.rs`).
+//! The upstream side of the proxy action, one file per phase (the order is
+//! stated in `pipeline/mod.rs`): prepare and the exchange (`forward.rs`),
+//! select endpoint (`balance.rs`), send (`send.rs`: `pool.rs` or
+//! `connect.rs`), receive head (`receive.rs`), relay (`relay.rs`), and when
+//! a failed try goes again (`retry.rs`). `stream.rs` is a plain or TLS
+//! upstream connection.
 
 pub mod balance;
+pub mod connect;
 pub mod forward;
 pub mod pool;
+pub mod receive;
+pub mod relay;
+pub mod retry;
+pub mod send;
 pub mod stream;
 
 /// Index of an endpoint across all clusters of a config (cluster order,

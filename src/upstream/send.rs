@@ -1,0 +1,55 @@
+//! The send phase: a connection to the chosen endpoint (a reusable pooled
+//! one, or a fresh one), then the request head and the body bytes in hand,
+//! in one write.
+//!
+//! Where it sits: after select endpoint (`balance.rs`), before the
+//! exchange (`forward.rs`: receive head, response stages, relay). What is
+//! left of a streamed body goes up during the exchange, beside the
+//! response.
+
+use super::balance::Endpoint;
+use super::connect::connect;
+use super::retry::{Attempt, TryFailure};
+use super::stream::UpstreamStream;
+use crate::error::{Error, ErrorKind};
+use crate::http1::io::write_all;
+use crate::shard::Shard;
+
+/// A connection to an endpoint with a request on its way.
+pub struct Upstream {
+    pub stream: UpstreamStream,
+    pub endpoint: Endpoint,
+    /// It came from the pool (see `retry.rs`).
+    pub reused: bool,
+}
+
+/// Why the send phase failed.
+pub enum SendError {
+    /// No connection could be made: not retried on this endpoint.
+    Connect(Error),
+    /// The write failed (on `reused` connection).
+    Write { failure: TryFailure, reused: bool },
+}
+
+/// Sends `request` (head and body bytes in hand) to `endpoint`.
+pub async fn send(
+    shard: &Shard,
+    endpoint: Endpoint,
+    attempt: Attempt,
+    request: &mut Vec<u8>,
+) -> Result<Upstream, SendError> {
+    let pooled = if attempt.may_use_pool() { shard.pool.checkout(endpoint.id) } else { None };
+    let reused = pooled.is_some();
+    let mut stream = match pooled {
+        Some(s) => {
+            shard.counters.upstream_reuse();
+            s
+        }
+        None => connect(shard, endpoint).await.map_err(SendError::Connect)?,
+    };
+    if write_all(&mut stream, request).await.is_err() {
+        let error = Error::new(ErrorKind::UpstreamClosed, "upstream closed the connection while the request was sent");
+        return Err(SendError::Write { failure: TryFailure::WriteFailed(error), reused });
+    }
+    Ok(Upstream { stream, endpoint, reused })
+}
