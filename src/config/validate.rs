@@ -26,8 +26,8 @@ use super::file::{
 use super::spans::{line_at, FieldPath, Segment, Spans};
 use super::units::{parse_cpu_list, parse_duration, parse_size};
 use super::values::{
-    check_header_value, check_location, check_route_path, endpoint_host, parse_header_name, parse_host_pattern,
-    parse_listen_addr, parse_method, resolve_endpoint,
+    check_header_value, check_location, check_route_path, endpoint_host, listen_addresses_overlap, parse_header_name,
+    parse_host_pattern, parse_listen_addr, parse_method, resolve_endpoint,
 };
 use super::{
     defaults, Admin, Cluster, Config, IoDriver, Limits, Listener, PathMatch, Route, RouteAction, RouteMatch, Server,
@@ -171,9 +171,15 @@ impl Check<'_> {
                 self.ok(&listen_path, parse_listen_addr(&l.listen)).unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
             if addr.port() != 0 {
                 // SO_REUSEPORT would let both bind and split the traffic
-                // between them at random: refuse instead.
-                if let Some((_, other)) = bound.iter().find(|(a, _)| *a == addr) {
-                    let msg = format!("address {addr} is already used by {other}");
+                // between them at random, and a wildcard address beside a
+                // specific one on the same port takes part of the other's
+                // connections (or the admin's): refuse instead.
+                if let Some((other_addr, other)) = bound.iter().find(|(a, _)| listen_addresses_overlap(*a, addr)) {
+                    let msg = if *other_addr == addr {
+                        format!("address {addr} is already used by {other}")
+                    } else {
+                        format!("address {addr} overlaps {other_addr} used by {other}")
+                    };
                     self.error(&listen_path, msg);
                 }
                 bound.push((addr, listen_path.to_string()));

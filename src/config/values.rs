@@ -174,6 +174,23 @@ pub(super) fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{text:?} is not an IP socket address: write e.g. \"127.0.0.1:8080\" or \"[::1]:8080\""))
 }
 
+/// Whether two listen addresses would take each other's connections: the
+/// same port on the same IP, or on a wildcard IP that covers the other.
+/// `0.0.0.0` covers every IPv4 address; `[::]` covers every IPv6 address
+/// and, dual-stack (Linux's default, and listeners do not set
+/// `IPV6_V6ONLY`), every IPv4 address too. Port 0 (any free port) never
+/// overlaps: the kernel picks distinct ports.
+pub(super) fn listen_addresses_overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    let covers = |wide: IpAddr, other: IpAddr| match wide {
+        IpAddr::V4(w) => w.is_unspecified() && other.is_ipv4(),
+        IpAddr::V6(w) => w.is_unspecified(),
+    };
+    a.ip() == b.ip() || covers(a.ip(), b.ip()) || covers(b.ip(), a.ip())
+}
+
 /// `ip:port`, or `host:port` resolved now; the first address wins.
 pub(super) fn resolve_endpoint(text: &str) -> Result<SocketAddr, String> {
     if text.contains("://") {
@@ -219,6 +236,29 @@ pub(super) fn endpoint_host(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_address_overlaps() {
+        const CASES: &[(&str, &str, bool)] = &[
+            ("127.0.0.1:8080", "127.0.0.1:8080", true),
+            ("127.0.0.1:8080", "127.0.0.1:8081", false),
+            ("127.0.0.1:8080", "127.0.0.2:8080", false),
+            ("0.0.0.0:8080", "127.0.0.1:8080", true),
+            ("127.0.0.1:8080", "0.0.0.0:8080", true),
+            ("0.0.0.0:8080", "[::1]:8080", false),
+            ("[::]:8080", "[::1]:8080", true),
+            ("[::]:8080", "127.0.0.1:8080", true),
+            ("[::]:8080", "0.0.0.0:8080", true),
+            ("[::1]:8080", "127.0.0.1:8080", false),
+            ("0.0.0.0:8080", "0.0.0.0:9090", false),
+            ("127.0.0.1:0", "127.0.0.1:0", false),
+            ("0.0.0.0:0", "127.0.0.1:0", false),
+        ];
+        for (a, b, want) in CASES {
+            let got = listen_addresses_overlap(a.parse().unwrap(), b.parse().unwrap());
+            assert_eq!(got, *want, "{a} vs {b}");
+        }
+    }
 
     #[test]
     fn host_patterns() {

@@ -3,7 +3,8 @@
 //! Where it sits: `upstream/forward.rs` parses every upstream response
 //! with [`parse_response`]. An upstream whose framing is ambiguous
 //! (Content-Length with Transfer-Encoding, differing lengths, a final
-//! coding other than chunked) is answered 502 and its connection dropped.
+//! coding other than chunked) or whose status code is not three digits in
+//! 100-599 is answered 502 and its connection dropped.
 
 use std::mem::MaybeUninit;
 
@@ -74,13 +75,24 @@ pub fn parse_response(
                 }
                 return Ok(false);
             }
+            // httparse takes exactly three digits, so a shorter or longer
+            // status code ends here.
+            Err(httparse::Error::Status) => return Err(bad_upstream("malformed status code in response")),
             Err(_) => return Err(bad_upstream("malformed response head")),
         };
     if head_len > max_head_bytes {
         return Err(bad_upstream("response head too large"));
     }
     reject_bare_line_breaks(&buf[..head_len]).map_err(bad_upstream)?;
-    head.status = resp.code.unwrap_or(0);
+    // RFC 9110 §15: a status code is 100-599. httparse takes any three
+    // digits; a code below 100 would count as bodiless (below 200) and leave
+    // its body to be read as the next response, so anything outside the
+    // range is refused like any other malformed head.
+    let status = resp.code.unwrap_or(0);
+    if !(100..=599).contains(&status) {
+        return Err(bad_upstream("malformed status code in response (outside 100-599)"));
+    }
+    head.status = status;
     head.reason = Span::within(buf, resp.reason.unwrap_or("").as_bytes());
     head.version = if resp.version == Some(0) { Version::Http10 } else { Version::Http11 };
     head.head_len = head_len;
@@ -135,7 +147,8 @@ pub fn parse_response(
 mod tests {
     use super::*;
 
-    type ResponseCase = (&'static str, &'static [u8], Method, Result<Framing, ()>);
+    /// (name, input, request method, framing or a fragment of the refusal's cause)
+    type ResponseCase = (&'static str, &'static [u8], Method, Result<Framing, &'static str>);
     const RESPONSES: &[ResponseCase] = &[
         ("length", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", Method::Get, Ok(Framing::Length(3))),
         ("chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", Method::Get, Ok(Framing::Chunked)),
@@ -143,10 +156,38 @@ mod tests {
         ("head", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", Method::Head, Ok(Framing::Empty)),
         ("204", b"HTTP/1.1 204 No Content\r\n\r\n", Method::Get, Ok(Framing::Empty)),
         ("304", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", Method::Get, Ok(Framing::Empty)),
-        ("CL+TE", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", Method::Get, Err(())),
-        ("two CL", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", Method::Get, Err(())),
-        ("bad CL", b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", Method::Get, Err(())),
-        ("garbage", b"HTTP/9 OK\r\n\r\n", Method::Get, Err(())),
+        (
+            "CL+TE",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Method::Get,
+            Err("both Content-Length and Transfer-Encoding"),
+        ),
+        (
+            "two CL",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            Method::Get,
+            Err("differing Content-Length"),
+        ),
+        ("bad CL", b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", Method::Get, Err("invalid Content-Length")),
+        ("garbage", b"HTTP/9 OK\r\n\r\n", Method::Get, Err("malformed response head")),
+        // Status codes: three digits, 100-599 (RFC 9110 §15).
+        ("status 000", b"HTTP/1.1 000 Weird\r\nContent-Length: 5\r\n\r\n", Method::Get, Err("outside 100-599")),
+        ("status 099", b"HTTP/1.1 099 Weird\r\nContent-Length: 5\r\n\r\n", Method::Get, Err("outside 100-599")),
+        ("status 100", b"HTTP/1.1 100 Continue\r\n\r\n", Method::Get, Ok(Framing::Empty)),
+        ("status 599", b"HTTP/1.1 599 Odd\r\nContent-Length: 5\r\n\r\n", Method::Get, Ok(Framing::Length(5))),
+        ("status 600", b"HTTP/1.1 600 Weird\r\nContent-Length: 5\r\n\r\n", Method::Get, Err("outside 100-599")),
+        ("status 999", b"HTTP/1.1 999 Weird\r\nContent-Length: 5\r\n\r\n", Method::Get, Err("outside 100-599")),
+        ("status 2 digits", b"HTTP/1.1 20 OK\r\nContent-Length: 5\r\n\r\n", Method::Get, Err("malformed status code")),
+        (
+            "status 4 digits",
+            b"HTTP/1.1 2000 OK\r\nContent-Length: 5\r\n\r\n",
+            Method::Get,
+            Err("malformed status code"),
+        ),
+        ("status 1 digit", b"HTTP/1.1 0 Weird\r\n\r\n", Method::Get, Err("malformed status code")),
+        ("status sign", b"HTTP/1.1 +200 OK\r\n\r\n", Method::Get, Err("malformed status code")),
+        ("status letters", b"HTTP/1.1 2OO OK\r\n\r\n", Method::Get, Err("malformed status code")),
+        ("status missing", b"HTTP/1.1 \r\n\r\n", Method::Get, Err("malformed status code")),
     ];
 
     #[test]
@@ -157,7 +198,14 @@ mod tests {
                 assert!(done, "{name}");
                 head.framing
             });
-            assert_eq!(got.map_err(|_| ()), *expect, "case {name}");
+            match (got, expect) {
+                (Ok(framing), Ok(want)) => assert_eq!(framing, *want, "case {name}"),
+                (Err(e), Err(fragment)) => {
+                    assert_eq!(e.kind, ErrorKind::UpstreamBadResponse, "case {name}");
+                    assert!(e.cause.contains(fragment), "case {name}: cause {:?}, want {fragment:?}", e.cause);
+                }
+                (got, want) => panic!("case {name}: got {got:?}, want {want:?}"),
+            }
         }
     }
 

@@ -11,6 +11,7 @@
 
 mod harness;
 
+mod admin;
 mod bodies;
 mod cli;
 mod framing;

@@ -170,3 +170,35 @@ fn a_client_that_leaves_mid_body_does_not_leave_its_upstream_connection_in_the_p
     assert_eq!(client.get("/small").text(), "small");
     assert_eq!(upstream.connections(), 2, "a fresh upstream connection for the next request");
 }
+
+#[test]
+fn an_upstream_status_outside_100_to_599_gets_502_and_the_client_connection_stays_in_step() {
+    // Each bad status line comes with a body: forwarded as bodiless (as the
+    // status 000-099 once was), those bytes would be read as the next answer.
+    let upstream = Upstream::start(|req| match req.target.as_str() {
+        "/000" => Reply::raw("HTTP/1.1 000 Weird\r\nContent-Length: 5\r\n\r\nhello"),
+        "/099" => Reply::raw("HTTP/1.1 099 Weird\r\nContent-Length: 5\r\n\r\nhello"),
+        "/600" => Reply::raw("HTTP/1.1 600 Weird\r\nContent-Length: 5\r\n\r\nhello"),
+        "/999" => Reply::raw("HTTP/1.1 999 Weird\r\nContent-Length: 5\r\n\r\nhello"),
+        "/two-digits" => Reply::raw("HTTP/1.1 20 OK\r\nContent-Length: 5\r\n\r\nhello"),
+        "/four-digits" => Reply::raw("HTTP/1.1 2000 OK\r\nContent-Length: 5\r\n\r\nhello"),
+        _ => Reply::ok("fine"),
+    });
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+    let mut client = Client::connect(proxy.addr());
+
+    for bad in ["/000", "/099", "/600", "/999", "/two-digits", "/four-digits"] {
+        let response = client.get(bad);
+        assert_eq!(response.status, 502, "{bad}: {:?} {}", response.raw_head, response.text());
+        assert!(response.text().contains("status"), "{bad}: the 502 names no reason: {}", response.text());
+
+        // The same client connection: the next answer is the next request's.
+        let after = client.get("/fine");
+        assert_eq!((after.status, after.text().as_str()), (200, "fine"), "after {bad}");
+
+        let requests = upstream.requests();
+        let bad_conn = requests.iter().find(|r| r.target == bad).expect("bad request reached upstream").connection;
+        let next_conn = requests.last().expect("next request").connection;
+        assert_ne!(bad_conn, next_conn, "the upstream connection that answered {bad} was reused");
+    }
+}

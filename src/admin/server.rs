@@ -1,0 +1,273 @@
+//! The admin server: blocking std sockets on threads of their own, never on
+//! a shard, and on a listener of its own (config validation refuses an
+//! admin address that a proxy listener's address overlaps).
+//!
+//! One accept thread hands each connection to a thread of its own, up to
+//! [`MAX_ADMIN_CONNECTIONS`] at once; past that a connection gets 503 and
+//! is closed by the accept thread itself, without waiting on the client.
+//! Each connection gets [`ADMIN_REQUEST_DEADLINE`] for its WHOLE request
+//! head, not per read: a client trickling one byte at a time is cut off
+//! (408) as surely as a silent one, and meanwhile it holds only its own
+//! thread. The response is bounded the same way ([`ADMIN_RESPONSE_DEADLINE`]).
+//! One request per connection (`connection: close`).
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::stats::stats_json;
+use super::ShardCounters;
+
+/// Time from accepting an admin connection to having its complete request
+/// head: one deadline for all the reads together (nginx's
+/// `client_header_timeout` is per read, which a trickling client defeats).
+pub const ADMIN_REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+/// Time to write a whole admin response.
+pub const ADMIN_RESPONSE_DEADLINE: Duration = Duration::from_secs(5);
+/// Admin connections served at once, each on its own thread. A scrape
+/// takes microseconds; this bounds the threads a flood of slow clients
+/// can hold (for at most [`ADMIN_REQUEST_DEADLINE`] each).
+pub const MAX_ADMIN_CONNECTIONS: usize = 16;
+/// Largest admin request head (431 past it).
+pub const ADMIN_MAX_REQUEST_BYTES: usize = 8192;
+/// Header fields an admin request may carry (431 past it).
+const ADMIN_MAX_HEADERS: usize = 32;
+/// Pause after a failed accept (e.g. out of file descriptors), so the
+/// accept thread does not spin while the condition lasts.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Serves the admin endpoints on `listener` until the process exits.
+pub fn spawn(listener: TcpListener, shards: Arc<Vec<Arc<ShardCounters>>>) -> io::Result<()> {
+    std::thread::Builder::new().name("shardgate-admin".into()).spawn(move || {
+        let open = Arc::new(AtomicUsize::new(0));
+        for stream in listener.incoming() {
+            let stream = match stream {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::debug!(error = %e, "admin accept failed");
+                    std::thread::sleep(ACCEPT_ERROR_BACKOFF);
+                    continue;
+                }
+            };
+            let Some(slot) = ConnectionSlot::take(&open) else {
+                refuse_over_cap(stream);
+                continue;
+            };
+            let shards = shards.clone();
+            let spawned = std::thread::Builder::new().name("shardgate-admin-conn".into()).spawn(move || {
+                let _slot = slot;
+                if let Err(e) = serve(stream, &shards) {
+                    tracing::debug!(error = %e, "admin request failed");
+                }
+            });
+            if let Err(e) = spawned {
+                // The closure (stream and slot) is dropped: the client sees
+                // the connection close.
+                tracing::warn!(error = %e, "cannot start an admin connection thread");
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// One of the [`MAX_ADMIN_CONNECTIONS`] places; given back on drop, when
+/// the connection's thread ends.
+struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl ConnectionSlot {
+    fn take(open: &Arc<AtomicUsize>) -> Option<ConnectionSlot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_ADMIN_CONNECTIONS).then_some(n + 1))
+            .ok()
+            .map(|_| ConnectionSlot(open.clone()))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// 503 for a connection over the cap, written by the accept thread without
+/// ever blocking on the client: non-blocking socket, one write (a fresh
+/// socket's send buffer always takes these few bytes).
+fn refuse_over_cap(mut stream: TcpStream) {
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    // Whatever of the request already arrived is read, so that closing the
+    // socket sends FIN after the 503 rather than a reset before it.
+    let mut scratch = [0u8; 1024];
+    let _ = stream.read(&mut scratch);
+    let body = format!("{{\"error\":\"admin connection limit reached ({MAX_ADMIN_CONNECTIONS} at once)\"}}\n");
+    let _ = stream.write_all(response("503 Service Unavailable", &body).as_bytes());
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+/// Why no request head was read.
+enum HeadError {
+    /// The client closed before a complete head: nothing to answer.
+    Closed,
+    /// [`ADMIN_REQUEST_DEADLINE`] passed first.
+    Deadline,
+    TooLarge,
+    Io(io::Error),
+}
+
+fn serve(mut stream: TcpStream, shards: &[Arc<ShardCounters>]) -> io::Result<()> {
+    let accepted = Instant::now();
+    let (status, body) = match read_head(&mut stream, accepted + ADMIN_REQUEST_DEADLINE) {
+        Ok(head) => answer(&head, shards),
+        Err(HeadError::Closed) => return Ok(()),
+        Err(HeadError::Deadline) => (
+            "408 Request Timeout",
+            format!("{{\"error\":\"request head not complete within {} s\"}}\n", ADMIN_REQUEST_DEADLINE.as_secs()),
+        ),
+        Err(HeadError::TooLarge) => (
+            "431 Request Header Fields Too Large",
+            format!("{{\"error\":\"request head larger than {ADMIN_MAX_REQUEST_BYTES} bytes\"}}\n"),
+        ),
+        Err(HeadError::Io(e)) => return Err(e),
+    };
+    write_all_by(&mut stream, response(status, &body).as_bytes(), Instant::now() + ADMIN_RESPONSE_DEADLINE)?;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    Ok(())
+}
+
+/// Reads until a complete request head is buffered, `deadline` passes, or
+/// the head grows past [`ADMIN_MAX_REQUEST_BYTES`].
+fn read_head(stream: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, HeadError> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(HeadError::Deadline);
+        }
+        // Each read waits only for what is left of the one deadline.
+        stream.set_read_timeout(Some(left)).map_err(HeadError::Io)?;
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => return Err(HeadError::Closed),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(HeadError::Deadline)
+            }
+            Err(e) => return Err(HeadError::Io(e)),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        if head_complete(&buf) {
+            return Ok(buf);
+        }
+        if buf.len() >= ADMIN_MAX_REQUEST_BYTES {
+            return Err(HeadError::TooLarge);
+        }
+    }
+}
+
+/// Whether `buf` holds a whole head (or one httparse already refuses, which
+/// [`answer`] then reports): parsing is left to [`answer`].
+fn head_complete(buf: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; ADMIN_MAX_HEADERS];
+    !matches!(httparse::Request::new(&mut headers).parse(buf), Ok(httparse::Status::Partial))
+}
+
+/// The status line and JSON body for a complete (or refused) head.
+fn answer(head: &[u8], shards: &[Arc<ShardCounters>]) -> (&'static str, String) {
+    let mut headers = [httparse::EMPTY_HEADER; ADMIN_MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Err(httparse::Error::TooManyHeaders) => {
+            return (
+                "431 Request Header Fields Too Large",
+                format!("{{\"error\":\"more than {ADMIN_MAX_HEADERS} header fields\"}}\n"),
+            )
+        }
+        _ => return ("400 Bad Request", "{\"error\":\"malformed request head\"}\n".to_string()),
+    }
+    let path = request.path.unwrap_or("");
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    match (request.method.unwrap_or(""), path) {
+        ("GET", "/stats") => ("200 OK", stats_json(shards)),
+        ("GET", _) => ("404 Not Found", "{\"error\":\"not found\"}\n".to_string()),
+        _ => ("405 Method Not Allowed", "{\"error\":\"method not allowed\"}\n".to_string()),
+    }
+}
+
+fn response(status: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Writes all of `bytes` unless `deadline` passes first (a client that
+/// reads slowly gets no longer than the deadline in total).
+fn write_all_by(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(ErrorKind::TimedOut, "admin response not taken within the deadline"));
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (request head, status line the admin answers)
+    const REQUESTS: &[(&[u8], &str)] = &[
+        (b"GET /stats HTTP/1.1\r\nHost: admin\r\n\r\n", "200 OK"),
+        (b"GET /stats?pretty HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /other HTTP/1.1\r\n\r\n", "404 Not Found"),
+        (b"POST /stats HTTP/1.1\r\n\r\n", "405 Method Not Allowed"),
+        (b"GET /stats HTTP/1.1\r\nBad Header\r\n\r\n", "400 Bad Request"),
+        (b"\x01\x02 garbage\r\n\r\n", "400 Bad Request"),
+    ];
+
+    #[test]
+    fn admin_requests_table() {
+        let shards = vec![Arc::new(ShardCounters::default())];
+        for (head, want) in REQUESTS {
+            assert!(head_complete(head), "{:?}", String::from_utf8_lossy(head));
+            let (status, _) = answer(head, &shards);
+            assert_eq!(status, *want, "{:?}", String::from_utf8_lossy(head));
+        }
+        assert!(!head_complete(b"GET /stats HTTP/1.1\r\nHost: admin\r\n"));
+    }
+
+    #[test]
+    fn too_many_header_fields_trip_the_limit() {
+        let mut head = b"GET /stats HTTP/1.1\r\n".to_vec();
+        for i in 0..=ADMIN_MAX_HEADERS {
+            head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        assert!(head_complete(&head));
+        let (status, _) = answer(&head, &[]);
+        assert_eq!(status, "431 Request Header Fields Too Large");
+    }
+
+    #[test]
+    fn connection_slots_stop_at_the_cap_and_come_back_on_drop() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let held: Vec<ConnectionSlot> =
+            (0..MAX_ADMIN_CONNECTIONS).map(|_| ConnectionSlot::take(&open).expect("under the cap")).collect();
+        assert!(ConnectionSlot::take(&open).is_none(), "one past the cap");
+        drop(held);
+        assert_eq!(open.load(Ordering::Acquire), 0);
+        assert!(ConnectionSlot::take(&open).is_some());
+    }
+}

@@ -1,0 +1,33 @@
+//! `GET /stats`: every shard's counters as one JSON document, read from the
+//! shards' atomics at scrape time (the shards never wait for the admin).
+
+use std::sync::Arc;
+
+use super::ShardCounters;
+
+/// `{"shards":[{"shard":0,"accepted":N,"requests":N,"active":N,…},…]}`.
+pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
+    let rows: Vec<String> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let s = c.snapshot();
+            format!(
+                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{},\"idle_without_buffer\":{}}}",
+                s.accepted,
+                s.requests,
+                s.active,
+                s.upstream_connects,
+                s.upstream_reused,
+                s.upstream_retries,
+                s.tls_handshakes,
+                s.tls_resumed,
+                s.tls13,
+                s.tls12,
+                s.tls_failures,
+                s.idle_without_buffer
+            )
+        })
+        .collect();
+    format!("{{\"shards\":[{}]}}\n", rows.join(","))
+}
