@@ -27,10 +27,11 @@ use super::spans::{line_at, FieldPath, Segment, Spans};
 use super::units::{parse_cpu_list, parse_duration, parse_size};
 use super::values::{
     check_header_value, check_location, check_route_path, endpoint_host, parse_header_name, parse_host_pattern,
-    parse_listen_addr, parse_method, resolve_endpoint,
+    parse_listen_addr, parse_method, proxy_host, resolve_endpoint,
 };
 use super::{
-    defaults, Admin, Cluster, Config, IoDriver, Limits, Listener, PathMatch, Route, RouteAction, RouteMatch, Server,
+    defaults, Admin, AssertedHeaders, Cidr, Cluster, Config, ForwardedHeaders, IoDriver, Limits, Listener, PathMatch,
+    Route, RouteAction, RouteMatch, Server,
 };
 
 /// Reads and validates the config file at `path`; relative file names in it
@@ -92,6 +93,10 @@ pub fn load_str_in(text: &str, origin: &str, base_dir: &Path) -> Result<Config, 
     }
 }
 
+/// A listener's own keys (for the misplaced-key hint).
+const LISTENER_KEYS: &[&str] =
+    &["name", "listen", "defer_accept", "trusted_proxies", "forwarded_headers", "limits", "tls"];
+
 /// The commonest TOML slip: a key written after a `[routes.match]` (or
 /// `[listeners.limits]`) header lands in that table, not in the route.
 fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
@@ -108,10 +113,10 @@ fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
         ("routes", "match") if route_keys.contains(&key.as_str()) => {
             Some(" (keys after a [routes.match] header belong to it: move the route's own keys above that header)")
         }
-        ("listeners", "limits") if ["name", "listen", "defer_accept", "tls"].contains(&key.as_str()) => Some(
+        ("listeners", "limits") if LISTENER_KEYS.contains(&key.as_str()) => Some(
             " (keys after a [listeners.limits] header belong to it: move the listener's own keys above that header)",
         ),
-        ("listeners", "tls") if ["name", "listen", "defer_accept", "limits"].contains(&key.as_str()) => {
+        ("listeners", "tls") if LISTENER_KEYS.contains(&key.as_str()) => {
             Some(" (keys after a [listeners.tls] header belong to it: move the listener's own keys above that header)")
         }
         ("clusters", "tls") if cluster_keys.contains(&key.as_str()) => {
@@ -180,6 +185,16 @@ impl Check<'_> {
             }
             let limits = self.limits(&path.key("limits"), l.limits.as_ref(), &base_limits);
             let tls = l.tls.as_ref().and_then(|t| self.listener_tls(&path.key("tls"), t));
+            let trusted_proxies = self.trusted_proxies(&path.key("trusted_proxies"), l.trusted_proxies.as_deref());
+            let forwarded_headers = match l.forwarded_headers.as_deref() {
+                None | Some("replace") => ForwardedHeaders::Replace,
+                Some("append") => ForwardedHeaders::Append,
+                Some(other) => {
+                    let msg = format!("unknown forwarded_headers {other:?}: use \"replace\" or \"append\"");
+                    self.error(&path.key("forwarded_headers"), msg);
+                    ForwardedHeaders::Replace
+                }
+            };
             listeners.push(Listener {
                 name: l.name.clone(),
                 addr,
@@ -187,6 +202,8 @@ impl Check<'_> {
                 limits,
                 routes: Vec::new(),
                 tls,
+                trusted_proxies,
+                forwarded_headers,
             });
         }
 
@@ -223,7 +240,23 @@ impl Check<'_> {
         }
         self.check_redirect_loops(&listeners, &routes);
 
-        Config { server, admin, listeners, routes, clusters }
+        let asserted_headers = AssertedHeaders::of(&listeners);
+        Config { server, admin, listeners, routes, clusters, asserted_headers }
+    }
+
+    /// `trusted_proxies = ["10.0.0.0/8", "2001:db8::/32", "127.0.0.1"]`.
+    fn trusted_proxies(&mut self, path: &FieldPath, list: Option<&[String]>) -> Vec<Cidr> {
+        let mut ranges: Vec<Cidr> = Vec::new();
+        for (i, text) in list.unwrap_or_default().iter().enumerate() {
+            let ipath = path.index(i);
+            let Some(cidr) = self.ok(&ipath, Cidr::parse(text)) else { continue };
+            if ranges.contains(&cidr) {
+                self.error(&ipath, format!("{cidr} is listed twice"));
+            } else {
+                ranges.push(cidr);
+            }
+        }
+        ranges
     }
 
     /// Names must be non-empty, free of whitespace and unique within their
@@ -360,8 +393,10 @@ impl Check<'_> {
             .max_idle_per_endpoint
             .and_then(|n| self.count(&path.key("max_idle_per_endpoint"), n, min, max))
             .unwrap_or(defaults::MAX_IDLE_PER_ENDPOINT);
+        let proxy_hosts = endpoints.iter().map(|&(j, _, _)| proxy_host(&c.endpoints[j], tls.is_some())).collect();
         Cluster {
             name: c.name.clone(),
+            proxy_hosts,
             endpoints: endpoints.iter().map(|&(_, a, _)| a).collect(),
             endpoint_hosts: endpoints.into_iter().map(|(_, _, h)| h).collect(),
             tls,

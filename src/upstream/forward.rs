@@ -28,7 +28,7 @@ use rustls::ClientConnection;
 
 use super::stream::UpstreamStream;
 use crate::error::{Error, ErrorKind};
-use crate::http1::body::{BodyDecoder, ChunkError};
+use crate::http1::body::{self, BodyDecoder, ChunkError};
 use crate::http1::buffers::BufferPool;
 use crate::http1::conn::{hsts_of, Conn, Downstream, Failure, Next};
 use crate::http1::encode::{self, DownstreamFraming, DownstreamHead, ForwardInfo};
@@ -91,7 +91,12 @@ pub async fn proxy<S: Downstream>(
     // Upstream head + the buffered body bytes: one write.
     {
         let info = ForwardInfo {
-            client_ip: &c.client_ip,
+            client: c.client.hop(config.listeners[c.listener].forwarded_headers),
+            asserted: &config.asserted_headers,
+            // The head is written before the endpoint is picked: the
+            // cluster's first endpoint stands in (the hook for the chosen
+            // endpoint's `proxy_hosts[index]` once selection comes first).
+            fallback_host: cluster.proxy_hosts.first().map(|h| h.as_bytes()),
             proto: if c.tls.is_some() { "https" } else { "http" },
             request_id: &c.request_id,
             path: &c.path,
@@ -104,8 +109,9 @@ pub async fn proxy<S: Downstream>(
         };
         encode::upstream_request_head(&mut c.wbuf, &c.rbuf, &c.head, &info);
     }
-    c.wbuf.extend_from_slice(&c.rbuf[c.pos..c.pos + step.consumed]);
-    c.pos += step.consumed;
+    let consumed = body::drop_trailer_fields(&mut c.rbuf, c.pos, &step);
+    c.wbuf.extend_from_slice(&c.rbuf[c.pos..c.pos + consumed]);
+    c.pos += consumed;
     // The rest of a small Content-Length body is read now: head and body
     // then leave in one write (one upstream operation instead of two per
     // POST) and the request stays replayable. Larger bodies stream.
@@ -299,12 +305,13 @@ async fn relay_request_body<S: AsyncReadRent + AsyncWriteRent>(
         if *body_bytes > body_limit {
             return Err(err(ErrorKind::BodyTooLarge, "request body larger than the limit").into());
         }
-        let range = pos..pos + step.consumed;
+        let consumed = body::drop_trailer_fields(&mut c.ubuf, pos, &step);
+        let range = pos..pos + consumed;
         match monoio::time::timeout(body_timeout, write_range(upstream, &mut c.ubuf, range)).await {
             Ok(Ok(())) => {}
             _ => return Err(err(ErrorKind::UpstreamClosed, "upstream stopped reading the request body").into()),
         }
-        pos += step.consumed;
+        pos += consumed;
         if step.done {
             c.request_done = true;
             c.rbuf.extend_from_slice(&c.ubuf[pos..]);

@@ -15,6 +15,7 @@ mod bodies;
 mod cli;
 mod framing;
 mod headers;
+mod identity;
 mod keepalive;
 mod limits;
 mod routing;
