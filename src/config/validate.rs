@@ -637,6 +637,43 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_default_to_none_and_parse_both_families() {
+        let base = "[[listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\n";
+        let c = load_str(&format!("{base}[[routes]]\ndirect = {{}}\n"), "t.toml").unwrap();
+        assert!(c.listeners[0].trusted_proxies.is_empty(), "nothing trusted unless listed, as Envoy at the edge");
+        assert_eq!(c.listeners[0].forwarded_headers, ForwardedHeaders::Replace);
+        let text = format!(
+            "{base}trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\nforwarded_headers = \"append\"\n[[routes]]\ndirect = {{}}\n"
+        );
+        let c = load_str(&text, "t.toml").unwrap();
+        let ranges: Vec<String> = c.listeners[0].trusted_proxies.iter().map(|c| c.to_string()).collect();
+        assert_eq!(ranges, ["10.0.0.0/8", "::1/128"]);
+        assert_eq!(c.listeners[0].forwarded_headers, ForwardedHeaders::Append);
+        let errs = load_str(&format!("{base}trusted_proxies = [\"10.0.0.0/8\", \"x\"]\n"), "t.toml").unwrap_err();
+        assert_eq!((errs.0[0].path.as_str(), errs.0[0].line), ("listeners[0].trusted_proxies[1]", Some(4)));
+    }
+
+    #[test]
+    fn asserted_headers_are_the_union_over_listeners() {
+        let c = load_str("[[listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\n[[routes]]\ndirect = {}\n", "t.toml")
+            .unwrap();
+        assert!(c.asserted_headers.is_empty());
+        let mut listeners = c.listeners.clone();
+        for (i, name) in ["X-Client-Cert", "x-client-cert", "x-peer-cert"].iter().enumerate() {
+            let mut l = listeners[0].clone();
+            l.name = format!("l{i}");
+            let mut tls = crate::config::ListenerTls::single("c.pem".into(), "k.pem".into());
+            tls.client_cert_header = Some(name.to_string());
+            l.tls = Some(tls);
+            listeners.push(l);
+        }
+        let asserted = AssertedHeaders::of(&listeners);
+        assert_eq!(asserted, AssertedHeaders::from_names(&["x-client-cert", "x-peer-cert"]));
+        assert!(asserted.contains(b"X-CLIENT-CERT"));
+        assert!(!asserted.contains(b"x-client"));
+    }
+
+    #[test]
     fn listener_routes_follow_file_order() {
         let text = "[[listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\n\
                     [[listeners]]\nname = \"b\"\nlisten = \"127.0.0.1:0\"\n\
