@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{units, Config, IoDriver, ListenerTls};
+use crate::config::{units, Cidr, Config, IoDriver, ListenerTls};
 
 #[derive(Debug, Parser)]
 #[command(name = "shardgate", version, about = "Thread-per-core HTTP/1.1 reverse proxy, API gateway and load balancer")]
@@ -167,6 +167,9 @@ pub struct Tuning {
     /// Upstream response-head timeout per try, every cluster [default: 15s].
     #[arg(long, value_parser = duration)]
     pub response_timeout: Option<Duration>,
+    /// Believe the forwarding headers and request id of peers in this range (CIDR or address; repeat for more), on every listener, added to any in the config [default: none].
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = Cidr::parse)]
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Tuning {
@@ -248,6 +251,11 @@ impl Tuning {
         set(&mut s.drain_timeout, self.drain_timeout);
         for l in &mut config.listeners {
             l.defer_accept |= self.defer_accept;
+            for range in &self.trusted_proxies {
+                if !l.trusted_proxies.contains(range) {
+                    l.trusted_proxies.push(*range);
+                }
+            }
             let m = &mut l.limits;
             set(&mut m.header_timeout, self.header_timeout);
             set(&mut m.idle_timeout, self.idle_timeout);

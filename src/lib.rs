@@ -21,6 +21,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod downstream;
 pub mod echo;
 pub mod error;
 pub mod http1;

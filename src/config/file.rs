@@ -82,6 +82,11 @@ pub struct ListenerFile {
     pub listen: String,
     /// TCP_DEFER_ACCEPT: accept once the client has sent data.
     pub defer_accept: Option<bool>,
+    /// CIDR ranges (or bare addresses) of proxies whose forwarding headers
+    /// name the client.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// `"replace"` or `"append"`.
+    pub forwarded_headers: Option<String>,
     pub limits: Option<LimitsFile>,
     pub tls: Option<ListenerTlsFile>,
 }

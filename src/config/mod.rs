@@ -13,6 +13,7 @@
 //! string from the config. Shards receive it as an `Arc<Config>` snapshot.
 
 pub mod bounds;
+pub mod cidr;
 mod errors;
 mod file;
 mod spans;
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use cidr::Cidr;
 pub use errors::{ConfigError, ConfigErrors};
 
 /// Default limits. Each is overridable in `[limits]`, per listener in
@@ -82,6 +84,49 @@ pub struct Config {
     /// All routes in file order; listeners refer to them by index.
     pub routes: Vec<Route>,
     pub clusters: Vec<Cluster>,
+    /// Header names the proxy asserts, over all listeners: removed from
+    /// every request on every listener (see [`AssertedHeaders`]).
+    pub asserted_headers: AssertedHeaders,
+}
+
+/// Header names whose value only the proxy may set, because it vouches
+/// for them (today: every listener's `client_cert_header`; later consumer
+/// and claims headers). One listener asserting a name is enough for it to
+/// be removed from requests on EVERY listener: a route often serves an
+/// mTLS listener and one without client certificates, and the upstream
+/// cannot tell which one a request came through. Computed once when the
+/// config is built; the upstream head encoder reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssertedHeaders(Vec<Box<[u8]>>);
+
+impl AssertedHeaders {
+    /// The union of what `listeners` assert, lowercase, without repeats.
+    pub fn of(listeners: &[Listener]) -> AssertedHeaders {
+        let mut names: Vec<Box<[u8]>> = Vec::new();
+        let asserted = listeners.iter().filter_map(|l| l.tls.as_ref()?.client_cert_header.as_deref());
+        for name in asserted {
+            let name: Box<[u8]> = name.to_ascii_lowercase().into_bytes().into();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        AssertedHeaders(names)
+    }
+
+    /// From names directly (the tests of the encoder).
+    pub fn from_names(names: &[&str]) -> AssertedHeaders {
+        AssertedHeaders(names.iter().map(|n| n.to_ascii_lowercase().into_bytes().into()).collect())
+    }
+
+    /// Whether `name` (any case) is asserted by the proxy.
+    #[inline]
+    pub fn contains(&self, name: &[u8]) -> bool {
+        self.0.iter().any(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Process-wide settings (`[server]`).
@@ -136,6 +181,26 @@ pub struct Listener {
     pub routes: Vec<usize>,
     /// `Some` = HTTPS: TLS is terminated on this listener.
     pub tls: Option<ListenerTls>,
+    /// Peers whose forwarding headers are believed (nginx:
+    /// set_real_ip_from; Envoy: xff_num_trusted_hops). Empty = none, as
+    /// Envoy at the edge.
+    pub trusted_proxies: Vec<Cidr>,
+    /// What happens to forwarding headers from an untrusted peer.
+    pub forwarded_headers: ForwardedHeaders,
+}
+
+/// `forwarded_headers`: X-Forwarded-For and Forwarded from a peer that is
+/// not a trusted proxy. (From a trusted one the chain is always kept and
+/// the peer appended.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardedHeaders {
+    /// Dropped; the proxy's own describe the peer (Envoy at the edge).
+    #[default]
+    Replace,
+    /// Kept, the peer appended (nginx's `$proxy_add_x_forwarded_for`):
+    /// for upstreams that log the whole chain. The effective client
+    /// address, X-Real-IP, is still the peer.
+    Append,
 }
 
 /// `[listeners.tls]`: TLS termination. Every file was loaded and checked at
@@ -336,6 +401,10 @@ pub struct Cluster {
     /// `::1` without brackets), parallel to `endpoints`: the default TLS
     /// server name (`crate::tls::client_config::server_name`).
     pub endpoint_hosts: Vec<String>,
+    /// Each endpoint as written, `host[:port]` without the scheme's
+    /// default port (nginx's `$proxy_host`), parallel to `endpoints`: the
+    /// Host sent upstream for a request that had none (HTTP/1.0).
+    pub proxy_hosts: Vec<String>,
     /// `Some` = TLS to the endpoints.
     pub tls: Option<ClusterTls>,
     pub connect_timeout: Duration,
@@ -372,6 +441,8 @@ impl Config {
                 limits: Limits::default(),
                 routes: vec![0],
                 tls: None,
+                trusted_proxies: Vec::new(),
+                forwarded_headers: ForwardedHeaders::Replace,
             }],
             routes: vec![Route {
                 name: "default".to_owned(),
@@ -382,6 +453,7 @@ impl Config {
             clusters: vec![Cluster {
                 name: "upstream".to_owned(),
                 endpoint_hosts: upstreams.iter().map(|a| a.ip().to_string()).collect(),
+                proxy_hosts: upstreams.iter().map(|a| values::proxy_host(&a.to_string(), false)).collect(),
                 endpoints: upstreams,
                 tls: None,
                 connect_timeout: defaults::CONNECT_TIMEOUT,
@@ -389,6 +461,8 @@ impl Config {
                 max_idle_per_endpoint: defaults::MAX_IDLE_PER_ENDPOINT,
                 idle_timeout: defaults::POOL_IDLE_TIMEOUT,
             }],
+            // No listener asserts anything (no client certificates).
+            asserted_headers: AssertedHeaders::default(),
         }
     }
 }

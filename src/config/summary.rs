@@ -3,7 +3,8 @@
 
 use super::units::{fmt_duration, fmt_size};
 use super::{
-    defaults, ClusterTls, Config, HostMatch, IoDriver, Limits, ListenerTls, PathMatch, Route, RouteAction, TlsVersion,
+    defaults, ClusterTls, Config, ForwardedHeaders, HostMatch, IoDriver, Limits, ListenerTls, PathMatch, Route,
+    RouteAction, TlsVersion,
 };
 
 impl Config {
@@ -38,6 +39,16 @@ impl Config {
             let _ = writeln!(out, "listener {:?} {}{scheme}{deferred}", l.name, l.addr);
             if let Some(tls) = &l.tls {
                 out += &fmt_listener_tls(tls);
+            }
+            // Shown when not the default (nothing trusted, replace).
+            if !l.trusted_proxies.is_empty() || l.forwarded_headers != ForwardedHeaders::Replace {
+                let trusted: Vec<String> = l.trusted_proxies.iter().map(|c| c.to_string()).collect();
+                let trusted = if trusted.is_empty() { "none".to_owned() } else { trusted.join(",") };
+                let mode = match l.forwarded_headers {
+                    ForwardedHeaders::Replace => "replace",
+                    ForwardedHeaders::Append => "append",
+                };
+                let _ = writeln!(out, "  trusted_proxies={trusted} forwarded_headers={mode}");
             }
             let limits = fmt_limits(&l.limits);
             if !limits.is_empty() {

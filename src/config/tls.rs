@@ -44,6 +44,8 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
+    "x-real-ip",
+    "forwarded",
     "x-request-id",
 ];
 

@@ -27,10 +27,11 @@ use super::spans::{line_at, FieldPath, Segment, Spans};
 use super::units::{parse_cpu_list, parse_duration, parse_size};
 use super::values::{
     check_header_value, check_location, check_route_path, endpoint_host, listen_addresses_overlap, parse_header_name,
-    parse_host_pattern, parse_listen_addr, parse_method, resolve_endpoint,
+    parse_host_pattern, parse_listen_addr, parse_method, proxy_host, resolve_endpoint,
 };
 use super::{
-    defaults, Admin, Cluster, Config, IoDriver, Limits, Listener, PathMatch, Route, RouteAction, RouteMatch, Server,
+    defaults, Admin, AssertedHeaders, Cidr, Cluster, Config, ForwardedHeaders, IoDriver, Limits, Listener, PathMatch,
+    Route, RouteAction, RouteMatch, Server,
 };
 
 /// Reads and validates the config file at `path`; relative file names in it
@@ -92,6 +93,10 @@ pub fn load_str_in(text: &str, origin: &str, base_dir: &Path) -> Result<Config, 
     }
 }
 
+/// A listener's own keys (for the misplaced-key hint).
+const LISTENER_KEYS: &[&str] =
+    &["name", "listen", "defer_accept", "trusted_proxies", "forwarded_headers", "limits", "tls"];
+
 /// The commonest TOML slip: a key written after a `[routes.match]` (or
 /// `[listeners.limits]`) header lands in that table, not in the route.
 fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
@@ -108,10 +113,10 @@ fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
         ("routes", "match") if route_keys.contains(&key.as_str()) => {
             Some(" (keys after a [routes.match] header belong to it: move the route's own keys above that header)")
         }
-        ("listeners", "limits") if ["name", "listen", "defer_accept", "tls"].contains(&key.as_str()) => Some(
+        ("listeners", "limits") if LISTENER_KEYS.contains(&key.as_str()) => Some(
             " (keys after a [listeners.limits] header belong to it: move the listener's own keys above that header)",
         ),
-        ("listeners", "tls") if ["name", "listen", "defer_accept", "limits"].contains(&key.as_str()) => {
+        ("listeners", "tls") if LISTENER_KEYS.contains(&key.as_str()) => {
             Some(" (keys after a [listeners.tls] header belong to it: move the listener's own keys above that header)")
         }
         ("clusters", "tls") if cluster_keys.contains(&key.as_str()) => {
@@ -186,6 +191,16 @@ impl Check<'_> {
             }
             let limits = self.limits(&path.key("limits"), l.limits.as_ref(), &base_limits);
             let tls = l.tls.as_ref().and_then(|t| self.listener_tls(&path.key("tls"), t));
+            let trusted_proxies = self.trusted_proxies(&path.key("trusted_proxies"), l.trusted_proxies.as_deref());
+            let forwarded_headers = match l.forwarded_headers.as_deref() {
+                None | Some("replace") => ForwardedHeaders::Replace,
+                Some("append") => ForwardedHeaders::Append,
+                Some(other) => {
+                    let msg = format!("unknown forwarded_headers {other:?}: use \"replace\" or \"append\"");
+                    self.error(&path.key("forwarded_headers"), msg);
+                    ForwardedHeaders::Replace
+                }
+            };
             listeners.push(Listener {
                 name: l.name.clone(),
                 addr,
@@ -193,6 +208,8 @@ impl Check<'_> {
                 limits,
                 routes: Vec::new(),
                 tls,
+                trusted_proxies,
+                forwarded_headers,
             });
         }
 
@@ -229,7 +246,23 @@ impl Check<'_> {
         }
         self.check_redirect_loops(&listeners, &routes);
 
-        Config { server, admin, listeners, routes, clusters }
+        let asserted_headers = AssertedHeaders::of(&listeners);
+        Config { server, admin, listeners, routes, clusters, asserted_headers }
+    }
+
+    /// `trusted_proxies = ["10.0.0.0/8", "2001:db8::/32", "127.0.0.1"]`.
+    fn trusted_proxies(&mut self, path: &FieldPath, list: Option<&[String]>) -> Vec<Cidr> {
+        let mut ranges: Vec<Cidr> = Vec::new();
+        for (i, text) in list.unwrap_or_default().iter().enumerate() {
+            let ipath = path.index(i);
+            let Some(cidr) = self.ok(&ipath, Cidr::parse(text)) else { continue };
+            if ranges.contains(&cidr) {
+                self.error(&ipath, format!("{cidr} is listed twice"));
+            } else {
+                ranges.push(cidr);
+            }
+        }
+        ranges
     }
 
     /// Names must be non-empty, free of whitespace and unique within their
@@ -366,8 +399,10 @@ impl Check<'_> {
             .max_idle_per_endpoint
             .and_then(|n| self.count(&path.key("max_idle_per_endpoint"), n, min, max))
             .unwrap_or(defaults::MAX_IDLE_PER_ENDPOINT);
+        let proxy_hosts = endpoints.iter().map(|&(j, _, _)| proxy_host(&c.endpoints[j], tls.is_some())).collect();
         Cluster {
             name: c.name.clone(),
+            proxy_hosts,
             endpoints: endpoints.iter().map(|&(_, a, _)| a).collect(),
             endpoint_hosts: endpoints.into_iter().map(|(_, _, h)| h).collect(),
             tls,
@@ -605,6 +640,43 @@ mod tests {
         assert!(!c.listeners[0].defer_accept, "off unless asked for, as nginx's `deferred`");
         let errs = load_str(&format!("{base}defer_accept = \"yes\"\n"), "t.toml").unwrap_err();
         assert_eq!((errs.0[0].path.as_str(), errs.0[0].line), ("listeners[0].defer_accept", Some(4)));
+    }
+
+    #[test]
+    fn trusted_proxies_default_to_none_and_parse_both_families() {
+        let base = "[[listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\n";
+        let c = load_str(&format!("{base}[[routes]]\ndirect = {{}}\n"), "t.toml").unwrap();
+        assert!(c.listeners[0].trusted_proxies.is_empty(), "nothing trusted unless listed, as Envoy at the edge");
+        assert_eq!(c.listeners[0].forwarded_headers, ForwardedHeaders::Replace);
+        let text = format!(
+            "{base}trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\nforwarded_headers = \"append\"\n[[routes]]\ndirect = {{}}\n"
+        );
+        let c = load_str(&text, "t.toml").unwrap();
+        let ranges: Vec<String> = c.listeners[0].trusted_proxies.iter().map(|c| c.to_string()).collect();
+        assert_eq!(ranges, ["10.0.0.0/8", "::1/128"]);
+        assert_eq!(c.listeners[0].forwarded_headers, ForwardedHeaders::Append);
+        let errs = load_str(&format!("{base}trusted_proxies = [\"10.0.0.0/8\", \"x\"]\n"), "t.toml").unwrap_err();
+        assert_eq!((errs.0[0].path.as_str(), errs.0[0].line), ("listeners[0].trusted_proxies[1]", Some(4)));
+    }
+
+    #[test]
+    fn asserted_headers_are_the_union_over_listeners() {
+        let c = load_str("[[listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\n[[routes]]\ndirect = {}\n", "t.toml")
+            .unwrap();
+        assert!(c.asserted_headers.is_empty());
+        let mut listeners = c.listeners.clone();
+        for (i, name) in ["X-Client-Cert", "x-client-cert", "x-peer-cert"].iter().enumerate() {
+            let mut l = listeners[0].clone();
+            l.name = format!("l{i}");
+            let mut tls = crate::config::ListenerTls::single("c.pem".into(), "k.pem".into());
+            tls.client_cert_header = Some(name.to_string());
+            l.tls = Some(tls);
+            listeners.push(l);
+        }
+        let asserted = AssertedHeaders::of(&listeners);
+        assert_eq!(asserted, AssertedHeaders::from_names(&["x-client-cert", "x-peer-cert"]));
+        assert!(asserted.contains(b"X-CLIENT-CERT"));
+        assert!(!asserted.contains(b"x-client"));
     }
 
     #[test]

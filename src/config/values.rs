@@ -233,6 +233,26 @@ pub(super) fn endpoint_host(text: &str) -> String {
     }
 }
 
+/// nginx's `$proxy_host` for an endpoint as written (already accepted by
+/// [`resolve_endpoint`]): `host:port`, the port left out when it is the
+/// scheme's default; IPv6 in brackets. Host names lowercase.
+pub(super) fn proxy_host(text: &str, tls: bool) -> String {
+    let default_port = if tls { 443 } else { 80 };
+    let (host, port) = match text.parse::<SocketAddr>() {
+        Ok(SocketAddr::V4(a)) => (a.ip().to_string(), a.port()),
+        Ok(SocketAddr::V6(a)) => (format!("[{}]", a.ip()), a.port()),
+        Err(_) => match text.rsplit_once(':') {
+            Some((host, port)) => (host.to_ascii_lowercase(), port.parse().unwrap_or(default_port)),
+            None => (text.to_ascii_lowercase(), default_port),
+        },
+    };
+    if port == default_port {
+        host
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +277,22 @@ mod tests {
         for (a, b, want) in CASES {
             let got = listen_addresses_overlap(a.parse().unwrap(), b.parse().unwrap());
             assert_eq!(got, *want, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn proxy_host_is_the_endpoint_as_written_without_a_default_port() {
+        const CASES: &[(&str, bool, &str)] = &[
+            ("127.0.0.1:9000", false, "127.0.0.1:9000"),
+            ("127.0.0.1:80", false, "127.0.0.1"),
+            ("127.0.0.1:80", true, "127.0.0.1:80"),
+            ("[::1]:443", true, "[::1]"),
+            ("[::1]:8443", true, "[::1]:8443"),
+            ("Backend.Internal:8080", false, "backend.internal:8080"),
+            ("backend.internal:443", true, "backend.internal"),
+        ];
+        for &(text, tls, want) in CASES {
+            assert_eq!(proxy_host(text, tls), want, "{text} tls={tls}");
         }
     }
 

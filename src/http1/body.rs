@@ -114,6 +114,47 @@ pub struct Step {
     pub consumed: usize,
     /// The body ended within those bytes.
     pub done: bool,
+    /// Chunked only: the trailer field lines among those bytes, if any.
+    pub trailer: Option<TrailerSpan>,
+}
+
+impl Step {
+    fn new(consumed: usize, done: bool) -> Step {
+        Step { consumed, done, trailer: None }
+    }
+}
+
+/// Where the trailer field lines (each with its CRLF) sit within the input
+/// of one `decode` call: `start..end`, always contiguous, and followed in
+/// the message only by the final CRLF. A trailer section that arrives over
+/// several reads is reported piece by piece, one span per call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrailerSpan {
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Request trailers are dropped, as nginx does: the upstream receives the
+/// last chunk and the final CRLF with no trailer fields. Removes from
+/// `buf` the trailer field lines `step` reported for the input that began
+/// at `buf[at]`, and returns how many bytes of the body are then left at
+/// `buf[at..]` (the step's `consumed`, less the trailer). Bytes after the
+/// body (a pipelined request) move down with it.
+///
+/// Why drop rather than filter: a trailer field reaches most applications
+/// merged into the header fields, after the proxy looked at them, so any
+/// field in it — `Authorization`, `X-Forwarded-For`, an identity header
+/// the proxy asserts — would bypass every header rule; and no field a
+/// proxied API needs is only ever sent as a trailer (gRPC's are response
+/// trailers, which pass).
+pub fn drop_trailer_fields(buf: &mut Vec<u8>, at: usize, step: &Step) -> usize {
+    match step.trailer {
+        None => step.consumed,
+        Some(t) => {
+            buf.drain(at + t.start..at + t.end);
+            step.consumed - (t.end - t.start)
+        }
+    }
 }
 
 impl ChunkedDecoder {
@@ -127,6 +168,12 @@ impl ChunkedDecoder {
     pub fn decode(&mut self, input: &[u8], mut on_data: impl FnMut(Range<usize>)) -> Result<Step, ChunkError> {
         use ChunkedState::*;
         let mut i = 0;
+        // The trailer field lines seen in this call (see `TrailerSpan`).
+        let mut trailer: Option<TrailerSpan> = None;
+        let mut in_trailer = |i: usize| match &mut trailer {
+            Some(t) => t.end = i + 1,
+            None => trailer = Some(TrailerSpan { start: i, end: i + 1 }),
+        };
         while i < input.len() {
             let b = input[i];
             match self.state {
@@ -205,12 +252,14 @@ impl ChunkedDecoder {
                         self.push_name(b);
                         self.state = TrailerName;
                         self.count_trailer()?;
+                        in_trailer(i);
                     } else {
                         return Err(ChunkError::BadTrailer);
                     }
                 }
                 TrailerName => {
                     self.count_trailer()?;
+                    in_trailer(i);
                     if b == b':' {
                         let name = &self.name[..self.name_len];
                         if FORBIDDEN_TRAILERS.iter().any(|f| f.eq_ignore_ascii_case(name)) {
@@ -225,6 +274,7 @@ impl ChunkedDecoder {
                 }
                 TrailerValue => {
                     self.count_trailer()?;
+                    in_trailer(i);
                     match b {
                         b'\r' => self.state = TrailerLf,
                         b'\n' | 0 => return Err(ChunkError::BadLineEnding),
@@ -237,6 +287,7 @@ impl ChunkedDecoder {
                     if b != b'\n' {
                         return Err(ChunkError::BadLineEnding);
                     }
+                    in_trailer(i);
                     self.state = TrailerStart;
                 }
                 EndLf => {
@@ -244,13 +295,13 @@ impl ChunkedDecoder {
                         return Err(ChunkError::BadLineEnding);
                     }
                     self.state = Done;
-                    return Ok(Step { consumed: i + 1, done: true });
+                    return Ok(Step { consumed: i + 1, done: true, trailer });
                 }
-                Done => return Ok(Step { consumed: i, done: true }),
+                Done => return Ok(Step { consumed: i, done: true, trailer }),
             }
             i += 1;
         }
-        Ok(Step { consumed: i, done: self.state == Done })
+        Ok(Step { consumed: i, done: self.state == Done, trailer })
     }
 
     fn push_name(&mut self, b: u8) {
@@ -318,21 +369,21 @@ impl BodyDecoder {
     /// the ranges of payload (for chunked: without the framing).
     pub fn decode(&mut self, input: &[u8], mut on_data: impl FnMut(Range<usize>)) -> Result<Step, ChunkError> {
         match self {
-            BodyDecoder::Empty => Ok(Step { consumed: 0, done: true }),
+            BodyDecoder::Empty => Ok(Step::new(0, true)),
             BodyDecoder::Length { remaining } => {
                 let n = (input.len() as u64).min(*remaining) as usize;
                 if n > 0 {
                     on_data(0..n);
                 }
                 *remaining -= n as u64;
-                Ok(Step { consumed: n, done: *remaining == 0 })
+                Ok(Step::new(n, *remaining == 0))
             }
             BodyDecoder::Chunked(c) => c.decode(input, on_data),
             BodyDecoder::UntilClose => {
                 if !input.is_empty() {
                     on_data(0..input.len());
                 }
-                Ok(Step { consumed: input.len(), done: false })
+                Ok(Step::new(input.len(), false))
             }
         }
     }
@@ -415,11 +466,71 @@ mod tests {
         assert_eq!(decode_all(&long_trailer).unwrap_err(), ChunkError::TrailerTooLong);
     }
 
+    /// Feeds `input` in pieces cut at `cuts` through the relay's two calls
+    /// (decode, then drop the trailer) and returns what would be sent on.
+    fn relayed_without_trailer(input: &[u8], cuts: &[usize]) -> Vec<u8> {
+        let mut d = BodyDecoder::new(Framing::Chunked);
+        let mut out = Vec::new();
+        let mut bounds = cuts.to_vec();
+        bounds.push(input.len());
+        let mut from = 0;
+        for to in bounds {
+            let mut buf = input[from..to].to_vec();
+            let step = d.decode(&buf, |_| {}).unwrap();
+            let n = drop_trailer_fields(&mut buf, 0, &step);
+            out.extend_from_slice(&buf[..n]);
+            from = to;
+            if step.done {
+                // What follows the body is left in place, after it.
+                assert_eq!(&buf[n..], &input[to - (buf.len() - n)..to]);
+                break;
+            }
+        }
+        out
+    }
+
+    /// (name, chunked body + anything after it, what goes upstream)
+    const TRAILER_CASES: &[(&str, &[u8], &[u8])] = &[
+        ("no trailer", b"3\r\nabc\r\n0\r\n\r\n", b"3\r\nabc\r\n0\r\n\r\n"),
+        ("one field", b"3\r\nabc\r\n0\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n", b"3\r\nabc\r\n0\r\n\r\n"),
+        (
+            "identity fields",
+            b"1\r\na\r\n0\r\nAuthorization: Bearer x\r\nX-Client-Cert: subject=\"CN=admin\"\r\n\r\n",
+            b"1\r\na\r\n0\r\n\r\n",
+        ),
+        ("last-chunk extension kept", b"0;e=1\r\nA: b\r\n\r\n", b"0;e=1\r\n\r\n"),
+        ("pipelined request after", b"0\r\nA: b\r\n\r\nGET / HTTP/1.1\r\n", b"0\r\n\r\n"),
+        ("empty value", b"0\r\nA:\r\n\r\n", b"0\r\n\r\n"),
+    ];
+
+    #[test]
+    fn request_trailers_are_dropped_however_the_reads_fall() {
+        for &(name, input, want) in TRAILER_CASES {
+            assert_eq!(relayed_without_trailer(input, &[]), want, "{name}: one read");
+            // Every single cut, and byte by byte.
+            for cut in 1..input.len() {
+                assert_eq!(relayed_without_trailer(input, &[cut]), want, "{name}: cut at {cut}");
+            }
+            let every: Vec<usize> = (1..input.len()).collect();
+            assert_eq!(relayed_without_trailer(input, &every), want, "{name}: byte by byte");
+        }
+    }
+
+    #[test]
+    fn the_trailer_span_covers_exactly_the_field_lines() {
+        let input = b"0\r\nA: b\r\nC: d\r\n\r\n";
+        let (_, step) = decode_all(input).unwrap();
+        assert_eq!(step.trailer, Some(TrailerSpan { start: 3, end: 15 }));
+        assert_eq!(&input[3..15], b"A: b\r\nC: d\r\n");
+        let (_, step) = decode_all(b"2\r\nab\r\n0\r\n\r\n").unwrap();
+        assert_eq!(step.trailer, None);
+    }
+
     #[test]
     fn length_decoder_stops_at_length() {
         let mut d = BodyDecoder::new(Framing::Length(3));
         let step = d.decode(b"abcdef", |r| assert_eq!(r, 0..3)).unwrap();
-        assert_eq!(step, Step { consumed: 3, done: true });
+        assert_eq!(step, Step::new(3, true));
         assert!(d.is_done());
     }
 }

@@ -26,6 +26,7 @@ use super::io::read_more;
 use super::parse::{parse_request, Framing, HeadLimits, HeaderKind, Method, RequestHead};
 use super::Version;
 use crate::config::Config;
+use crate::downstream::client_addr::ClientAddr;
 use crate::error::{reason_phrase, Error, ErrorKind, Side};
 use crate::pipeline;
 use crate::shard::registry::Registration;
@@ -64,8 +65,10 @@ pub struct Conn<S> {
     pub tls: Option<TlsInfo>,
     pub stream: S,
     pub peer: SocketAddr,
-    /// `peer`'s IP address as text, for X-Forwarded-For on every request.
-    pub client_ip: Vec<u8>,
+    /// The effective client address: the peer, or whom a trusted peer's
+    /// forwarding headers name. Resolved once per request, before the
+    /// pipeline; everything keyed by the client reads it.
+    pub client: ClientAddr,
     pub listener: usize,
     /// Bytes read from the client. The current head starts at 0 after
     /// `compact`; bytes past the current message are the next request.
@@ -128,10 +131,10 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
             send_timeout: config.listeners[listener].limits.body_timeout,
             registration,
             rbuf: Vec::with_capacity(INITIAL_READ_BUFFER_BYTES),
+            client: ClientAddr::new(peer, &config.listeners[listener].trusted_proxies),
             config,
             tls,
             stream,
-            client_ip: peer.ip().to_string().into_bytes(),
             peer,
             listener,
             pos: 0,
@@ -444,6 +447,7 @@ pub async fn serve<S: Downstream>(
             Ok(()) => {
                 c.pos = c.head.head_len;
                 c.request_done = c.head.framing == Framing::Empty;
+                c.client.resolve(&c.head, &c.rbuf, &config.listeners[listener].trusted_proxies);
                 resolve_request_id(&shard, &mut c);
                 // Boxed: the pipeline's state (the largest part of a
                 // connection's future) exists only while a request is being
@@ -480,9 +484,14 @@ pub fn hsts_of(config: &Config, listener: usize) -> Option<&[u8]> {
     config.listeners[listener].tls.as_ref().and_then(|t| t.hsts.as_deref()).map(str::as_bytes)
 }
 
-/// Keeps a sane client-sent `x-request-id`, or makes one.
+/// Keeps a sane `x-request-id` from a trusted proxy, or makes one. From
+/// anyone else an id is not taken: a client could pick one to collide
+/// with, or pass for, another request's in the upstream's logs.
 fn resolve_request_id<S>(shard: &Shard, c: &mut Conn<S>) {
-    let sent = c.head.headers.iter().find(|h| h.kind == HeaderKind::XRequestId).map(|h| h.value.of(&c.rbuf));
+    let sent = match c.client.peer_trusted() {
+        true => c.head.headers.iter().find(|h| h.kind == HeaderKind::XRequestId).map(|h| h.value.of(&c.rbuf)),
+        false => None,
+    };
     match sent {
         Some(id) if !id.is_empty() && id.len() <= MAX_REQUEST_ID_BYTES && id.iter().all(|b| b.is_ascii_graphic()) => {
             c.request_id.clear();

@@ -9,9 +9,11 @@
 
 use std::io::Write;
 
+use super::forwarded;
 use super::parse::{Framing, Header, HeaderKind, Method, RequestHead};
 use super::response::ResponseHead;
 use super::Version;
+use crate::config::AssertedHeaders;
 use crate::error::reason_phrase;
 
 /// The `Via` pseudonym (RFC 9110 §7.6.3).
@@ -37,16 +39,40 @@ pub enum DownstreamFraming {
 
 /// Facts about the request that the upstream head carries.
 pub struct ForwardInfo<'a> {
-    /// The client's address as text, formatted once per connection.
-    pub client_ip: &'a [u8],
+    /// Who the request came from (`downstream/client_addr.rs`).
+    pub client: ClientHop<'a>,
     /// "http" or "https".
     pub proto: &'static str,
     pub request_id: &'a [u8],
     pub path: &'a [u8],
     pub query: Option<&'a [u8]>,
-    /// mTLS: the header that carries the verified client identity upstream
-    /// (any client-sent header of that name is dropped) and its value.
+    /// Header names only the proxy may set (every listener's, not only
+    /// this one's): any client-sent field of these names is dropped.
+    pub asserted: &'a AssertedHeaders,
+    /// mTLS on this listener: the header that carries the verified client
+    /// identity upstream, and that identity.
     pub client_cert: Option<(&'a [u8], Option<&'a [u8]>)>,
+    /// The Host to send when the request has none (HTTP/1.0 allows that;
+    /// HTTP/1.1 upstreams must refuse it): nginx's `$proxy_host`, the
+    /// endpoint as configured.
+    pub fallback_host: Option<&'a [u8]>,
+}
+
+/// The client and its hop to the proxy, as the forwarding headers tell it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientHop<'a> {
+    /// The effective client address as text: X-Real-IP, and the start of
+    /// X-Forwarded-For / Forwarded when no chain is kept.
+    pub client: &'a [u8],
+    /// The connection's peer as text: appended to a kept chain, and the
+    /// `for=` of the proxy's own Forwarded element.
+    pub peer: &'a [u8],
+    /// Keep the X-Forwarded-For / Forwarded the client sent and append to
+    /// them (a trusted peer, or `forwarded_headers = "append"`); else they
+    /// are replaced.
+    pub keep_chain: bool,
+    /// A trusted peer: its X-Forwarded-Proto and -Host are kept too.
+    pub trusted: bool,
 }
 
 /// Is this header named in the `Connection` field (and so hop-by-hop)?
@@ -77,7 +103,16 @@ fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// The request head sent upstream, always HTTP/1.1.
+///
+/// Forwarding headers (`docs/architecture.md`, "Header trust"):
+/// X-Forwarded-For and Forwarded keep the client's list only when
+/// `keep_chain`, with the peer appended; else they are the proxy's alone.
+/// A kept chain that did not come starts with the effective client (a
+/// trusted proxy that sent only one of the two headers). X-Real-IP is
+/// always the effective client. X-Forwarded-Proto/Host are the trusted
+/// peer's if it sent them, else the proxy's.
 pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, info: &ForwardInfo<'_>) {
+    let hop = &info.client;
     out.extend_from_slice(head.method_span.of(buf));
     out.push(b' ');
     out.extend_from_slice(info.path);
@@ -86,12 +121,16 @@ pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, 
         out.extend_from_slice(q);
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    if let Some(host) = head.host {
-        push_header(out, b"host", host.of(buf));
+    let host = head.host.map(|h| h.of(buf));
+    if let Some(host) = host.or(info.fallback_host) {
+        push_header(out, b"host", host);
     }
     let check_listed = head.connection.lists_other_names;
-    let mut xff_start = None;
-    let mut via_start = None;
+    let mut xff_written = false;
+    let mut forwarded_written = false;
+    let mut via_written = false;
+    let mut proto_kept = false;
+    let mut host_kept = false;
     for h in &head.headers {
         match h.kind {
             HeaderKind::Other => {
@@ -99,61 +138,90 @@ pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, 
                 if check_listed && listed_in_connection(&head.headers, buf, name) {
                     continue;
                 }
-                if info.client_cert.is_some_and(|(header, _)| header.eq_ignore_ascii_case(name)) {
-                    // Only the proxy may vouch for a client certificate.
+                if info.asserted.contains(name) {
+                    // Only the proxy may vouch for these (a client
+                    // certificate's identity), on whatever listener.
                     continue;
                 }
                 push_header(out, name, h.value.of(buf));
             }
-            HeaderKind::XForwardedFor => {
-                // Merge every X-Forwarded-For into one list, ours last.
-                if xff_start.is_none() {
-                    out.extend_from_slice(b"x-forwarded-for: ");
-                    xff_start = Some(out.len());
-                    out.extend_from_slice(h.value.of(buf));
-                    for other in head.headers.iter().filter(|o| o.kind == HeaderKind::XForwardedFor).skip(1) {
-                        out.extend_from_slice(b", ");
-                        out.extend_from_slice(other.value.of(buf));
-                    }
-                    out.extend_from_slice(b", ");
-                    out.extend_from_slice(info.client_ip);
-                    out.extend_from_slice(b"\r\n");
-                }
+            HeaderKind::XForwardedFor if hop.keep_chain && !xff_written => {
+                // Every X-Forwarded-For as one list, the peer last.
+                xff_written = true;
+                out.extend_from_slice(b"x-forwarded-for: ");
+                push_joined(out, head, buf, HeaderKind::XForwardedFor);
+                out.extend_from_slice(hop.peer);
+                out.extend_from_slice(b"\r\n");
             }
-            HeaderKind::Via => {
-                if via_start.is_none() {
-                    out.extend_from_slice(b"via: ");
-                    via_start = Some(out.len());
-                    out.extend_from_slice(h.value.of(buf));
-                    for other in head.headers.iter().filter(|o| o.kind == HeaderKind::Via).skip(1) {
-                        out.extend_from_slice(b", ");
-                        out.extend_from_slice(other.value.of(buf));
-                    }
-                    out.extend_from_slice(b", ");
-                    push_via(out, head.version);
-                }
+            HeaderKind::Forwarded if hop.keep_chain && !forwarded_written => {
+                forwarded_written = true;
+                out.extend_from_slice(b"forwarded: ");
+                push_joined(out, head, buf, HeaderKind::Forwarded);
+                push_forwarded_element(out, hop.peer, info.proto, host);
+                out.extend_from_slice(b"\r\n");
             }
-            // Host is written first; the proxy sets these itself; framing and
-            // hop-by-hop fields are per connection; the 100-continue
-            // expectation is answered by the proxy.
-            HeaderKind::Host
+            HeaderKind::Via if !via_written => {
+                via_written = true;
+                out.extend_from_slice(b"via: ");
+                push_joined(out, head, buf, HeaderKind::Via);
+                push_via(out, head.version);
+            }
+            HeaderKind::XForwardedProto if hop.trusted => {
+                proto_kept = true;
+                push_header(out, h.name.of(buf), h.value.of(buf));
+            }
+            HeaderKind::XForwardedHost if hop.trusted => {
+                host_kept = true;
+                push_header(out, h.name.of(buf), h.value.of(buf));
+            }
+            // Merged above, or replaced below: the proxy writes these
+            // itself unless a trusted chain is kept.
+            HeaderKind::XForwardedFor
+            | HeaderKind::Forwarded
+            | HeaderKind::Via
             | HeaderKind::XForwardedProto
             | HeaderKind::XForwardedHost
-            | HeaderKind::XRequestId
-            | HeaderKind::Expect => {}
+            | HeaderKind::XRealIp
+            | HeaderKind::XRequestId => {}
+            // Host is written first; the 100-continue expectation is
+            // answered by the proxy; framing and hop-by-hop fields are per
+            // connection.
+            HeaderKind::Host | HeaderKind::Expect => {}
             kind => debug_assert!(kind.is_hop_by_hop()),
         }
     }
-    if xff_start.is_none() {
-        push_header(out, b"x-forwarded-for", info.client_ip);
+    // The client addressed by the chain comes first when none was kept
+    // (or a trusted proxy sent none): replaced headers name it alone.
+    let client_differs = hop.client != hop.peer;
+    if !xff_written {
+        out.extend_from_slice(b"x-forwarded-for: ");
+        out.extend_from_slice(hop.client);
+        if client_differs {
+            out.extend_from_slice(b", ");
+            out.extend_from_slice(hop.peer);
+        }
+        out.extend_from_slice(b"\r\n");
     }
-    if via_start.is_none() {
+    if !forwarded_written {
+        out.extend_from_slice(b"forwarded: ");
+        if client_differs {
+            out.extend_from_slice(b"for=");
+            forwarded::push_node(out, hop.client);
+            out.extend_from_slice(b", ");
+        }
+        push_forwarded_element(out, hop.peer, info.proto, host);
+        out.extend_from_slice(b"\r\n");
+    }
+    push_header(out, b"x-real-ip", hop.client);
+    if !via_written {
         out.extend_from_slice(b"via: ");
         push_via(out, head.version);
     }
-    push_header(out, b"x-forwarded-proto", info.proto.as_bytes());
-    if let Some(host) = head.host {
-        push_header(out, b"x-forwarded-host", host.of(buf));
+    if !proto_kept {
+        push_header(out, b"x-forwarded-proto", info.proto.as_bytes());
+    }
+    if let (Some(host), false) = (host, host_kept) {
+        push_header(out, b"x-forwarded-host", host);
     }
     push_header(out, b"x-request-id", info.request_id);
     if let Some((header, Some(identity))) = info.client_cert {
@@ -172,6 +240,28 @@ pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, 
         Framing::UntilClose => unreachable!("requests are never close-delimited"),
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// The values of every field of `kind`, joined as one list, and `, `
+/// after them if there were any (empty values are skipped).
+fn push_joined(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], kind: HeaderKind) {
+    for h in head.headers.iter().filter(|h| h.kind == kind && !h.value.is_empty()) {
+        out.extend_from_slice(h.value.of(buf));
+        out.extend_from_slice(b", ");
+    }
+}
+
+/// The proxy's own Forwarded element (RFC 7239 §4): the hop it received
+/// the request over: `for=<peer>;proto=<scheme>[;host=<Host>]`.
+fn push_forwarded_element(out: &mut Vec<u8>, peer: &[u8], proto: &str, host: Option<&[u8]>) {
+    out.extend_from_slice(b"for=");
+    forwarded::push_node(out, peer);
+    out.extend_from_slice(b";proto=");
+    out.extend_from_slice(proto.as_bytes());
+    if let Some(host) = host {
+        out.extend_from_slice(b";host=");
+        forwarded::push_value(out, host);
+    }
 }
 
 fn push_via(out: &mut Vec<u8>, version: Version) {
@@ -302,18 +392,33 @@ mod tests {
 
     const LIMITS: HeadLimits = HeadLimits { max_head_bytes: 8192, max_headers: 64, max_uri_bytes: 1024 };
 
+    const UNTRUSTED: ClientHop<'static> =
+        ClientHop { client: b"10.0.0.9", peer: b"10.0.0.9", keep_chain: false, trusted: false };
+
     fn forward(raw: &[u8]) -> String {
+        let asserted = AssertedHeaders::from_names(&["x-client-cert"]);
+        forward_with(raw, UNTRUSTED, &asserted, Some((b"x-client-cert", Some(b"subject=\"CN=c\""))))
+    }
+
+    fn forward_with(
+        raw: &[u8],
+        client: ClientHop<'_>,
+        asserted: &AssertedHeaders,
+        client_cert: Option<(&[u8], Option<&[u8]>)>,
+    ) -> String {
         let mut head = RequestHead::default();
         assert!(parse_request(raw, &LIMITS, &mut head).unwrap());
         let mut path = Vec::new();
         let q = crate::pipeline::path::normalise(head.target.of(raw), &mut path).unwrap();
         let info = ForwardInfo {
-            client_ip: b"10.0.0.9",
+            client,
             proto: "http",
             request_id: b"rid",
             path: &path,
             query: q,
-            client_cert: Some((b"x-client-cert", Some(b"subject=\"CN=c\""))),
+            asserted,
+            client_cert,
+            fallback_host: Some(b"backend:8080"),
         };
         let mut out = Vec::new();
         upstream_request_head(&mut out, raw, &head, &info);
@@ -331,6 +436,8 @@ mod tests {
         }
         assert!(out.contains("X-Keep: k\r\n"));
         assert!(out.contains("x-forwarded-for: 10.0.0.9\r\n"));
+        assert!(out.contains("x-real-ip: 10.0.0.9\r\n"));
+        assert!(out.contains("forwarded: for=10.0.0.9;proto=http;host=h\r\n"));
         assert!(out.contains("x-forwarded-proto: http\r\n"));
         assert!(out.contains("x-forwarded-host: h\r\n"));
         assert!(out.contains("via: 1.1 shardgate\r\n"));
@@ -344,12 +451,62 @@ mod tests {
         assert!(out.contains("x-client-cert: subject=\"CN=c\"\r\n"), "{out}");
     }
 
+    /// A listener without client certificates still drops what another
+    /// listener asserts.
     #[test]
-    fn forwarded_lists_are_appended() {
-        let out = forward(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\nVia: 1.0 edge\r\n\r\n");
-        assert!(out.contains("x-forwarded-for: 1.1.1.1, 2.2.2.2, 10.0.0.9\r\n"), "{out}");
+    fn asserted_headers_are_dropped_without_client_certificates() {
+        let asserted = AssertedHeaders::from_names(&["x-client-cert", "X-Consumer"]);
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\nX-CLIENT-CERT: forged\r\nx-consumer: admin\r\nX-Other: kept\r\n\r\n";
+        let out = forward_with(raw, UNTRUSTED, &asserted, None);
+        assert!(!out.to_ascii_lowercase().contains("x-client-cert"), "{out}");
+        assert!(!out.to_ascii_lowercase().contains("x-consumer"), "{out}");
+        assert!(out.contains("X-Other: kept\r\n"), "{out}");
+    }
+
+    const SPOOFED: &[u8] = b"GET / HTTP/1.1\r\nHost: h:8080\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n\
+        Forwarded: for=1.1.1.1\r\nX-Real-IP: 1.1.1.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nVia: 1.0 edge\r\n\r\n";
+
+    #[test]
+    fn forwarding_headers_from_an_untrusted_peer_are_replaced() {
+        let out = forward(SPOOFED);
+        for gone in ["1.1.1.1", "2.2.2.2", "https", "evil"] {
+            assert!(!out.contains(gone), "{gone} in {out}");
+        }
+        assert!(out.contains("x-forwarded-for: 10.0.0.9\r\n"), "{out}");
+        assert!(out.contains("forwarded: for=10.0.0.9;proto=http;host=\"h:8080\"\r\n"), "{out}");
         assert!(out.contains("via: 1.0 edge, 1.1 shardgate\r\n"), "{out}");
         assert_eq!(out.matches("x-forwarded-for").count(), 1);
+    }
+
+    #[test]
+    fn a_trusted_chain_is_appended_to() {
+        let hop = ClientHop { client: b"2.2.2.2", peer: b"10.0.0.9", keep_chain: true, trusted: true };
+        let out = forward_with(SPOOFED, hop, &AssertedHeaders::default(), None);
+        assert!(out.contains("x-forwarded-for: 1.1.1.1, 2.2.2.2, 10.0.0.9\r\n"), "{out}");
+        assert!(out.contains("forwarded: for=1.1.1.1, for=10.0.0.9;proto=http;host=\"h:8080\"\r\n"), "{out}");
+        assert!(out.contains("x-real-ip: 2.2.2.2\r\n"), "{out}");
+        assert!(out.contains("X-Forwarded-Proto: https\r\n"), "{out}");
+        assert!(out.contains("X-Forwarded-Host: evil\r\n"), "{out}");
+        assert!(!out.contains("x-forwarded-proto"), "{out}");
+        assert_eq!(out.matches("x-forwarded-for").count(), 1);
+        assert_eq!(out.to_ascii_lowercase().matches("x-real-ip").count(), 1);
+    }
+
+    #[test]
+    fn a_chain_that_did_not_come_starts_with_the_client() {
+        let hop = ClientHop { client: b"2001:db8::1", peer: b"10.0.0.9", keep_chain: true, trusted: true };
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 2001:db8::1\r\n\r\n";
+        let out = forward_with(raw, hop, &AssertedHeaders::default(), None);
+        assert!(out.contains("x-forwarded-for: 2001:db8::1, 10.0.0.9\r\n"), "{out}");
+        assert!(out.contains("forwarded: for=\"[2001:db8::1]\", for=10.0.0.9;proto=http;host=h\r\n"), "{out}");
+    }
+
+    #[test]
+    fn a_request_without_host_gets_the_fallback() {
+        let out = forward(b"GET / HTTP/1.0\r\n\r\n");
+        assert!(out.contains("host: backend:8080\r\n"), "{out}");
+        assert!(!out.contains("x-forwarded-host"), "{out}");
+        assert!(out.contains("forwarded: for=10.0.0.9;proto=http\r\n"), "{out}");
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub enum HeaderKind {
     XForwardedFor,
     XForwardedProto,
     XForwardedHost,
+    /// RFC 7239.
+    Forwarded,
+    XRealIp,
     Via,
     XRequestId,
     Other,
@@ -67,6 +70,8 @@ impl HeaderKind {
             6 if is("expect") => Expect,
             7 if is("trailer") => Trailer,
             7 if is("upgrade") => Upgrade,
+            9 if is("forwarded") => Forwarded,
+            9 if is("x-real-ip") => XRealIp,
             10 if is("connection") => Connection,
             10 if is("keep-alive") => KeepAlive,
             12 if is("x-request-id") => XRequestId,

@@ -4,6 +4,8 @@
 //!   headers are kept as spans into that buffer, never copied) and the
 //!   strict framing rules that keep requests from being smuggled.
 //! - `body.rs`: sans-io body framing state machines (length, chunked).
+//! - `forwarded.rs`: sans-io reading and writing of X-Forwarded-For and
+//!   Forwarded (RFC 7239) values.
 //! - `encode.rs`: writing heads (upstream request, downstream response,
 //!   error and direct responses) into a reused output buffer.
 //! - `io.rs`: buffer-ownership helpers over monoio's rent-style I/O.
@@ -14,6 +16,7 @@ pub mod body;
 pub mod buffers;
 pub mod conn;
 pub mod encode;
+pub mod forwarded;
 pub mod framing;
 pub mod head;
 pub mod io;

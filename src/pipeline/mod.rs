@@ -105,7 +105,7 @@ async fn proxy<S: Downstream>(
     body_limit: u64,
     query: Option<Range<usize>>,
 ) -> Result<Next, Failure> {
-    let mut request = forward::prepare(shard, c, body_limit, query).await?;
+    let mut request = forward::prepare(shard, c, cluster, body_limit, query).await?;
     let mut attempt = Attempt::first();
     loop {
         let endpoint = balance::select(shard, cluster);

@@ -31,7 +31,7 @@ use super::relay::{self, relay_response_body, write_to_client, RelayError, Uploa
 use super::retry::TryFailure;
 use super::send::Upstream;
 use crate::error::{Error, ErrorKind};
-use crate::http1::body::{BodyDecoder, ChunkError};
+use crate::http1::body::{self, BodyDecoder, ChunkError};
 use crate::http1::conn::{hsts_of, Conn, Downstream, Failure, Next};
 use crate::http1::encode::{self, DownstreamFraming, DownstreamHead, ForwardInfo};
 use crate::http1::framing::{closes_connection, downstream_framing, KeepAlive};
@@ -75,6 +75,7 @@ pub struct Prepared {
 pub async fn prepare<S: Downstream>(
     shard: &Shard,
     c: &mut Conn<S>,
+    cluster: usize,
     body_limit: u64,
     query: Option<Range<usize>>,
 ) -> Result<Prepared, Failure> {
@@ -97,13 +98,20 @@ pub async fn prepare<S: Downstream>(
 
     // Upstream head + the buffered body bytes: one write.
     {
+        let config = &*c.config;
         let info = ForwardInfo {
-            client_ip: &c.client_ip,
+            client: c.client.hop(config.listeners[c.listener].forwarded_headers),
+            asserted: &config.asserted_headers,
+            // An HTTP/1.0 request without Host gets one (nginx's
+            // `$proxy_host`). The head is written before an endpoint is
+            // selected, so that a retry on another endpoint sends the same
+            // bytes: the cluster's first endpoint stands in.
+            fallback_host: config.clusters[cluster].proxy_hosts.first().map(|h| h.as_bytes()),
             proto: if c.tls.is_some() { "https" } else { "http" },
             request_id: &c.request_id,
             path: &c.path,
             query: query.map(|q| &c.rbuf[q]),
-            client_cert: c.config.listeners[c.listener].tls.as_ref().and_then(|t| t.client_cert_header.as_deref()).map(
+            client_cert: config.listeners[c.listener].tls.as_ref().and_then(|t| t.client_cert_header.as_deref()).map(
                 |header| {
                     (header.as_bytes(), c.tls.as_ref().and_then(|t| t.client_identity.as_deref()).map(str::as_bytes))
                 },
@@ -111,8 +119,10 @@ pub async fn prepare<S: Downstream>(
         };
         encode::upstream_request_head(&mut c.wbuf, &c.rbuf, &c.head, &info);
     }
-    c.wbuf.extend_from_slice(&c.rbuf[c.pos..c.pos + step.consumed]);
-    c.pos += step.consumed;
+    // Request trailers are dropped (see `body::drop_trailer_fields`).
+    let consumed = body::drop_trailer_fields(&mut c.rbuf, c.pos, &step);
+    c.wbuf.extend_from_slice(&c.rbuf[c.pos..c.pos + consumed]);
+    c.pos += consumed;
     // The rest of a small Content-Length body is read now: head and body
     // then leave in one write (one upstream operation instead of two per
     // POST) and the request stays replayable. Larger bodies stream.

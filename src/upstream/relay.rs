@@ -24,7 +24,7 @@ use monoio::buf::Slice;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use crate::error::{Error, ErrorKind};
-use crate::http1::body::{BodyDecoder, ChunkError};
+use crate::http1::body::{self, BodyDecoder, ChunkError};
 use crate::http1::buffers::BufferPool;
 use crate::http1::encode::{self, DownstreamFraming};
 use crate::http1::io::read_more;
@@ -148,14 +148,16 @@ pub async fn upload<R: AsyncReadRent, W: AsyncWriteRent>(
         if *up.body_bytes > up.limit {
             return Err(UploadError::Client(Error::new(ErrorKind::BodyTooLarge, "request body larger than the limit")));
         }
-        let range = pos..pos + step.consumed;
+        // Request trailers are dropped (see `body::drop_trailer_fields`).
+        let consumed = body::drop_trailer_fields(buf, pos, &step);
+        let range = pos..pos + consumed;
         if write_to_upstream(upstream, buf, range, up.timeout).await.is_err() {
             return Err(UploadError::Upstream(Error::new(
                 ErrorKind::UpstreamClosed,
                 "upstream stopped reading the request body",
             )));
         }
-        pos += step.consumed;
+        pos += consumed;
         if step.done {
             return Ok(pos);
         }

@@ -248,6 +248,32 @@ fn proxy_subcommand_adds_forwarding_headers() {
     assert!(request.has_header("x-request-id"));
 }
 
+/// `--trusted-proxy` (repeatable) trusts the peer's forwarding headers on
+/// every listener; a bad range is refused before anything starts.
+#[test]
+fn proxy_subcommand_takes_trusted_proxies() {
+    let upstream = Upstream::ok("ok");
+    let proxy =
+        Proxy::proxy_command(&[upstream.addr()], &["--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "127.0.0.1"]);
+
+    let response = Client::connect(proxy.addr())
+        .request(b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.7, 10.9.9.9\r\n\r\n");
+
+    assert_eq!(response.status, 200);
+    assert_eq!(upstream.only_request().header_all("x-real-ip"), ["203.0.113.7"]);
+    let output = shardgate_output(&[
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:1",
+        "--trusted-proxy",
+        "10.0.0.1/8",
+    ]);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(text(&output.stderr).contains("bits set past the /8 prefix"), "{}", text(&output.stderr));
+}
+
 /// The README's first command: `shardgate demo` proxies a real request to
 /// its built-in echo upstream and (with --once) exits 0 by itself.
 #[test]

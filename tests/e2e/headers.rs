@@ -1,6 +1,7 @@
 //! Header handling on the way through: hop-by-hop fields stop at the proxy;
 //! forwarding fields and a request id are added; end-to-end fields pass in
-//! both directions.
+//! both directions. Who the client is (trusted proxies, the forwarding
+//! headers' trust rules, trailers) is in `identity.rs`.
 
 use crate::harness::*;
 
@@ -63,10 +64,28 @@ fn upstream_receives_forwarding_headers() {
     assert!(via.to_ascii_lowercase().contains("shardgate"), "Via: {via:?}");
 }
 
+/// From a peer that is not a trusted proxy (the default: none is), the
+/// client's list is replaced: its leftmost entry, what applications read
+/// as "the client", would be the client's own claim. Appending from a
+/// trusted peer, and the `append` mode, are in `identity.rs`.
 #[test]
-fn x_forwarded_for_is_appended_to_an_existing_one() {
+fn x_forwarded_for_from_an_untrusted_peer_is_replaced() {
     let upstream = Upstream::ok("ok");
     let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+
+    Client::connect(proxy.addr())
+        .request(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.7, 198.51.100.2\r\n\r\n");
+
+    assert_eq!(upstream.only_request().header_list("x-forwarded-for"), vec!["127.0.0.1"]);
+}
+
+#[test]
+fn x_forwarded_for_from_a_trusted_peer_is_appended_to() {
+    let upstream = Upstream::ok("ok");
+    let proxy = ProxyConfig::new()
+        .listener_option("main", r#"trusted_proxies = ["127.0.0.1/32"]"#)
+        .everything_to(upstream.addr())
+        .start();
 
     Client::connect(proxy.addr())
         .request(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: 203.0.113.7, 198.51.100.2\r\n\r\n");
@@ -95,10 +114,15 @@ fn a_request_id_is_generated_forwarded_and_returned() {
     assert_eq!(second.header("x-request-id"), Some(sent_up[1]));
 }
 
+/// Only from a trusted proxy: an id from anyone else is replaced (it
+/// could be chosen to collide with, or impersonate, another request's).
 #[test]
-fn a_request_id_from_the_client_is_kept() {
+fn a_request_id_from_a_trusted_peer_is_kept() {
     let upstream = Upstream::ok("ok");
-    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+    let proxy = ProxyConfig::new()
+        .listener_option("main", r#"trusted_proxies = ["127.0.0.1/32"]"#)
+        .everything_to(upstream.addr())
+        .start();
 
     let response = Client::connect(proxy.addr())
         .request(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: client-chosen-42\r\n\r\n");
@@ -108,12 +132,16 @@ fn a_request_id_from_the_client_is_kept() {
     assert_eq!(response.header_all("x-request-id"), vec!["client-chosen-42"]);
 }
 
-/// A client id longer than `MAX_REQUEST_ID_BYTES` (128) or with spaces is
-/// replaced by a generated one, upstream and on the response alike.
+/// A trusted peer's id longer than `MAX_REQUEST_ID_BYTES` (128) or with
+/// spaces is replaced by a generated one, upstream and on the response
+/// alike.
 #[test]
 fn an_oversized_or_malformed_client_request_id_is_replaced() {
     let upstream = Upstream::ok("ok");
-    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+    let proxy = ProxyConfig::new()
+        .listener_option("main", r#"trusted_proxies = ["127.0.0.1/32"]"#)
+        .everything_to(upstream.addr())
+        .start();
     let longest = "a".repeat(128);
     for (sent, kept) in [(longest.clone(), true), ("a".repeat(129), false), ("has space".to_string(), false)] {
         let raw = format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: {sent}\r\n\r\n");

@@ -16,6 +16,7 @@ mod bodies;
 mod cli;
 mod framing;
 mod headers;
+mod identity;
 mod keepalive;
 mod limits;
 mod pool_liveness;

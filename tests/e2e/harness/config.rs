@@ -178,6 +178,8 @@ pub struct ProxyConfig {
     limits: Vec<String>,
     /// (name, `[listeners.limits]` lines, `[listeners.tls]` lines)
     listeners: Vec<(String, Vec<String>, Vec<String>)>,
+    /// (listener name, a line among the listener's own keys)
+    listener_lines: Vec<(String, String)>,
     routes: Vec<Route>,
     clusters: Vec<String>,
 }
@@ -196,6 +198,7 @@ impl ProxyConfig {
             admin: true,
             limits: Vec::new(),
             listeners: vec![("main".into(), Vec::new(), Vec::new())],
+            listener_lines: Vec::new(),
             routes: Vec::new(),
             clusters: Vec::new(),
         }
@@ -235,6 +238,14 @@ impl ProxyConfig {
             .find(|(n, _, _)| n == name)
             .unwrap_or_else(|| panic!("no listener {name:?} to make HTTPS"));
         listener.2.push(lines.to_string());
+        self
+    }
+
+    /// A line among listener `name`'s own keys (already added; `main`
+    /// always is), e.g. `trusted_proxies = ["127.0.0.1/32"]`.
+    pub fn listener_option(mut self, name: &str, line: &str) -> ProxyConfig {
+        assert!(self.listeners.iter().any(|(n, _, _)| n == name), "no listener {name:?}");
+        self.listener_lines.push((name.to_string(), line.to_string()));
         self
     }
 
@@ -291,6 +302,9 @@ impl ProxyConfig {
         }
         for (name, limits, tls) in &self.listeners {
             let _ = writeln!(out, "\n[[listeners]]\nname = {}\nlisten = \"127.0.0.1:0\"", toml_str(name));
+            for (_, line) in self.listener_lines.iter().filter(|(n, _)| n == name) {
+                let _ = writeln!(out, "{line}");
+            }
             if !limits.is_empty() {
                 out.push_str("[listeners.limits]\n");
                 for line in limits {

@@ -129,3 +129,49 @@ fn a_session_from_a_listener_without_client_auth_does_not_resume_on_the_mtls_lis
     let targets: Vec<String> = upstream.requests().iter().map(|r| r.target.clone()).collect();
     assert_eq!(targets, ["/public", "/public"]);
 }
+
+/// configs/tls.toml's shape: one route serves an mTLS listener and
+/// listeners that ask for no certificate. The header the mTLS listener
+/// asserts is the proxy's word on every listener: a client of the HTTPS
+/// or plain listener cannot send it upstream itself.
+#[test]
+fn a_forged_client_certificate_header_is_dropped_on_listeners_without_client_auth() {
+    let pki = Pki::new();
+    let client_ca = Ca::new("client ca");
+    let upstream = Upstream::ok("hello");
+    let (_, files) = pki.server("mtls", &["mtls.test"]);
+    let client_ca_file = client_ca.write(&pki.dir, "client-ca");
+    let proxy = ProxyConfig::new()
+        .listener("https", "")
+        .tls("https", &tls_lines(&[files.toml()], &[]))
+        .listener("plain", "")
+        .tls(
+            "main",
+            &tls_lines(
+                &[files.toml()],
+                &[
+                    &format!("client_ca = {}", config::toml_str(&client_ca_file.display().to_string())),
+                    r#"client_cert_header = "X-Client-Cert""#,
+                ],
+            ),
+        )
+        .everything_to(upstream.addr())
+        .start();
+    let forged = b"GET /forged HTTP/1.1\r\nHost: mtls.test\r\nX-Client-Cert: subject=\"CN=admin\"\r\n\
+                   x-client-cert: subject=\"CN=root\"\r\n\r\n";
+
+    let client = TlsClient::builder().trust(&pki.ca).build();
+    let over_https = client.connect(proxy.listener("https"), "mtls.test").request(forged);
+    assert_eq!(over_https.status, 200, "{}", over_https.text());
+    let over_plain = Client::connect(proxy.listener("plain")).request(forged);
+    assert_eq!(over_plain.status, 200, "{}", over_plain.text());
+
+    let requests = upstream.wait_for_requests(2);
+    for request in &requests {
+        assert!(
+            !request.has_header("x-client-cert"),
+            "a client-written certificate identity reached the upstream:\n{}",
+            String::from_utf8_lossy(&request.raw_head)
+        );
+    }
+}

@@ -1,0 +1,291 @@
+//! Sans-io reading and writing of the forwarding headers that name the
+//! hops a request passed: `X-Forwarded-For` (a de-facto list of
+//! addresses) and `Forwarded` (RFC 7239).
+//!
+//! Where it sits: `downstream/client_addr.rs` reads them (only from a
+//! trusted peer) to find the effective client address; `encode.rs` writes
+//! the proxy's own element with [`push_node`] and [`push_value`].
+//!
+//! Everything here takes hostile bytes: nothing panics, nothing allocates,
+//! and whatever does not parse as an address is [`Node::Unknown`], which
+//! ends a walk through the chain (a hop that cannot be read cannot vouch
+//! for the hops before it).
+
+use std::net::{IpAddr, SocketAddr};
+
+/// One hop as a forwarding header names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Node {
+    /// An address (any port given with it is dropped).
+    Addr(IpAddr),
+    /// `unknown`, an obfuscated identifier (`_hidden`), an element without
+    /// `for=`, or anything malformed.
+    Unknown,
+}
+
+/// A node as written in either header: `192.0.2.1`, `192.0.2.1:80`,
+/// `2001:db8::1`, `[2001:db8::1]`, `[2001:db8::1]:443` (surrounding
+/// whitespace ignored). IPv4-mapped IPv6 is read as the IPv4 address.
+pub fn parse_node(text: &[u8]) -> Node {
+    let Ok(text) = std::str::from_utf8(trim(text)) else { return Node::Unknown };
+    let ip = if let Ok(ip) = text.parse::<IpAddr>() {
+        ip
+    } else if let Ok(sa) = text.parse::<SocketAddr>() {
+        sa.ip()
+    } else if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        match inner.parse::<std::net::Ipv6Addr>() {
+            Ok(v6) => IpAddr::V6(v6),
+            Err(_) => return Node::Unknown,
+        }
+    } else {
+        return Node::Unknown;
+    };
+    Node::Addr(ip.to_canonical())
+}
+
+/// The entries of one `X-Forwarded-For` field value, rightmost (nearest
+/// hop) first. Empty entries (`a,,b`) are skipped.
+pub fn x_forwarded_for_rev(value: &[u8]) -> impl Iterator<Item = Node> + '_ {
+    value.rsplit(|&b| b == b',').filter(|e| !trim(e).is_empty()).map(parse_node)
+}
+
+/// The `for=` node of each element of one `Forwarded` field value, in
+/// order, passed to `each` (RFC 7239 §4):
+/// ```text
+/// Forwarded         = 1#forwarded-element
+/// forwarded-element = [ forwarded-pair ] *( ";" [ forwarded-pair ] )
+/// forwarded-pair    = token "=" value
+/// value             = token / quoted-string
+/// ```
+/// An element without `for=` is [`Node::Unknown`]. A value that breaks the
+/// grammar (an unterminated quote, a pair without `=`) ends the list with
+/// one `Unknown`: what follows cannot be split reliably.
+pub fn forwarded_for(value: &[u8], mut each: impl FnMut(Node)) {
+    let mut i = 0;
+    let n = value.len();
+    // The current element's for= node; None = no for= seen yet.
+    let mut node: Option<Node> = None;
+    let mut element_empty = true;
+    loop {
+        while i < n && matches!(value[i], b' ' | b'\t') {
+            i += 1;
+        }
+        if i == n || value[i] == b',' {
+            if !element_empty {
+                each(node.unwrap_or(Node::Unknown));
+            }
+            if i == n {
+                return;
+            }
+            node = None;
+            element_empty = true;
+            i += 1;
+            continue;
+        }
+        if value[i] == b';' {
+            i += 1;
+            continue;
+        }
+        // A pair: token "=" value.
+        element_empty = false;
+        let name_start = i;
+        while i < n && is_tchar(value[i]) {
+            i += 1;
+        }
+        let name = &value[name_start..i];
+        if name.is_empty() || i == n || value[i] != b'=' {
+            each(Node::Unknown);
+            return;
+        }
+        i += 1;
+        let parsed = if i < n && value[i] == b'"' {
+            let start = i + 1;
+            let Some(len) = value[start..].iter().position(|&b| b == b'"') else {
+                each(Node::Unknown);
+                return;
+            };
+            let inner = &value[start..start + len];
+            i = start + len + 1;
+            // A backslash escape never belongs in an address.
+            if inner.contains(&b'\\') {
+                Node::Unknown
+            } else {
+                parse_node(inner)
+            }
+        } else {
+            let start = i;
+            while i < n && is_tchar(value[i]) {
+                i += 1;
+            }
+            parse_node(&value[start..i])
+        };
+        if name.eq_ignore_ascii_case(b"for") {
+            // A parameter occurs at most once per element (§4): two `for`s
+            // name no one.
+            node = Some(if node.is_none() { parsed } else { Node::Unknown });
+        }
+        while i < n && matches!(value[i], b' ' | b'\t') {
+            i += 1;
+        }
+        if i < n && !matches!(value[i], b';' | b',') {
+            each(node.unwrap_or(Node::Unknown));
+            each(Node::Unknown);
+            return;
+        }
+    }
+}
+
+/// An address as a `Forwarded` node (RFC 7239 §6): IPv4 bare, IPv6 in
+/// brackets and quotes (`for="[2001:db8::1]"`). `addr` is an address's
+/// text (as `IpAddr` displays it).
+pub fn push_node(out: &mut Vec<u8>, addr: &[u8]) {
+    if addr.contains(&b':') {
+        out.extend_from_slice(b"\"[");
+        out.extend_from_slice(addr);
+        out.extend_from_slice(b"]\"");
+    } else {
+        out.extend_from_slice(addr);
+    }
+}
+
+/// A `Forwarded` parameter value: a token as is, anything else (a Host
+/// with a port: `:` is not a token character) as a quoted-string.
+pub fn push_value(out: &mut Vec<u8>, value: &[u8]) {
+    if !value.is_empty() && value.iter().all(|&b| is_tchar(b)) {
+        out.extend_from_slice(value);
+        return;
+    }
+    out.push(b'"');
+    for &b in value {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let s = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());
+    let e = v.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(s, |i| i + 1);
+    &v[s..e]
+}
+
+/// RFC 9110 §5.6.2 tchar.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> Node {
+        Node::Addr(s.parse().unwrap())
+    }
+
+    #[test]
+    fn node_table() {
+        let cases: &[(&[u8], Node)] = &[
+            (b"192.0.2.1", addr("192.0.2.1")),
+            (b" 192.0.2.1 ", addr("192.0.2.1")),
+            (b"192.0.2.1:8080", addr("192.0.2.1")),
+            (b"2001:db8::1", addr("2001:db8::1")),
+            (b"[2001:db8::1]", addr("2001:db8::1")),
+            (b"[2001:db8::1]:443", addr("2001:db8::1")),
+            (b"::ffff:10.0.0.1", addr("10.0.0.1")),
+            (b"unknown", Node::Unknown),
+            (b"_hidden", Node::Unknown),
+            (b"", Node::Unknown),
+            (b"192.0.2", Node::Unknown),
+            (b"192.0.2.1:", Node::Unknown),
+            (b"[192.0.2.1]", Node::Unknown),
+            (b"[2001:db8::1", Node::Unknown),
+            (b"1.2.3.4\xff", Node::Unknown),
+            (b"999.0.0.1", Node::Unknown),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_node(text), *want, "{:?}", String::from_utf8_lossy(text));
+        }
+    }
+
+    #[test]
+    fn x_forwarded_for_is_read_from_the_right() {
+        let got: Vec<Node> = x_forwarded_for_rev(b"203.0.113.7, garbage,, 10.0.0.1 ").collect();
+        assert_eq!(got, [addr("10.0.0.1"), Node::Unknown, addr("203.0.113.7")]);
+        assert_eq!(x_forwarded_for_rev(b"").count(), 0);
+        assert_eq!(x_forwarded_for_rev(b" , ,").count(), 0);
+    }
+
+    fn for_nodes(value: &[u8]) -> Vec<Node> {
+        let mut out = Vec::new();
+        forwarded_for(value, |n| out.push(n));
+        out
+    }
+
+    #[test]
+    fn forwarded_table() {
+        let cases: &[(&[u8], &[Node])] = &[
+            (b"for=192.0.2.60;proto=http;by=203.0.113.43", &[addr("192.0.2.60")]),
+            (b"For=\"[2001:db8:cafe::17]:4711\"", &[addr("2001:db8:cafe::17")]),
+            (b"for=192.0.2.43, for=198.51.100.17", &[addr("192.0.2.43"), addr("198.51.100.17")]),
+            (b"for=192.0.2.43,for=\"[2001:db8::1]\"", &[addr("192.0.2.43"), addr("2001:db8::1")]),
+            (b"proto=https;for=10.0.0.1 ; host=a.test", &[addr("10.0.0.1")]),
+            (b"proto=https, for=10.0.0.1", &[Node::Unknown, addr("10.0.0.1")]),
+            (b"for=unknown, for=_hidden", &[Node::Unknown, Node::Unknown]),
+            (b"for=\"10.0.0.1, for=1.2.3.4\"", &[Node::Unknown]),
+            (b"host=\"a,b\";for=10.0.0.1", &[addr("10.0.0.1")]),
+            (b"for=10.0.0.1, , for=10.0.0.2", &[addr("10.0.0.1"), addr("10.0.0.2")]),
+            (b"for=\"10.0.0.1", &[Node::Unknown]),
+            (b"for", &[Node::Unknown]),
+            (b"=10.0.0.1", &[Node::Unknown]),
+            (b"for=10.0.0.1 junk, for=10.0.0.2", &[addr("10.0.0.1"), Node::Unknown]),
+            (b"for=\"10.0.0.\\1\"", &[Node::Unknown]),
+            (b"for=10.0.0.1;for=10.0.0.2", &[Node::Unknown]),
+            (b"", &[]),
+            (b";;", &[]),
+        ];
+        for (value, want) in cases {
+            assert_eq!(for_nodes(value), *want, "{:?}", String::from_utf8_lossy(value));
+        }
+    }
+
+    /// Hostile bytes: every prefix of awkward inputs, and every single
+    /// byte value in every position of a short one, parse without panic.
+    #[test]
+    fn hostile_input_never_panics() {
+        let awkward: &[&[u8]] =
+            &[b"for=\"[::1]:80\";proto=\"h\\\"t\", for=_x;by=\"", b"[[[]]]:::,,;;==\"\"\"\\", b"\xff\xfe\x00for=1"];
+        for v in awkward {
+            for end in 0..=v.len() {
+                for_nodes(&v[..end]);
+                let _ = x_forwarded_for_rev(&v[..end]).count();
+            }
+        }
+        let mut v = b"for=\"[1::2]\"".to_vec();
+        for i in 0..v.len() {
+            let saved = v[i];
+            for b in 0..=255u8 {
+                v[i] = b;
+                for_nodes(&v);
+                parse_node(&v);
+            }
+            v[i] = saved;
+        }
+    }
+
+    #[test]
+    fn nodes_and_values_are_written_per_rfc_7239() {
+        let mut out = Vec::new();
+        push_node(&mut out, b"192.0.2.1");
+        out.push(b' ');
+        push_node(&mut out, b"2001:db8::1");
+        out.push(b' ');
+        push_value(&mut out, b"app.test");
+        out.push(b' ');
+        push_value(&mut out, b"app.test:8443");
+        out.push(b' ');
+        push_value(&mut out, b"[::1]:80");
+        assert_eq!(out, b"192.0.2.1 \"[2001:db8::1]\" app.test \"app.test:8443\" \"[::1]:80\"");
+    }
+}
