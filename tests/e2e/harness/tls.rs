@@ -340,6 +340,30 @@ struct TlsLog {
     requests: Vec<TlsRequest>,
 }
 
+/// What a TLS upstream does beyond answering `200` with its body.
+#[derive(Debug, Clone, Default)]
+pub enum TlsBehaviour {
+    /// Keep connections alive, nothing else.
+    #[default]
+    WellBehaved,
+    /// After each response, wait, then do this on the idle connection.
+    AfterResponse(Duration, TlsIdleAct),
+    /// Answer close-delimited (no Content-Length), then end the TCP
+    /// connection with (`true`) or without (`false`) close_notify.
+    CloseDelimited { close_notify: bool },
+}
+
+/// Something a TLS upstream does to an idle keep-alive connection.
+#[derive(Debug, Clone)]
+pub enum TlsIdleAct {
+    /// A TLS 1.3 KeyUpdate: housekeeping, not application data.
+    KeyUpdate,
+    /// close_notify, then close.
+    CloseNotify,
+    /// Application bytes nobody asked for.
+    AppBytes(Vec<u8>),
+}
+
 /// A TLS HTTP/1.1 upstream: std threads, rustls `ServerConnection`, every
 /// request answered `200` with a fixed body; connections kept alive.
 pub struct TlsUpstream {
@@ -352,6 +376,16 @@ impl TlsUpstream {
     /// Serves `leaf`; with `client_ca`, requires a client certificate
     /// issued by it.
     pub fn start(leaf: &Leaf, client_ca: Option<&Ca>, body: impl Into<Vec<u8>>) -> TlsUpstream {
+        TlsUpstream::start_behaving(leaf, client_ca, body, TlsBehaviour::WellBehaved)
+    }
+
+    /// As `start`, misbehaving as `behaviour` says.
+    pub fn start_behaving(
+        leaf: &Leaf,
+        client_ca: Option<&Ca>,
+        body: impl Into<Vec<u8>>,
+        behaviour: TlsBehaviour,
+    ) -> TlsUpstream {
         let provider = provider();
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -382,7 +416,8 @@ impl TlsUpstream {
                 }
                 let Ok(stream) = stream else { continue };
                 let (config, log, body) = (config.clone(), accept_log.clone(), body.clone());
-                std::thread::spawn(move || serve_tls(stream, config, log, body));
+                let behaviour = behaviour.clone();
+                std::thread::spawn(move || serve_tls(stream, config, log, body, behaviour));
             }
         });
         TlsUpstream { addr, log, stopped }
@@ -415,7 +450,13 @@ impl Drop for TlsUpstream {
     }
 }
 
-fn serve_tls(sock: TcpStream, config: Arc<ServerConfig>, log: Arc<Mutex<TlsLog>>, body: Arc<Vec<u8>>) {
+fn serve_tls(
+    sock: TcpStream,
+    config: Arc<ServerConfig>,
+    log: Arc<Mutex<TlsLog>>,
+    body: Arc<Vec<u8>>,
+    behaviour: TlsBehaviour,
+) {
     let _ = sock.set_read_timeout(Some(Duration::from_secs(30)));
     let Ok(conn) = ServerConnection::new(config) else { return };
     let mut tls = StreamOwned::new(conn, sock);
@@ -469,10 +510,41 @@ fn serve_tls(sock: TcpStream, config: Arc<ServerConfig>, log: Arc<Mutex<TlsLog>>
             client_subject: client_subject.clone(),
             head,
         });
+        if let TlsBehaviour::CloseDelimited { close_notify } = behaviour {
+            let mut response = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+            response.extend_from_slice(&body);
+            let _ = tls.write_all(&response).and_then(|_| tls.flush());
+            if close_notify {
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+            // Dropping the stream closes TCP; rustls sends nothing more.
+            return;
+        }
         let mut response = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
         response.extend_from_slice(&body);
         if tls.write_all(&response).and_then(|_| tls.flush()).is_err() {
             return;
+        }
+        if let TlsBehaviour::AfterResponse(delay, act) = &behaviour {
+            std::thread::sleep(*delay);
+            match act {
+                TlsIdleAct::KeyUpdate => {
+                    if tls.conn.refresh_traffic_keys().is_err() || tls.flush().is_err() {
+                        return;
+                    }
+                }
+                TlsIdleAct::CloseNotify => {
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                    return;
+                }
+                TlsIdleAct::AppBytes(bytes) => {
+                    if tls.write_all(bytes).and_then(|_| tls.flush()).is_err() {
+                        return;
+                    }
+                }
+            }
         }
     }
 }

@@ -5,7 +5,8 @@
 use super::Pki;
 use crate::harness::config::toml_str;
 use crate::harness::pki::{Ca, CertFiles};
-use crate::harness::tls::TlsUpstream;
+use crate::harness::tls::{TlsBehaviour, TlsIdleAct, TlsUpstream};
+use std::time::Duration;
 use crate::harness::*;
 
 /// `[clusters.tls]` with `lines` under it.
@@ -200,4 +201,96 @@ fn a_large_response_from_a_tls_upstream_arrives_intact() {
         assert_eq!(hash.len, LEN, "round {round}");
         assert_eq!(hash.hex(), expected, "round {round}");
     }
+}
+
+// Pooled TLS connections: what arrives on an idle connection is judged
+// after rustls has processed it. TLS housekeeping keeps the connection; a
+// close_notify or application bytes retire it.
+
+fn pooled_tls_proxy(upstream: &TlsUpstream, pki: &Pki) -> Proxy {
+    ProxyConfig::new()
+        .cluster_with(
+            "secure",
+            &[upstream.addr()],
+            &cluster_tls(&[r#"server_name = "upstream.test""#.into(), ca_line(&pki.ca_file)]),
+        )
+        .route(Route::new("all").cluster("secure"))
+        .start()
+}
+
+const SMALL_POST: &[u8] = b"POST /form HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello";
+
+#[test]
+fn an_idle_tls_connection_that_got_a_key_update_is_reused() {
+    let pki = Pki::new();
+    let leaf = pki.ca.server("upstream", &["upstream.test"]);
+    let behaviour = TlsBehaviour::AfterResponse(Duration::from_millis(30), TlsIdleAct::KeyUpdate);
+    let upstream = TlsUpstream::start_behaving(&leaf, None, "kept", behaviour);
+    let proxy = pooled_tls_proxy(&upstream, &pki);
+    let mut client = Client::connect(proxy.addr());
+    assert_eq!(client.get("/one").text(), "kept");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = client.request(SMALL_POST);
+    assert_eq!((second.status, second.text().as_str()), (200, "kept"));
+    assert_eq!(upstream.connections(), 1, "a key update is not application data: the connection was kept");
+}
+
+#[test]
+fn an_idle_tls_connection_that_got_close_notify_is_not_reused() {
+    let pki = Pki::new();
+    let leaf = pki.ca.server("upstream", &["upstream.test"]);
+    let behaviour = TlsBehaviour::AfterResponse(Duration::from_millis(30), TlsIdleAct::CloseNotify);
+    let upstream = TlsUpstream::start_behaving(&leaf, None, "fresh", behaviour);
+    let proxy = pooled_tls_proxy(&upstream, &pki);
+    let mut client = Client::connect(proxy.addr());
+    assert_eq!(client.get("/one").text(), "fresh");
+    std::thread::sleep(Duration::from_millis(300));
+    // A POST is not retried: it only succeeds if the closed connection was
+    // never used.
+    let second = client.request(SMALL_POST);
+    assert_eq!((second.status, second.text().as_str()), (200, "fresh"), "{}", second.text());
+    assert_eq!(upstream.connections(), 2);
+}
+
+#[test]
+fn application_bytes_on_an_idle_tls_connection_retire_it() {
+    let pki = Pki::new();
+    let leaf = pki.ca.server("upstream", &["upstream.test"]);
+    let stray = b"HTTP/1.1 200 OK\r\nSet-Cookie: session=A\r\nContent-Length: 6\r\n\r\nstolen".to_vec();
+    let behaviour = TlsBehaviour::AfterResponse(Duration::from_millis(30), TlsIdleAct::AppBytes(stray));
+    let upstream = TlsUpstream::start_behaving(&leaf, None, "mine", behaviour);
+    let proxy = pooled_tls_proxy(&upstream, &pki);
+    assert_eq!(get(proxy.addr(), "/a").text(), "mine");
+    std::thread::sleep(Duration::from_millis(300));
+    let b = get(proxy.addr(), "/b");
+    assert_eq!(b.text(), "mine", "client B never reads bytes that arrived while the connection was idle");
+    assert!(b.header("set-cookie").is_none());
+    assert_eq!(upstream.connections(), 2);
+}
+
+/// What an HTTP/1.1 client receives of a close-delimited TLS response.
+fn close_delimited_over_tls(close_notify: bool) -> (Vec<u8>, bool) {
+    let pki = Pki::new();
+    let leaf = pki.ca.server("upstream", &["upstream.test"]);
+    let behaviour = TlsBehaviour::CloseDelimited { close_notify };
+    let upstream = TlsUpstream::start_behaving(&leaf, None, "part of a body", behaviour);
+    let proxy = pooled_tls_proxy(&upstream, &pki);
+    let mut client = Client::connect(proxy.addr());
+    client.send(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    client.read_until_close(Duration::from_secs(10))
+}
+
+#[test]
+fn a_tls_upstream_that_ends_without_close_notify_leaves_the_response_visibly_truncated() {
+    let (bytes, closed) = close_delimited_over_tls(false);
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("part of a body"), "{text}");
+    assert!(!text.ends_with("0\r\n\r\n"), "a truncated body must not get a final chunk: {text:?}");
+    assert!(closed, "the client connection is closed");
+
+    // With close_notify the same body ends properly.
+    let (bytes, _) = close_delimited_over_tls(true);
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.ends_with("0\r\n\r\n"), "a complete close-delimited body ends with the last chunk: {text:?}");
 }
