@@ -20,8 +20,8 @@ use toml::de::DeTable;
 use super::bounds::{self, check_count, check_duration, check_ring_entries, check_size};
 use super::errors::{ConfigError, ConfigErrors};
 use super::file::{
-    ClusterFile, DirectFile, DurationText, FileConfig, LimitsFile, MatchFile, RedirectFile, RouteFile, ServerFile,
-    SizeText,
+    ClusterFile, DirectFile, DurationText, FileConfig, LimitsFile, MatchFile, PathsFile, RedirectFile, RouteFile,
+    ServerFile, SizeText,
 };
 use super::spans::{line_at, FieldPath, Segment, Spans};
 use super::units::{parse_cpu_list, parse_duration, parse_size};
@@ -30,7 +30,8 @@ use super::values::{
     parse_listen_addr, parse_method, resolve_endpoint,
 };
 use super::{
-    defaults, Admin, Cluster, Config, IoDriver, Limits, Listener, PathMatch, Route, RouteAction, RouteMatch, Server,
+    defaults, Admin, Backslash, Cluster, Config, DoubleEncoding, EscapedSlashes, IoDriver, Limits, Listener,
+    MatrixParameters, PathMatch, PathRules, Route, RouteAction, RouteMatch, Server, TrailingDotsAndSpaces,
 };
 
 /// Reads and validates the config file at `path`; relative file names in it
@@ -102,18 +103,22 @@ fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
         return None;
     };
     let route_keys = ["name", "listeners", "max_request_body_bytes", "cluster", "direct", "redirect", "https_redirect"];
+    let listener_keys = ["name", "listen", "defer_accept"];
     let cluster_keys =
         ["name", "endpoints", "connect_timeout", "response_timeout", "max_idle_per_endpoint", "idle_timeout"];
     match (section.as_str(), table.as_str()) {
         ("routes", "match") if route_keys.contains(&key.as_str()) => {
             Some(" (keys after a [routes.match] header belong to it: move the route's own keys above that header)")
         }
-        ("listeners", "limits") if ["name", "listen", "defer_accept", "tls"].contains(&key.as_str()) => Some(
+        ("listeners", "limits") if listener_keys.contains(&key.as_str()) => Some(
             " (keys after a [listeners.limits] header belong to it: move the listener's own keys above that header)",
         ),
-        ("listeners", "tls") if ["name", "listen", "defer_accept", "limits"].contains(&key.as_str()) => {
+        ("listeners", "tls") if listener_keys.contains(&key.as_str()) => {
             Some(" (keys after a [listeners.tls] header belong to it: move the listener's own keys above that header)")
         }
+        ("listeners", "paths") if listener_keys.contains(&key.as_str()) => Some(
+            " (keys after a [listeners.paths] header belong to it: move the listener's own keys above that header)",
+        ),
         ("clusters", "tls") if cluster_keys.contains(&key.as_str()) => {
             Some(" (keys after a [clusters.tls] header belong to it: move the cluster's own keys above that header)")
         }
@@ -180,11 +185,13 @@ impl Check<'_> {
             }
             let limits = self.limits(&path.key("limits"), l.limits.as_ref(), &base_limits);
             let tls = l.tls.as_ref().and_then(|t| self.listener_tls(&path.key("tls"), t));
+            let paths = l.paths.as_ref().map_or_else(PathRules::default, |p| self.path_rules(&path.key("paths"), p));
             listeners.push(Listener {
                 name: l.name.clone(),
                 addr,
                 defer_accept: l.defer_accept.unwrap_or(false),
                 limits,
+                paths,
                 routes: Vec::new(),
                 tls,
             });
@@ -326,6 +333,53 @@ impl Check<'_> {
         }
     }
 
+    /// `[listeners.paths]`: each key absent keeps its (refusing) default.
+    fn path_rules(&mut self, path: &FieldPath, f: &PathsFile) -> PathRules {
+        let d = PathRules::default();
+        PathRules {
+            escaped_slashes: self.word(
+                &path.key("escaped_slashes"),
+                f.escaped_slashes.as_deref(),
+                EscapedSlashes::WORDS,
+                d.escaped_slashes,
+            ),
+            backslash: self.word(&path.key("backslash"), f.backslash.as_deref(), Backslash::WORDS, d.backslash),
+            matrix_parameters: self.word(
+                &path.key("matrix_parameters"),
+                f.matrix_parameters.as_deref(),
+                MatrixParameters::WORDS,
+                d.matrix_parameters,
+            ),
+            trailing_dots_and_spaces: self.word(
+                &path.key("trailing_dots_and_spaces"),
+                f.trailing_dots_and_spaces.as_deref(),
+                TrailingDotsAndSpaces::WORDS,
+                d.trailing_dots_and_spaces,
+            ),
+            double_encoding: self.word(
+                &path.key("double_encoding"),
+                f.double_encoding.as_deref(),
+                DoubleEncoding::WORDS,
+                d.double_encoding,
+            ),
+        }
+    }
+
+    /// One of a few words (exact, lowercase); absent or wrong: `default`
+    /// (a wrong one is also an error listing the choices).
+    fn word<T: Copy>(&mut self, path: &FieldPath, text: Option<&str>, choices: &[(&str, T)], default: T) -> T {
+        let Some(text) = text else {
+            return default;
+        };
+        if let Some(&(_, v)) = choices.iter().find(|(w, _)| *w == text) {
+            return v;
+        }
+        let words: Vec<String> = choices.iter().map(|(w, _)| format!("{w:?}")).collect();
+        let (last, rest) = words.split_last().expect("choices are never empty");
+        self.error(path, format!("unknown value {text:?}: use {} or {last}", rest.join(", ")));
+        default
+    }
+
     fn cluster(&mut self, i: usize, c: &ClusterFile, names: &mut HashMap<String, usize>) -> Cluster {
         let path = FieldPath::root("clusters").index(i);
         self.name("clusters", i, &c.name, names);
@@ -445,6 +499,10 @@ impl Check<'_> {
         if m.path.is_some() && m.path_prefix.is_some() {
             self.error(path, "both path and path_prefix are set: use one");
         }
+        let path_case_insensitive = m.path_case_insensitive.unwrap_or(false);
+        if path_case_insensitive && m.path.is_none() && m.path_prefix.is_none() {
+            self.error(&path.key("path_case_insensitive"), "applies to path or path_prefix: set one of them");
+        }
         let mut methods = Vec::new();
         if let Some(list) = &m.methods {
             let mpath = path.key("methods");
@@ -466,7 +524,7 @@ impl Check<'_> {
             Some(h) => self.header_map(&path.key("headers"), h, false),
             None => Vec::new(),
         };
-        RouteMatch { host, path: exact.or(prefix), methods, headers }
+        RouteMatch { host, path: exact.or(prefix), path_case_insensitive, methods, headers }
     }
 
     /// Header names are lowercased; two names equal but for case are an
@@ -599,6 +657,33 @@ mod tests {
         assert!(!c.listeners[0].defer_accept, "off unless asked for, as nginx's `deferred`");
         let errs = load_str(&format!("{base}defer_accept = \"yes\"\n"), "t.toml").unwrap_err();
         assert_eq!((errs.0[0].path.as_str(), errs.0[0].line), ("listeners[0].defer_accept", Some(4)));
+    }
+
+    #[test]
+    fn path_rules_default_to_reject_and_relax_per_listener() {
+        use crate::config::{Backslash, EscapedSlashes, MatrixParameters, TrailingDotsAndSpaces};
+        let text = "[[listeners]]\nname = \"strict\"\nlisten = \"127.0.0.1:0\"\n\
+                    [[listeners]]\nname = \"iis\"\nlisten = \"127.0.0.1:0\"\n\
+                    [listeners.paths]\nescaped_slashes = \"decode\"\nbackslash = \"slash\"\n\
+                    trailing_dots_and_spaces = \"strip\"\n\
+                    [[routes]]\ndirect = { status = 403 }\n[routes.match]\npath_prefix = \"/admin/\"\n\
+                    path_case_insensitive = true\n";
+        let c = load_str(text, "t.toml").unwrap();
+        assert_eq!(c.listeners[0].paths, PathRules::default());
+        assert_eq!(c.listeners[0].paths.escaped_slashes, EscapedSlashes::Reject);
+        assert_eq!(c.listeners[0].paths.matrix_parameters, MatrixParameters::Reject);
+        let iis = c.listeners[1].paths;
+        assert_eq!(iis.escaped_slashes, EscapedSlashes::Decode);
+        assert_eq!(iis.backslash, Backslash::Slash);
+        assert_eq!(iis.trailing_dots_and_spaces, TrailingDotsAndSpaces::Strip);
+        assert_eq!(iis.matrix_parameters, MatrixParameters::Reject, "an absent key keeps its default");
+        assert!(c.routes[0].matcher.path_case_insensitive);
+        let summary = c.summary();
+        assert!(
+            summary.contains("  paths: escaped_slashes=decode backslash=slash trailing_dots_and_spaces=strip\n"),
+            "{summary}"
+        );
+        assert!(summary.contains("path_prefix=/admin/ path_case_insensitive"), "{summary}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod framing;
 mod headers;
 mod keepalive;
 mod limits;
+mod paths;
 mod routing;
 mod shards;
 mod shutdown;
