@@ -115,24 +115,42 @@ fn normalise_path(path: &[u8], rules: &PathRules, strip_parameters: bool, out: &
     out.push(b'/');
     let mut seg_start = out.len();
     let mut in_parameters = false;
+    // The segment holds an escaped `%` (`%25`): look for a double encoding
+    // when it ends.
+    let mut escaped_percent = false;
     let mut i = 0;
     loop {
+        // Fast path: most bytes of most paths are none of these.
+        if let Some(&b) = path.get(i) {
+            if !matches!(b, b'/' | b'\\' | b';' | b'%') {
+                if !in_parameters {
+                    out.push(b);
+                }
+                i += 1;
+                continue;
+            }
+        }
         let (token, len) =
             if i < path.len() { token(path, i, rules, strip_parameters)? } else { (Token::Separator, 0) };
         match token {
             Token::Bytes(bytes, n) => {
                 if !in_parameters {
                     out.extend_from_slice(&bytes[..n]);
-                    // Judged on the output, so that every spelling of a
-                    // double encoding (`%252F`, `%25%32%46`) is caught.
-                    if rules.double_encoding == DoubleEncoding::Reject && ends_in_double_encoding(out) {
-                        return Err(PathError::DoubleEncoding);
-                    }
+                    escaped_percent |= bytes == *b"%25";
                 }
             }
             Token::Parameters => in_parameters = true,
             Token::Separator => {
                 in_parameters = false;
+                // Judged on the output, so that every spelling of a double
+                // encoding (`%252F`, `%25%32%46`) is caught.
+                if escaped_percent
+                    && rules.double_encoding == DoubleEncoding::Reject
+                    && has_double_encoding(&out[seg_start..])
+                {
+                    return Err(PathError::DoubleEncoding);
+                }
+                escaped_percent = false;
                 let last = i >= path.len();
                 let kept = end_segment(out, seg_start, rules)?;
                 seg_start = out.len();
@@ -229,11 +247,9 @@ fn end_segment(out: &mut Vec<u8>, seg_start: usize, rules: &PathRules) -> Result
     Ok(true)
 }
 
-/// `…%25XX`: an escape whose `%` is itself escaped.
-fn ends_in_double_encoding(out: &[u8]) -> bool {
-    out.len() >= 5
-        && out[out.len() - 5..out.len() - 2] == *b"%25"
-        && out[out.len() - 2..].iter().all(u8::is_ascii_hexdigit)
+/// `%25XX` somewhere in `segment`: an escape whose `%` is itself escaped.
+fn has_double_encoding(segment: &[u8]) -> bool {
+    segment.windows(5).any(|w| w[..3] == *b"%25" && w[3].is_ascii_hexdigit() && w[4].is_ascii_hexdigit())
 }
 
 fn ends_in_dot_or_space(segment: &[u8]) -> bool {
