@@ -177,6 +177,8 @@ fn trailing_dots_and_spaces_strip_folds_them_away() {
     for path in ["/admin./x", "/admin%20/x", "/admin.%20./x", "/Admin%2E/x"] {
         assert_eq!(status_of(&proxy, path).0, 403, "{path}");
     }
+    // Nothing but dots and spaces: Windows may read `..%20` as `..`.
+    assert_eq!(status_of(&proxy, "/public/..%20/admin/x").0, 400);
     assert_eq!(upstream.connections(), 0);
 
     assert_eq!(status_of(&proxy, "/public./x.%20").0, 200);
