@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! accept -> read head (httparse over the connection buffer, no copy)
-//!   -> route        (host, normalised path, method, headers)      404
+//!   -> route        (host, normalised path, method, headers)      400 404
 //!   -> limits       (body size by Content-Length)                 413
 //!   -> pick endpoint (round robin)                                 503
 //!   -> forward      (pool checkout or connect, stream body up,

@@ -8,7 +8,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use shardgate::config::{Config, HostMatch, PathMatch, RouteAction, TlsVersion};
+use shardgate::config::{
+    Backslash, Config, EscapedSlashes, HostMatch, PathMatch, PathRules, RouteAction, TlsVersion, TrailingDotsAndSpaces,
+};
 
 fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")
@@ -101,15 +103,22 @@ fn gateway_resolves_listeners_limits_and_hosts() {
     let name = |i: &usize| c.routes[*i].name.as_str();
     let public_routes: Vec<&str> = public.routes.iter().map(name).collect();
     let internal_routes: Vec<&str> = internal.routes.iter().map(name).collect();
-    assert_eq!(public_routes, ["api-canary", "api-write", "api-read", "static", "www-moved", "not-found"]);
+    assert_eq!(public_routes, ["no-admin", "api-canary", "api-write", "api-read", "static", "www-moved", "not-found"]);
     assert_eq!(internal_routes, ["static", "www-moved", "reports", "not-found"]);
     let stat = c.routes.iter().find(|r| r.name == "static").unwrap();
     assert_eq!(stat.matcher.host, Some(HostMatch::Suffix(".static.example.com".into())));
-    let canary = &c.routes[0];
+    let canary = &c.routes[1];
     assert_eq!(canary.matcher.headers, [("x-env".to_owned(), "canary".to_owned())]);
     assert_eq!(c.admin.as_ref().unwrap().listen.port(), 9901);
+    // Path rules: refusing defaults on public, IIS folding on internal.
+    assert_eq!(public.paths, PathRules::default());
+    assert_eq!(internal.paths.backslash, Backslash::Slash);
+    assert_eq!(internal.paths.trailing_dots_and_spaces, TrailingDotsAndSpaces::Strip);
+    assert_eq!(internal.paths.escaped_slashes, EscapedSlashes::Reject);
+    assert!(c.routes[0].matcher.path_case_insensitive);
     let summary = c.summary();
     assert!(summary.contains("header_timeout=5s"), "{summary}");
+    assert!(summary.contains("paths: backslash=slash trailing_dots_and_spaces=strip"), "{summary}");
 }
 
 #[test]

@@ -89,6 +89,24 @@ pub struct ListenerFile {
     pub forwarded_headers: Option<String>,
     pub limits: Option<LimitsFile>,
     pub tls: Option<ListenerTlsFile>,
+    pub paths: Option<PathsFile>,
+}
+
+/// `[listeners.paths]`: each value is one of a few words, checked in
+/// validation so that a wrong one gets the list of allowed words.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathsFile {
+    /// `reject`, `keep` or `decode`.
+    pub escaped_slashes: Option<String>,
+    /// `reject` or `slash`.
+    pub backslash: Option<String>,
+    /// `reject`, `strip` or `keep`.
+    pub matrix_parameters: Option<String>,
+    /// `reject`, `strip` or `keep`.
+    pub trailing_dots_and_spaces: Option<String>,
+    /// `reject` or `keep`.
+    pub double_encoding: Option<String>,
 }
 
 /// `[listeners.tls]`
@@ -149,6 +167,7 @@ pub struct MatchFile {
     pub host: Option<String>,
     pub path: Option<String>,
     pub path_prefix: Option<String>,
+    pub path_case_insensitive: Option<bool>,
     pub methods: Option<Vec<String>>,
     pub headers: Option<BTreeMap<String, String>>,
 }

@@ -177,6 +177,8 @@ pub struct Listener {
     /// first bytes are there, so the first read never waits.
     pub defer_accept: bool,
     pub limits: Limits,
+    /// `[listeners.paths]`: how ambiguous path spellings are treated.
+    pub paths: PathRules,
     /// Indices into `Config::routes`, in match order.
     pub routes: Vec<usize>,
     /// `Some` = HTTPS: TLS is terminated on this listener.
@@ -201,6 +203,136 @@ pub enum ForwardedHeaders {
     /// for upstreams that log the whole chain. The effective client
     /// address, X-Real-IP, is still the peer.
     Append,
+}
+
+/// `[listeners.paths]`: what path normalisation (`pipeline/path.rs`) does
+/// with spellings that backends read differently. Every default refuses
+/// the spelling (400): a deny route cannot be escaped by it, whatever the
+/// backend. An operator who knows the backend relaxes a rule per listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PathRules {
+    pub escaped_slashes: EscapedSlashes,
+    pub backslash: Backslash,
+    pub matrix_parameters: MatrixParameters,
+    pub trailing_dots_and_spaces: TrailingDotsAndSpaces,
+    pub double_encoding: DoubleEncoding,
+}
+
+impl PathRules {
+    /// `key=word` for each rule that differs from its default, in file order
+    /// (for `shardgate check`).
+    pub fn non_defaults(&self) -> Vec<String> {
+        fn word<T: PartialEq>(words: &[(&'static str, T)], v: &T) -> &'static str {
+            words.iter().find(|(_, w)| w == v).map_or("?", |(word, _)| word)
+        }
+        let d = PathRules::default();
+        let mut out = Vec::new();
+        let mut add = |key: &str, differs: bool, w: &str| {
+            if differs {
+                out.push(format!("{key}={w}"));
+            }
+        };
+        add(
+            "escaped_slashes",
+            self.escaped_slashes != d.escaped_slashes,
+            word(EscapedSlashes::WORDS, &self.escaped_slashes),
+        );
+        add("backslash", self.backslash != d.backslash, word(Backslash::WORDS, &self.backslash));
+        let m = self.matrix_parameters;
+        add("matrix_parameters", m != d.matrix_parameters, word(MatrixParameters::WORDS, &m));
+        let t = self.trailing_dots_and_spaces;
+        add("trailing_dots_and_spaces", t != d.trailing_dots_and_spaces, word(TrailingDotsAndSpaces::WORDS, &t));
+        add(
+            "double_encoding",
+            self.double_encoding != d.double_encoding,
+            word(DoubleEncoding::WORDS, &self.double_encoding),
+        );
+        out
+    }
+}
+
+/// `%2F` and `%5C` in a path (Envoy `path_with_escaped_slashes_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EscapedSlashes {
+    /// 400: some backends decode them into separators, some do not.
+    #[default]
+    Reject,
+    /// Data, not separators: matched and forwarded as `%2F` / `%5C`.
+    Keep,
+    /// `%2F` becomes `/` (a separator, for matching and upstream); `%5C`
+    /// becomes `\`, which the [`Backslash`] rule then judges.
+    Decode,
+}
+
+impl EscapedSlashes {
+    /// The words a config file writes, first the default.
+    pub const WORDS: &'static [(&'static str, Self)] =
+        &[("reject", Self::Reject), ("keep", Self::Keep), ("decode", Self::Decode)];
+}
+
+/// A raw `\` in a path (IIS and Windows read it as `/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backslash {
+    #[default]
+    Reject,
+    /// A separator, forwarded as `/`.
+    Slash,
+}
+
+impl Backslash {
+    /// The words a config file writes, first the default.
+    pub const WORDS: &'static [(&'static str, Self)] = &[("reject", Self::Reject), ("slash", Self::Slash)];
+}
+
+/// `;` in a path segment (Tomcat/Jetty path parameters: `/a;x/b` is `/a/b`
+/// to them, and `..;` is `..`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MatrixParameters {
+    #[default]
+    Reject,
+    /// Routes match the path with each segment's `;…` removed (then dot
+    /// segments resolved again); the upstream receives them unchanged.
+    Strip,
+    /// `;` is an ordinary character of the segment.
+    Keep,
+}
+
+impl MatrixParameters {
+    /// The words a config file writes, first the default.
+    pub const WORDS: &'static [(&'static str, Self)] =
+        &[("reject", Self::Reject), ("strip", Self::Strip), ("keep", Self::Keep)];
+}
+
+/// A segment ending in `.` or a space (`%20`), other than `.` and `..`
+/// (Windows and IIS drop both from file names: `/admin./x` is `/admin/x`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrailingDotsAndSpaces {
+    #[default]
+    Reject,
+    /// Removed from the segment, for matching and upstream alike.
+    Strip,
+    Keep,
+}
+
+impl TrailingDotsAndSpaces {
+    /// The words a config file writes, first the default.
+    pub const WORDS: &'static [(&'static str, Self)] =
+        &[("reject", Self::Reject), ("strip", Self::Strip), ("keep", Self::Keep)];
+}
+
+/// `%25` followed by two hex digits: an escape escaped once more
+/// (`%252F` is `%2F` after one decoding, `/` after two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DoubleEncoding {
+    #[default]
+    Reject,
+    /// Forwarded as sent: for backends that decode exactly once.
+    Keep,
+}
+
+impl DoubleEncoding {
+    /// The words a config file writes, first the default.
+    pub const WORDS: &'static [(&'static str, Self)] = &[("reject", Self::Reject), ("keep", Self::Keep)];
 }
 
 /// `[listeners.tls]`: TLS termination. Every file was loaded and checked at
@@ -320,6 +452,8 @@ pub struct Route {
 pub struct RouteMatch {
     pub host: Option<HostMatch>,
     pub path: Option<PathMatch>,
+    /// `path` / `path_prefix` compare ASCII letters case-insensitively.
+    pub path_case_insensitive: bool,
     /// Empty = any method. Uppercase tokens, e.g. "GET".
     pub methods: Vec<String>,
     /// (lowercase name, exact value) pairs that must all be present.
@@ -439,6 +573,7 @@ impl Config {
                 addr: listen,
                 defer_accept: false,
                 limits: Limits::default(),
+                paths: PathRules::default(),
                 routes: vec![0],
                 tls: None,
                 trusted_proxies: Vec::new(),

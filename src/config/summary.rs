@@ -54,6 +54,10 @@ impl Config {
             if !limits.is_empty() {
                 let _ = writeln!(out, "  limits: {limits}");
             }
+            let paths = l.paths.non_defaults();
+            if !paths.is_empty() {
+                let _ = writeln!(out, "  paths: {}", paths.join(" "));
+            }
             if l.routes.is_empty() {
                 let _ = writeln!(out, "  (no routes: every request gets 404)");
             }
@@ -100,6 +104,9 @@ impl Config {
             Some(PathMatch::Exact(p)) => out += &format!(" path={p}"),
             Some(PathMatch::Prefix(p)) => out += &format!(" path_prefix={p}"),
             None => {}
+        }
+        if m.path_case_insensitive {
+            out += " path_case_insensitive";
         }
         if !m.methods.is_empty() {
             out += &format!(" methods={}", m.methods.join(","));

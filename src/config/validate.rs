@@ -20,8 +20,8 @@ use toml::de::DeTable;
 use super::bounds::{self, check_count, check_duration, check_ring_entries, check_size};
 use super::errors::{ConfigError, ConfigErrors};
 use super::file::{
-    ClusterFile, DirectFile, DurationText, FileConfig, LimitsFile, MatchFile, RedirectFile, RouteFile, ServerFile,
-    SizeText,
+    ClusterFile, DirectFile, DurationText, FileConfig, LimitsFile, MatchFile, PathsFile, RedirectFile, RouteFile,
+    ServerFile, SizeText,
 };
 use super::spans::{line_at, FieldPath, Segment, Spans};
 use super::units::{parse_cpu_list, parse_duration, parse_size};
@@ -30,8 +30,9 @@ use super::values::{
     parse_host_pattern, parse_listen_addr, parse_method, proxy_host, resolve_endpoint,
 };
 use super::{
-    defaults, Admin, AssertedHeaders, Cidr, Cluster, Config, ForwardedHeaders, IoDriver, Limits, Listener, PathMatch,
-    Route, RouteAction, RouteMatch, Server,
+    defaults, Admin, AssertedHeaders, Backslash, Cidr, Cluster, Config, DoubleEncoding, EscapedSlashes,
+    ForwardedHeaders, IoDriver, Limits, Listener, MatrixParameters, PathMatch, PathRules, Route, RouteAction,
+    RouteMatch, Server, TrailingDotsAndSpaces,
 };
 
 /// Reads and validates the config file at `path`; relative file names in it
@@ -95,7 +96,7 @@ pub fn load_str_in(text: &str, origin: &str, base_dir: &Path) -> Result<Config, 
 
 /// A listener's own keys (for the misplaced-key hint).
 const LISTENER_KEYS: &[&str] =
-    &["name", "listen", "defer_accept", "trusted_proxies", "forwarded_headers", "limits", "tls"];
+    &["name", "listen", "defer_accept", "trusted_proxies", "forwarded_headers", "limits", "tls", "paths"];
 
 /// The commonest TOML slip: a key written after a `[routes.match]` (or
 /// `[listeners.limits]`) header lands in that table, not in the route.
@@ -119,6 +120,9 @@ fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
         ("listeners", "tls") if LISTENER_KEYS.contains(&key.as_str()) => {
             Some(" (keys after a [listeners.tls] header belong to it: move the listener's own keys above that header)")
         }
+        ("listeners", "paths") if LISTENER_KEYS.contains(&key.as_str()) => Some(
+            " (keys after a [listeners.paths] header belong to it: move the listener's own keys above that header)",
+        ),
         ("clusters", "tls") if cluster_keys.contains(&key.as_str()) => {
             Some(" (keys after a [clusters.tls] header belong to it: move the cluster's own keys above that header)")
         }
@@ -201,11 +205,13 @@ impl Check<'_> {
                     ForwardedHeaders::Replace
                 }
             };
+            let paths = l.paths.as_ref().map_or_else(PathRules::default, |p| self.path_rules(&path.key("paths"), p));
             listeners.push(Listener {
                 name: l.name.clone(),
                 addr,
                 defer_accept: l.defer_accept.unwrap_or(false),
                 limits,
+                paths,
                 routes: Vec::new(),
                 tls,
                 trusted_proxies,
@@ -365,6 +371,53 @@ impl Check<'_> {
         }
     }
 
+    /// `[listeners.paths]`: each key absent keeps its (refusing) default.
+    fn path_rules(&mut self, path: &FieldPath, f: &PathsFile) -> PathRules {
+        let d = PathRules::default();
+        PathRules {
+            escaped_slashes: self.word(
+                &path.key("escaped_slashes"),
+                f.escaped_slashes.as_deref(),
+                EscapedSlashes::WORDS,
+                d.escaped_slashes,
+            ),
+            backslash: self.word(&path.key("backslash"), f.backslash.as_deref(), Backslash::WORDS, d.backslash),
+            matrix_parameters: self.word(
+                &path.key("matrix_parameters"),
+                f.matrix_parameters.as_deref(),
+                MatrixParameters::WORDS,
+                d.matrix_parameters,
+            ),
+            trailing_dots_and_spaces: self.word(
+                &path.key("trailing_dots_and_spaces"),
+                f.trailing_dots_and_spaces.as_deref(),
+                TrailingDotsAndSpaces::WORDS,
+                d.trailing_dots_and_spaces,
+            ),
+            double_encoding: self.word(
+                &path.key("double_encoding"),
+                f.double_encoding.as_deref(),
+                DoubleEncoding::WORDS,
+                d.double_encoding,
+            ),
+        }
+    }
+
+    /// One of a few words (exact, lowercase); absent or wrong: `default`
+    /// (a wrong one is also an error listing the choices).
+    fn word<T: Copy>(&mut self, path: &FieldPath, text: Option<&str>, choices: &[(&str, T)], default: T) -> T {
+        let Some(text) = text else {
+            return default;
+        };
+        if let Some(&(_, v)) = choices.iter().find(|(w, _)| *w == text) {
+            return v;
+        }
+        let words: Vec<String> = choices.iter().map(|(w, _)| format!("{w:?}")).collect();
+        let (last, rest) = words.split_last().expect("choices are never empty");
+        self.error(path, format!("unknown value {text:?}: use {} or {last}", rest.join(", ")));
+        default
+    }
+
     fn cluster(&mut self, i: usize, c: &ClusterFile, names: &mut HashMap<String, usize>) -> Cluster {
         let path = FieldPath::root("clusters").index(i);
         self.name("clusters", i, &c.name, names);
@@ -486,6 +539,10 @@ impl Check<'_> {
         if m.path.is_some() && m.path_prefix.is_some() {
             self.error(path, "both path and path_prefix are set: use one");
         }
+        let path_case_insensitive = m.path_case_insensitive.unwrap_or(false);
+        if path_case_insensitive && m.path.is_none() && m.path_prefix.is_none() {
+            self.error(&path.key("path_case_insensitive"), "applies to path or path_prefix: set one of them");
+        }
         let mut methods = Vec::new();
         if let Some(list) = &m.methods {
             let mpath = path.key("methods");
@@ -507,7 +564,7 @@ impl Check<'_> {
             Some(h) => self.header_map(&path.key("headers"), h, false),
             None => Vec::new(),
         };
-        RouteMatch { host, path: exact.or(prefix), methods, headers }
+        RouteMatch { host, path: exact.or(prefix), path_case_insensitive, methods, headers }
     }
 
     /// Header names are lowercased; two names equal but for case are an
@@ -677,6 +734,33 @@ mod tests {
         assert_eq!(asserted, AssertedHeaders::from_names(&["x-client-cert", "x-peer-cert"]));
         assert!(asserted.contains(b"X-CLIENT-CERT"));
         assert!(!asserted.contains(b"x-client"));
+    }
+
+    #[test]
+    fn path_rules_default_to_reject_and_relax_per_listener() {
+        use crate::config::{Backslash, EscapedSlashes, MatrixParameters, TrailingDotsAndSpaces};
+        let text = "[[listeners]]\nname = \"strict\"\nlisten = \"127.0.0.1:0\"\n\
+                    [[listeners]]\nname = \"iis\"\nlisten = \"127.0.0.1:0\"\n\
+                    [listeners.paths]\nescaped_slashes = \"decode\"\nbackslash = \"slash\"\n\
+                    trailing_dots_and_spaces = \"strip\"\n\
+                    [[routes]]\ndirect = { status = 403 }\n[routes.match]\npath_prefix = \"/admin/\"\n\
+                    path_case_insensitive = true\n";
+        let c = load_str(text, "t.toml").unwrap();
+        assert_eq!(c.listeners[0].paths, PathRules::default());
+        assert_eq!(c.listeners[0].paths.escaped_slashes, EscapedSlashes::Reject);
+        assert_eq!(c.listeners[0].paths.matrix_parameters, MatrixParameters::Reject);
+        let iis = c.listeners[1].paths;
+        assert_eq!(iis.escaped_slashes, EscapedSlashes::Decode);
+        assert_eq!(iis.backslash, Backslash::Slash);
+        assert_eq!(iis.trailing_dots_and_spaces, TrailingDotsAndSpaces::Strip);
+        assert_eq!(iis.matrix_parameters, MatrixParameters::Reject, "an absent key keeps its default");
+        assert!(c.routes[0].matcher.path_case_insensitive);
+        let summary = c.summary();
+        assert!(
+            summary.contains("  paths: escaped_slashes=decode backslash=slash trailing_dots_and_spaces=strip\n"),
+            "{summary}"
+        );
+        assert!(summary.contains("path_prefix=/admin/ path_case_insensitive"), "{summary}");
     }
 
     #[test]

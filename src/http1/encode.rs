@@ -409,7 +409,7 @@ mod tests {
         let mut head = RequestHead::default();
         assert!(parse_request(raw, &LIMITS, &mut head).unwrap());
         let mut path = Vec::new();
-        let q = crate::pipeline::path::normalise(head.target.of(raw), &mut path).unwrap();
+        let q = crate::pipeline::path::normalise(head.target.of(raw), &Default::default(), &mut path).unwrap();
         let info = ForwardInfo {
             client,
             proto: "http",

@@ -122,9 +122,7 @@ pub fn parse_request(buf: &[u8], limits: &HeadLimits, head: &mut RequestHead) ->
         match kind {
             HeaderKind::Host => {
                 host_count += 1;
-                if !valid_host(value) {
-                    return Err(bad("invalid Host header"));
-                }
+                check_host(value).map_err(bad)?;
                 head.host = Some(value_span);
             }
             HeaderKind::ContentLength => {
@@ -156,8 +154,8 @@ pub fn parse_request(buf: &[u8], limits: &HeadLimits, head: &mut RequestHead) ->
     }
     // Absolute-form target: its authority is the host (RFC 9112 §3.2.2).
     if let Some(authority) = absolute_form_authority(path.as_bytes()) {
-        if !valid_host(authority) || authority.is_empty() {
-            return Err(bad("invalid authority in request target"));
+        if authority.is_empty() || check_host(authority).is_err() {
+            return Err(bad("invalid authority in request target (not a host name or address)"));
         }
         head.host = Some(Span::within(buf, authority));
     } else if !(path.starts_with('/') || (path == "*" && head.method == Method::Options)) {
@@ -228,19 +226,30 @@ fn map_request_error(e: httparse::Error, buf: &[u8], limits: &HeadLimits) -> Err
     }
 }
 
-/// Host = uri-host [ ":" port ] (RFC 9110 §7.2): reg-name characters, an
-/// IPv4 address, or a bracketed IP literal; port all digits.
-pub fn valid_host(v: &[u8]) -> bool {
+/// Host = uri-host [ ":" port ] (RFC 9110 §7.2), narrowed to what names a
+/// host unambiguously, so that no spelling escapes a route's `host`:
+/// - a host name: dot-separated labels of letters, digits, `-` (not first
+///   or last) and `_`, 1-63 bytes each, 253 in all, one optional trailing
+///   dot (`a.example.` is `a.example`); no empty label (`a..b`), no `%`
+///   escape, no other reg-name character (`;`, `!`, `~`, …);
+/// - a name whose last label is numeric (`127.1`, `0x7f.1`) only as a
+///   dotted-quad IPv4 address (resolvers read the others as addresses);
+/// - `[IPv6]` (no zone, no IPvFuture);
+/// - an optional `:port` of 1-5 digits up to 65535.
+///
+/// `Err` is the reason for the 400. An empty value (HTTP/1.1 allows an
+/// empty Host) is accepted; it matches only routes without `host`.
+pub fn check_host(v: &[u8]) -> Result<(), &'static str> {
     let (host, port) = if v.first() == Some(&b'[') {
-        let Some(close) = memchr(b']', v) else { return false };
-        let literal = &v[1..close];
-        if literal.is_empty() || !literal.iter().all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.')) {
-            return false;
+        let close = memchr(b']', v).ok_or("invalid Host header: unclosed [")?;
+        let literal = std::str::from_utf8(&v[1..close]).map_err(|_| "invalid Host header: not an IPv6 address")?;
+        if literal.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err("invalid Host header: not an IPv6 address in brackets");
         }
         match &v[close + 1..] {
             [] => (&v[..0], None),
             [b':', port @ ..] => (&v[..0], Some(port)),
-            _ => return false,
+            _ => return Err("invalid Host header: bytes after ]"),
         }
     } else {
         match v.iter().rposition(|&b| b == b':') {
@@ -248,30 +257,55 @@ pub fn valid_host(v: &[u8]) -> bool {
             None => (v, None),
         }
     };
-    let host_ok = host.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'%'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-            )
-    });
-    let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
-    host_ok && port_ok
+    if let Some(port) = port {
+        let digits = !port.is_empty() && port.len() <= 5 && port.iter().all(u8::is_ascii_digit);
+        if !digits || port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) > 65535 {
+            return Err("invalid Host header: port is not a number up to 65535");
+        }
+    }
+    if host.is_empty() {
+        return if port.is_some() && v.first() != Some(&b'[') {
+            Err("invalid Host header: no host before the port")
+        } else {
+            Ok(())
+        };
+    }
+    check_host_name(host)
 }
+
+/// The name rules of [`check_host`].
+fn check_host_name(host: &[u8]) -> Result<(), &'static str> {
+    let name = host.strip_suffix(b".").unwrap_or(host);
+    if name.len() > MAX_HOST_NAME_BYTES {
+        return Err("invalid Host header: name longer than 253 bytes");
+    }
+    let mut last = &name[..0];
+    for label in name.split(|&b| b == b'.') {
+        if label.is_empty() {
+            return Err("invalid Host header: empty label (..)");
+        }
+        if label.len() > MAX_HOST_LABEL_BYTES {
+            return Err("invalid Host header: label longer than 63 bytes");
+        }
+        if !label.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err("invalid Host header: character not allowed in a host name");
+        }
+        if label.starts_with(b"-") || label.ends_with(b"-") {
+            return Err("invalid Host header: label starts or ends with -");
+        }
+        last = label;
+    }
+    let numeric = last.iter().all(u8::is_ascii_digit) || last.get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"0x"));
+    if numeric && std::str::from_utf8(name).ok().and_then(|n| n.parse::<std::net::Ipv4Addr>().ok()).is_none() {
+        return Err("invalid Host header: numeric name that is not a dotted-quad IPv4 address");
+    }
+    Ok(())
+}
+
+/// RFC 1035 §2.3.4 / RFC 1123 §2.1: a label, and a whole name without its
+/// trailing dot.
+const MAX_HOST_LABEL_BYTES: usize = 63;
+const MAX_HOST_NAME_BYTES: usize = 253;
 
 /// The host part of a Host value (without port), for routing.
 pub fn host_without_port(v: &[u8]) -> &[u8] {
@@ -360,6 +394,8 @@ mod tests {
         ("duplicate host", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Expect::Status(400)),
         ("host with space", b"GET / HTTP/1.1\r\nHost: exa mple.com\r\n\r\n", Expect::Status(400)),
         ("host bad bracket", b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", Expect::Status(400)),
+        ("host empty", b"GET / HTTP/1.1\r\nHost:\r\n\r\n", Expect::Framing(Framing::Empty)),
+        ("absolute form escaped host", b"GET http://a%2eb/ HTTP/1.1\r\nHost: b\r\n\r\n", Expect::Status(400)),
         ("http/0.9", b"GET /\r\n\r\n", Expect::Status(400)),
         ("chunked in 1.0", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", Expect::Status(400)),
         ("bare LF", b"GET / HTTP/1.1\nHost: a\n\n", Expect::Status(400)),
@@ -379,6 +415,66 @@ mod tests {
             };
             assert_eq!(got, *expect, "case {name}");
         }
+    }
+
+    #[test]
+    fn host_values() {
+        const GOOD: &[&str] = &[
+            "a",
+            "example.com",
+            "Example.COM:8080",
+            "example.com.",
+            "example.com.:80",
+            "under_score.example",
+            "xn--bcher-kva.example",
+            "10.0.0.1",
+            "10.0.0.1:65535",
+            "[::1]",
+            "[::1]:8080",
+            "[::ffff:10.0.0.1]",
+            "1a.example",
+            "",
+        ];
+        for host in GOOD {
+            assert_eq!(check_host(host.as_bytes()), Ok(()), "{host}");
+        }
+        const BAD: &[(&str, &str)] = &[
+            ("internal.example.com..", "empty label"),
+            ("internal..example.com", "empty label"),
+            (".example.com", "empty label"),
+            ("internal%2eexample.com", "character"),
+            ("a;b", "character"),
+            ("a!b", "character"),
+            ("a~b", "character"),
+            ("a\\b", "character"),
+            ("user@a", "character"),
+            ("-a.example", "starts or ends"),
+            ("a-.example", "starts or ends"),
+            ("a:99999", "port"),
+            ("a:123456", "port"),
+            ("a:8x", "port"),
+            ("a:", "port"),
+            (":80", "no host"),
+            ("[::1", "unclosed"),
+            ("[::g]", "IPv6"),
+            ("[v1.x]", "IPv6"),
+            ("[fe80::1%25eth0]", "IPv6"),
+            ("[]", "IPv6"),
+            ("[::1]x", "after ]"),
+            ("127.1", "IPv4"),
+            ("0x7f.0.0.1", "IPv4"),
+            ("1.2.3.0x4", "IPv4"),
+            ("010.0.0.1", "IPv4"),
+            ("1.2.3.4.5", "IPv4"),
+        ];
+        for &(host, why) in BAD {
+            let err = check_host(host.as_bytes()).unwrap_err();
+            assert!(err.contains(why), "{host}: {err}");
+        }
+        let long_label = "a".repeat(64);
+        assert!(check_host(long_label.as_bytes()).unwrap_err().contains("63"));
+        let long_name = vec!["a".repeat(63); 4].join(".");
+        assert!(check_host(long_name.as_bytes()).unwrap_err().contains("253"));
     }
 
     #[test]

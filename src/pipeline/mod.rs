@@ -1,7 +1,8 @@
 //! The request pipeline. This file is the ONLY statement of stage order:
 //!
 //! ```text
-//! route            normalise path; first matching route      400 / 404
+//! route            normalise path ([listeners.paths]); first matching route
+//!                                                              400 / 404
 //! body limit       Content-Length against the route's limit   413
 //! (auth, rate limit, transform, version: later issues slot in here)
 //! action           direct response | redirect | proxy:
@@ -42,14 +43,16 @@ pub async fn handle<S: Downstream>(shard: &Shard, c: &mut Conn<S>) -> Result<Nex
 
     // Stage: route.
     let target = origin_form(c.head.target.of(&c.rbuf));
-    let query = path::normalise(target, &mut c.path)
-        .map_err(|_| Error::new(ErrorKind::BadRequest, "malformed percent-encoding in path"))?
-        .map(|q| {
-            // Remember the query as a span of rbuf for the upstream head.
-            let start = q.as_ptr() as usize - c.rbuf.as_ptr() as usize;
-            start..start + q.len()
-        });
-    let input = route::MatchInput::new(&c.head, &c.rbuf, &c.path);
+    let rules = &config.listeners[c.listener].paths;
+    let refused = |e: path::PathError| Error::new(ErrorKind::BadRequest, e.reason());
+    let query = path::normalise(target, rules, &mut c.path).map_err(refused)?.map(|q| {
+        // Remember the query as a span of rbuf for the upstream head.
+        let start = q.as_ptr() as usize - c.rbuf.as_ptr() as usize;
+        start..start + q.len()
+    });
+    // Differs from the forwarded path only under matrix_parameters = "strip".
+    let match_path = path::match_form(&c.path, rules).map_err(refused)?;
+    let input = route::MatchInput::new(&c.head, &c.rbuf, match_path.as_deref().unwrap_or(&c.path));
     let route_index = route::select(config, c.listener, &input)
         .ok_or_else(|| Error::new(ErrorKind::NoRoute, "no route matches this request"))?;
     let route = &config.routes[route_index];

@@ -2,8 +2,11 @@
 //! holds (host, normalised path, method, headers), in config order.
 //!
 //! Where it sits: the first pipeline stage, right after the head is parsed
-//! and the path normalised. Matching compares bytes against strings the
-//! config already lowercased; nothing is allocated.
+//! (the Host already checked to be a host name or address,
+//! `http1::parse::check_host`) and the path normalised (`path.rs`).
+//! Matching compares bytes against strings the config already lowercased,
+//! ignoring ASCII case in the path only for routes with
+//! `path_case_insensitive`; nothing is allocated.
 
 use crate::config::{Config, HostMatch, PathMatch, Route, RouteMatch};
 use crate::http1::parse::{host_without_port, RequestHead};
@@ -12,7 +15,7 @@ use crate::http1::parse::{host_without_port, RequestHead};
 pub struct MatchInput<'a> {
     /// Host without port, as sent (compared case-insensitively).
     pub host: &'a [u8],
-    /// Normalised path.
+    /// Normalised path (its match form under `matrix_parameters = "strip"`).
     pub path: &'a [u8],
     pub method: &'a [u8],
     pub head: &'a RequestHead,
@@ -48,9 +51,13 @@ fn matches(route: &Route, input: &MatchInput<'_>) -> bool {
         }
     }
     if let Some(path) = &m.path {
-        let ok = match path {
-            PathMatch::Exact(p) => input.path == p.as_bytes(),
-            PathMatch::Prefix(p) => input.path.starts_with(p.as_bytes()),
+        let ok = match (path, m.path_case_insensitive) {
+            (PathMatch::Exact(p), false) => input.path == p.as_bytes(),
+            (PathMatch::Prefix(p), false) => input.path.starts_with(p.as_bytes()),
+            (PathMatch::Exact(p), true) => input.path.eq_ignore_ascii_case(p.as_bytes()),
+            (PathMatch::Prefix(p), true) => {
+                input.path.len() >= p.len() && input.path[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            }
         };
         if !ok {
             return false;

@@ -218,11 +218,13 @@ fn percent_encoded_unreserved_characters_are_decoded_and_the_query_is_kept() {
     let proxy = ProxyConfig::new()
         .cluster("public", &[public.addr()])
         .route(Route::new("public").path_prefix("/public/").cluster("public"))
+        .paths("main", r#"escaped_slashes = "keep""#)
         .start();
 
     // %70 = 'p': the encoded form still matches the /public/ prefix.
     assert_eq!(get(proxy.addr(), "/%70ublic/%7Euser/%41b%63").status, 200);
-    // An encoded '/' is reserved: it stays encoded and is not a separator.
+    // An encoded '/' is reserved: kept (by this listener's choice), it stays
+    // encoded and is not a separator.
     assert_eq!(get(proxy.addr(), "/public/a%2Fb?q=%2e%2E&x=/../").status, 200);
 
     let targets: Vec<String> = public.requests().into_iter().map(|r| r.target).collect();

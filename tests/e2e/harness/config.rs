@@ -25,6 +25,7 @@ pub struct Route {
     host: Option<String>,
     path: Option<String>,
     path_prefix: Option<String>,
+    path_case_insensitive: bool,
     methods: Vec<String>,
     headers: Vec<(String, String)>,
     action: Option<String>,
@@ -39,6 +40,7 @@ impl Route {
             host: None,
             path: None,
             path_prefix: None,
+            path_case_insensitive: false,
             methods: Vec::new(),
             headers: Vec::new(),
             action: None,
@@ -69,6 +71,12 @@ impl Route {
 
     pub fn path_prefix(mut self, prefix: &str) -> Route {
         self.path_prefix = Some(prefix.to_string());
+        self
+    }
+
+    /// `path_case_insensitive = true`: `path` / `path_prefix` ignore ASCII case.
+    pub fn path_case_insensitive(mut self) -> Route {
+        self.path_case_insensitive = true;
         self
     }
 
@@ -153,6 +161,9 @@ impl Route {
         if let Some(prefix) = &self.path_prefix {
             matcher.push(format!("path_prefix = {}", toml_str(prefix)));
         }
+        if self.path_case_insensitive {
+            matcher.push("path_case_insensitive = true".to_string());
+        }
         if !self.methods.is_empty() {
             matcher.push(format!("methods = {}", toml_array(&self.methods)));
         }
@@ -180,6 +191,8 @@ pub struct ProxyConfig {
     listeners: Vec<(String, Vec<String>, Vec<String>)>,
     /// (listener name, a line among the listener's own keys)
     listener_lines: Vec<(String, String)>,
+    /// (listener name, `[listeners.paths]` lines)
+    listener_paths: Vec<(String, String)>,
     routes: Vec<Route>,
     clusters: Vec<String>,
 }
@@ -199,6 +212,7 @@ impl ProxyConfig {
             limits: Vec::new(),
             listeners: vec![("main".into(), Vec::new(), Vec::new())],
             listener_lines: Vec::new(),
+            listener_paths: Vec::new(),
             routes: Vec::new(),
             clusters: Vec::new(),
         }
@@ -246,6 +260,13 @@ impl ProxyConfig {
     pub fn listener_option(mut self, name: &str, line: &str) -> ProxyConfig {
         assert!(self.listeners.iter().any(|(n, _, _)| n == name), "no listener {name:?}");
         self.listener_lines.push((name.to_string(), line.to_string()));
+        self
+    }
+
+    /// TOML lines for listener `name`'s `[listeners.paths]`, e.g.
+    /// `r#"escaped_slashes = "keep""#`.
+    pub fn paths(mut self, name: &str, lines: &str) -> ProxyConfig {
+        self.listener_paths.push((name.to_string(), lines.to_string()));
         self
     }
 
@@ -314,6 +335,13 @@ impl ProxyConfig {
             if !tls.is_empty() {
                 out.push_str("[listeners.tls]\n");
                 for line in tls {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+            let paths: Vec<&String> = self.listener_paths.iter().filter(|(n, _)| n == name).map(|(_, l)| l).collect();
+            if !paths.is_empty() {
+                out.push_str("[listeners.paths]\n");
+                for line in paths {
                     let _ = writeln!(out, "{line}");
                 }
             }

@@ -6,8 +6,8 @@ use super::Pki;
 use crate::harness::config::toml_str;
 use crate::harness::pki::{Ca, CertFiles};
 use crate::harness::tls::{TlsBehaviour, TlsIdleAct, TlsUpstream};
-use std::time::Duration;
 use crate::harness::*;
+use std::time::Duration;
 
 /// `[clusters.tls]` with `lines` under it.
 fn cluster_tls(lines: &[String]) -> String {
