@@ -19,7 +19,7 @@ use crate::config::IoDriver;
 use crate::http1::body::BodyDecoder;
 use crate::http1::io::{read_more, write_all, write_range};
 use crate::http1::parse::{parse_request, Framing, HeadLimits, RequestHead};
-use crate::listener::bind_shared;
+use crate::listener::{bind_shared, SocketOptions};
 use crate::shard::spawn::{spawn_shard, Placement};
 
 /// Largest `/delay/MS` honoured.
@@ -32,7 +32,7 @@ static FILL: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 /// address. Threads run until the process exits.
 pub fn start_background(listen: SocketAddr, shards: usize, driver: IoDriver) -> std::io::Result<SocketAddr> {
     let placement = Placement { shards: shards.max(1), cpus: None, driver, ring_entries: 256 };
-    let (sockets, bound) = bind_shared(listen, placement.shards, false)?;
+    let (sockets, bound) = bind_shared(listen, placement.shards, SocketOptions::default())?;
     for (id, socket) in sockets.into_iter().enumerate() {
         spawn_shard(id, &placement, move || async move {
             let Ok(listener) = TcpListener::from_std(socket) else { return };

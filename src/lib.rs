@@ -27,6 +27,7 @@ pub mod error;
 pub mod http1;
 pub mod io;
 pub mod listener;
+pub mod memory;
 pub mod pipeline;
 pub mod shard;
 pub mod tls;

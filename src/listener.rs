@@ -28,10 +28,19 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// Binds `count` reuse-port sockets on `addr`; returns them and the address
 /// actually bound (port 0 resolved).
+/// Socket options of a listener's sockets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SocketOptions {
+    /// TCP_DEFER_ACCEPT (see `set_defer_accept`).
+    pub defer_accept: bool,
+    /// SO_SNDBUF, inherited by accepted connections.
+    pub send_buffer_bytes: Option<usize>,
+}
+
 pub fn bind_shared(
     addr: SocketAddr,
     count: usize,
-    defer_accept: bool,
+    options: SocketOptions,
 ) -> io::Result<(Vec<std::net::TcpListener>, SocketAddr)> {
     if addr.port() != 0 {
         ensure_not_in_use(addr)?;
@@ -44,8 +53,11 @@ pub fn bind_shared(
         socket.set_reuse_port(true)?;
         socket.set_nonblocking(true)?;
         socket.set_tcp_nodelay(true)?;
-        if defer_accept {
+        if options.defer_accept {
             set_defer_accept(&socket)?;
+        }
+        if let Some(bytes) = options.send_buffer_bytes {
+            socket.set_send_buffer_size(bytes)?;
         }
         socket.bind(&bound.into())?;
         socket.listen(LISTEN_BACKLOG)?;
@@ -212,10 +224,26 @@ async fn reject_over_limit(mut stream: monoio::net::TcpStream) {
 
 #[cfg(test)]
 mod tests {
+    use super::SocketOptions;
+
+    /// Accepted connections take the listener's SO_SNDBUF: the bound on a
+    /// slow client's kernel memory holds for every connection.
+    #[test]
+    fn accepted_connections_inherit_the_send_buffer_size() {
+        let options = SocketOptions { send_buffer_bytes: Some(16 * 1024), ..SocketOptions::default() };
+        let (listeners, addr) = super::bind_shared("127.0.0.1:0".parse().unwrap(), 1, options).unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let (accepted, _) = listeners[0].accept().unwrap();
+        let size = socket2::SockRef::from(&accepted).send_buffer_size().unwrap();
+        // Linux doubles the value for its bookkeeping.
+        assert_eq!(size, 32 * 1024);
+    }
+
     /// The accept loop relies on this instead of a setsockopt per connection.
     #[test]
     fn accepted_connections_inherit_tcp_nodelay_from_the_listener() {
-        let (listeners, addr) = super::bind_shared("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
+        let (listeners, addr) =
+            super::bind_shared("127.0.0.1:0".parse().unwrap(), 1, SocketOptions::default()).unwrap();
         let _client = std::net::TcpStream::connect(addr).unwrap();
         listeners[0].set_nonblocking(false).unwrap();
         let (accepted, _) = listeners[0].accept().unwrap();
@@ -227,7 +255,12 @@ mod tests {
     #[test]
     fn a_deferred_listener_accepts_a_connection_once_it_has_data() {
         use std::io::Write;
-        let (listeners, addr) = super::bind_shared("127.0.0.1:0".parse().unwrap(), 1, true).unwrap();
+        let (listeners, addr) = super::bind_shared(
+            "127.0.0.1:0".parse().unwrap(),
+            1,
+            SocketOptions { defer_accept: true, ..SocketOptions::default() },
+        )
+        .unwrap();
         let mut client = std::net::TcpStream::connect(addr).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(200));
         let pending = listeners[0].accept().map(|_| ()).map_err(|e| e.kind());
@@ -244,7 +277,8 @@ mod tests {
             }
         }
         // Without the option the same connection is acceptable at once.
-        let (plain, plain_addr) = super::bind_shared("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
+        let (plain, plain_addr) =
+            super::bind_shared("127.0.0.1:0".parse().unwrap(), 1, SocketOptions::default()).unwrap();
         let _silent = std::net::TcpStream::connect(plain_addr).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert!(plain[0].accept().is_ok());

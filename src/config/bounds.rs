@@ -33,6 +33,9 @@ pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 pub const MIN_DRAIN_TIMEOUT: Duration = Duration::ZERO;
 /// Longest timeout of any kind.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// A listener's `send_buffer_bytes` (SO_SNDBUF; the kernel doubles it).
+pub const MIN_SEND_BUFFER_BYTES: u64 = 4 * 1024;
+pub const MAX_SEND_BUFFER_BYTES: u64 = 64 * 1024 * 1024;
 pub const MIN_SHARDS: usize = 1;
 pub const MAX_SHARDS: usize = 1024;
 /// CPU ids must be below this to fit a `cpu_set_t` (glibc's CPU_SETSIZE).

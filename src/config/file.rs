@@ -82,6 +82,8 @@ pub struct ListenerFile {
     pub listen: String,
     /// TCP_DEFER_ACCEPT: accept once the client has sent data.
     pub defer_accept: Option<bool>,
+    /// SO_SNDBUF of accepted connections (unset: the kernel autotunes).
+    pub send_buffer_bytes: Option<SizeText>,
     /// CIDR ranges (or bare addresses) of proxies whose forwarding headers
     /// name the client.
     pub trusted_proxies: Option<Vec<String>>,

@@ -176,6 +176,11 @@ pub struct Listener {
     /// deferred`): the kernel completes the accept only when the client's
     /// first bytes are there, so the first read never waits.
     pub defer_accept: bool,
+    /// SO_SNDBUF on the listening sockets, inherited by every accepted
+    /// connection (nginx `listen ... sndbuf=`): bounds the kernel memory a
+    /// client that reads slowly or not at all can hold. `None`: the kernel
+    /// autotunes (on loopback up to 4 MiB per connection).
+    pub send_buffer_bytes: Option<usize>,
     pub limits: Limits,
     /// `[listeners.paths]`: how ambiguous path spellings are treated.
     pub paths: PathRules,
@@ -572,6 +577,7 @@ impl Config {
                 name: "proxy".to_owned(),
                 addr: listen,
                 defer_accept: false,
+                send_buffer_bytes: None,
                 limits: Limits::default(),
                 paths: PathRules::default(),
                 routes: vec![0],

@@ -36,7 +36,8 @@ impl Config {
         for l in &self.listeners {
             let scheme = if l.tls.is_some() { " https" } else { "" };
             let deferred = if l.defer_accept { " defer_accept" } else { "" };
-            let _ = writeln!(out, "listener {:?} {}{scheme}{deferred}", l.name, l.addr);
+            let sndbuf = l.send_buffer_bytes.map(|n| format!(" send_buffer_bytes={n}")).unwrap_or_default();
+            let _ = writeln!(out, "listener {:?} {}{scheme}{deferred}{sndbuf}", l.name, l.addr);
             if let Some(tls) = &l.tls {
                 out += &fmt_listener_tls(tls);
             }

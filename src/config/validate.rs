@@ -95,8 +95,17 @@ pub fn load_str_in(text: &str, origin: &str, base_dir: &Path) -> Result<Config, 
 }
 
 /// A listener's own keys (for the misplaced-key hint).
-const LISTENER_KEYS: &[&str] =
-    &["name", "listen", "defer_accept", "trusted_proxies", "forwarded_headers", "limits", "tls", "paths"];
+const LISTENER_KEYS: &[&str] = &[
+    "name",
+    "listen",
+    "defer_accept",
+    "send_buffer_bytes",
+    "trusted_proxies",
+    "forwarded_headers",
+    "limits",
+    "tls",
+    "paths",
+];
 
 /// The commonest TOML slip: a key written after a `[routes.match]` (or
 /// `[listeners.limits]`) header lands in that table, not in the route.
@@ -206,10 +215,15 @@ impl Check<'_> {
                 }
             };
             let paths = l.paths.as_ref().map_or_else(PathRules::default, |p| self.path_rules(&path.key("paths"), p));
+            let send_buffer_bytes = l.send_buffer_bytes.as_ref().and_then(|v| {
+                let min_max = (bounds::MIN_SEND_BUFFER_BYTES, bounds::MAX_SEND_BUFFER_BYTES);
+                self.size(&path.key("send_buffer_bytes"), v, min_max.0, min_max.1).map(|n| n as usize)
+            });
             listeners.push(Listener {
                 name: l.name.clone(),
                 addr,
                 defer_accept: l.defer_accept.unwrap_or(false),
+                send_buffer_bytes,
                 limits,
                 paths,
                 routes: Vec::new(),
@@ -686,6 +700,18 @@ mod tests {
         let errs = load_str("[server\n", "t.toml").unwrap_err();
         assert_eq!(errs.0[0].path, "");
         assert!(errs.0[0].message.starts_with("t.toml is not valid TOML"));
+    }
+
+    #[test]
+    fn send_buffer_bytes_is_a_bounded_listener_size() {
+        let base = "[[listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\n";
+        let c = load_str(&format!("{base}[[routes]]\ndirect = {{}}\n"), "t.toml").unwrap();
+        assert_eq!(c.listeners[0].send_buffer_bytes, None, "the kernel autotunes unless asked");
+        let c =
+            load_str(&format!("{base}send_buffer_bytes = \"16KiB\"\n[[routes]]\ndirect = {{}}\n"), "t.toml").unwrap();
+        assert_eq!(c.listeners[0].send_buffer_bytes, Some(16 * 1024));
+        let errs = load_str(&format!("{base}send_buffer_bytes = \"1KiB\"\n"), "t.toml").unwrap_err();
+        assert_eq!((errs.0[0].path.as_str(), errs.0[0].line), ("listeners[0].send_buffer_bytes", Some(4)));
     }
 
     #[test]

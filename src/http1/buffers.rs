@@ -7,7 +7,7 @@
 //! keep-alive connections cost ten thousand small buffers, not twenty
 //! thousand large ones. Shard-local: a `RefCell`, no lock.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 /// Size of an exchange buffer: body bytes are relayed in pieces of at most
 /// this, and an upstream response head must fit in it.
@@ -23,20 +23,94 @@ pub const MAX_POOLED_BUFFERS: usize = 64;
 pub const BULK_BUFFER_BYTES: usize = 256 * 1024;
 /// Free bulk buffers a shard keeps.
 pub const MAX_POOLED_BULK_BUFFERS: usize = 8;
+/// Bulk buffers a shard lends out at once (8 MiB). Past it, a large body
+/// moves through its exchange buffer: a crowd of clients that stop
+/// reading mid-download (each one's relay waiting with a full buffer)
+/// cannot pin more than this in bulk buffers, whatever their number.
+pub const MAX_BULK_IN_USE: usize = 32;
+/// Bytes of buffers freed to the allocator (not pooled) after which the
+/// shard asks the allocator to return free memory to the system (see
+/// `BufferPool::should_trim`).
+pub const TRIM_AFTER_FREED_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct BufferPool {
     free: RefCell<Vec<Vec<u8>>>,
     bulk: RefCell<Vec<Vec<u8>>>,
+    /// Bulk buffers lent out (live `BulkLease`s holding one).
+    bulk_in_use: Cell<usize>,
+    /// Bytes freed to the allocator since the last trim.
+    freed: Cell<usize>,
+    /// The fewest free buffers each pool held since the last `decay`:
+    /// that many were not needed for a whole sweep interval.
+    low_water: Cell<(usize, usize)>,
+}
+
+/// One relay direction's claim on a bulk buffer for the length of an
+/// exchange. The shard's count of bulk buffers in use drops when the lease
+/// does, on every path (also when the buffer itself went with a cancelled
+/// operation), so the count never drifts.
+pub struct BulkLease<'a> {
+    pool: &'a BufferPool,
+    held: Cell<bool>,
+}
+
+impl BulkLease<'_> {
+    /// Called before `buf` is emptied and read into again: if its last
+    /// read filled a whole exchange buffer (a large body is streaming) and
+    /// the shard has a bulk buffer to lend, it is swapped for one.
+    /// Contents are not kept.
+    pub fn grow_if_filled(&self, buf: &mut Vec<u8>) {
+        let pool = self.pool;
+        let filled = buf.len() == EXCHANGE_BUFFER_BYTES && buf.capacity() == EXCHANGE_BUFFER_BYTES;
+        if filled && !self.held.get() && pool.bulk_in_use.get() < MAX_BULK_IN_USE {
+            pool.give(buf);
+            let mut free = pool.bulk.borrow_mut();
+            *buf = free.pop().unwrap_or_else(|| Vec::with_capacity(BULK_BUFFER_BYTES));
+            let (low, bulk_low) = pool.low_water.get();
+            pool.low_water.set((low, bulk_low.min(free.len())));
+            self.held.set(true);
+            pool.bulk_in_use.set(pool.bulk_in_use.get() + 1);
+        }
+        buf.clear();
+    }
+}
+
+impl Drop for BulkLease<'_> {
+    fn drop(&mut self) {
+        if self.held.get() {
+            self.pool.bulk_in_use.set(self.pool.bulk_in_use.get() - 1);
+        }
+    }
 }
 
 impl BufferPool {
     /// Makes `buf` an (empty) exchange buffer, from the pool if it has one.
     pub fn fill(&self, buf: &mut Vec<u8>) {
         if buf.capacity() < EXCHANGE_BUFFER_BYTES {
-            *buf = self.free.borrow_mut().pop().unwrap_or_else(|| Vec::with_capacity(EXCHANGE_BUFFER_BYTES));
+            let mut free = self.free.borrow_mut();
+            *buf = free.pop().unwrap_or_else(|| Vec::with_capacity(EXCHANGE_BUFFER_BYTES));
+            let (low, bulk) = self.low_water.get();
+            self.low_water.set((low.min(free.len()), bulk));
         }
         buf.clear();
+    }
+
+    /// Frees the pooled buffers no exchange needed since the last call
+    /// (the pools' low-water marks): after a load peak the pools shrink
+    /// back to what the traffic uses within one sweep interval, and the
+    /// memory can go back to the system (`should_trim`). Called by the
+    /// shard's sweeper.
+    pub fn decay(&self) {
+        let (low, bulk_low) = self.low_water.get();
+        for (pool, unused) in [(&self.free, low), (&self.bulk, bulk_low)] {
+            let mut pool = pool.borrow_mut();
+            let unused = unused.min(pool.len());
+            for buf in pool.drain(..unused) {
+                self.freed.set(self.freed.get() + buf.capacity());
+            }
+        }
+        self.low_water.set((self.free.borrow().len(), self.bulk.borrow().len()));
     }
 
     /// Takes `buf` back (leaving an unallocated vector in its place).
@@ -50,18 +124,30 @@ impl BufferPool {
         let mut pool = pool.borrow_mut();
         if pool.len() < max {
             pool.push(buf);
+        } else {
+            self.freed.set(self.freed.get() + buf.capacity());
         }
     }
 
-    /// Called before `buf` is emptied and read into again: if its last
-    /// read filled it whole (a large body is streaming), it is swapped for
-    /// a bulk buffer. Contents are not kept.
-    pub fn grow_if_filled(&self, buf: &mut Vec<u8>) {
-        if buf.len() == EXCHANGE_BUFFER_BYTES && buf.capacity() == EXCHANGE_BUFFER_BYTES {
-            self.give(buf);
-            *buf = self.bulk.borrow_mut().pop().unwrap_or_else(|| Vec::with_capacity(BULK_BUFFER_BYTES));
+    /// A relay direction's lease on at most one bulk buffer.
+    pub fn lease(&self) -> BulkLease<'_> {
+        BulkLease { pool: self, held: Cell::new(false) }
+    }
+
+    /// Whether enough memory went back to the allocator since the last
+    /// call that the shard should ask it to return free pages to the
+    /// system (glibc keeps freed heap memory; a load peak would otherwise
+    /// leave RSS at its peak). Resets the count.
+    pub fn should_trim(&self) -> bool {
+        let due = self.freed.get() >= TRIM_AFTER_FREED_BYTES;
+        if due {
+            self.freed.set(0);
         }
-        buf.clear();
+        due
+    }
+
+    pub fn bulk_in_use(&self) -> usize {
+        self.bulk_in_use.get()
     }
 
     pub fn pooled(&self) -> usize {
@@ -100,24 +186,84 @@ mod tests {
     #[test]
     fn a_buffer_filled_whole_grows_to_a_bulk_buffer_and_goes_back_to_its_own_pool() {
         let pool = BufferPool::default();
+        let lease = pool.lease();
         let mut buf = Vec::new();
         pool.fill(&mut buf);
         buf.extend_from_slice(&[1; 100]);
-        pool.grow_if_filled(&mut buf);
+        lease.grow_if_filled(&mut buf);
         assert_eq!((buf.len(), buf.capacity()), (0, EXCHANGE_BUFFER_BYTES), "a partial read keeps the buffer");
         buf.resize(EXCHANGE_BUFFER_BYTES, 1);
-        pool.grow_if_filled(&mut buf);
+        lease.grow_if_filled(&mut buf);
         assert_eq!((buf.len(), buf.capacity()), (0, BULK_BUFFER_BYTES));
         assert_eq!(pool.pooled(), 1, "the exchange buffer went back to the pool");
+        assert_eq!(pool.bulk_in_use(), 1);
         buf.resize(BULK_BUFFER_BYTES, 1);
-        pool.grow_if_filled(&mut buf);
+        lease.grow_if_filled(&mut buf);
         assert_eq!(buf.capacity(), BULK_BUFFER_BYTES, "a bulk buffer stays one");
         pool.give(&mut buf);
+        drop(lease);
+        assert_eq!(pool.bulk_in_use(), 0, "the lease ended");
         assert_eq!(pool.bulk.borrow().len(), 1);
         let mut again = Vec::new();
         pool.fill(&mut again);
         again.resize(EXCHANGE_BUFFER_BYTES, 0);
-        pool.grow_if_filled(&mut again);
+        pool.lease().grow_if_filled(&mut again);
         assert!(pool.bulk.borrow().is_empty(), "the pooled bulk buffer was reused");
+    }
+
+    #[test]
+    fn at_most_max_bulk_in_use_are_lent_and_a_lost_buffer_still_ends_its_lease() {
+        let pool = BufferPool::default();
+        let leases: Vec<BulkLease> = (0..MAX_BULK_IN_USE + 3).map(|_| pool.lease()).collect();
+        let mut grown = 0;
+        for lease in &leases {
+            // vec! allocates exactly the exchange buffer's capacity.
+            let mut buf = vec![0; EXCHANGE_BUFFER_BYTES];
+            lease.grow_if_filled(&mut buf);
+            if buf.capacity() == BULK_BUFFER_BYTES {
+                grown += 1;
+            }
+            // The buffer is dropped here, as if it went with a cancelled
+            // operation: only the lease ends the count.
+        }
+        assert_eq!(grown, MAX_BULK_IN_USE, "past the cap, bodies move through exchange buffers");
+        drop(leases);
+        assert_eq!(pool.bulk_in_use(), 0);
+    }
+
+    #[test]
+    fn decay_frees_the_buffers_no_exchange_needed_since_the_last_sweep() {
+        let pool = BufferPool::default();
+        let mut peak: Vec<Vec<u8>> = (0..10).map(|_| Vec::new()).collect();
+        for buf in &mut peak {
+            pool.fill(buf);
+        }
+        for buf in &mut peak {
+            pool.give(buf);
+        }
+        pool.decay();
+        assert_eq!(pool.pooled(), 10, "the first sweep only marks the low water");
+        // Two exchanges at a time during the next interval.
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        pool.fill(&mut a);
+        pool.fill(&mut b);
+        pool.give(&mut a);
+        pool.give(&mut b);
+        pool.decay();
+        assert_eq!(pool.pooled(), 2, "eight were not needed for a whole interval");
+        pool.decay();
+        assert_eq!(pool.pooled(), 0, "nothing used since: nothing kept");
+        assert!(pool.should_trim() || 10 * EXCHANGE_BUFFER_BYTES < TRIM_AFTER_FREED_BYTES);
+    }
+
+    #[test]
+    fn freeing_a_megabyte_past_the_pool_asks_for_a_trim_once() {
+        let pool = BufferPool::default();
+        for _ in 0..MAX_POOLED_BUFFERS + TRIM_AFTER_FREED_BYTES / EXCHANGE_BUFFER_BYTES {
+            let mut buf = Vec::with_capacity(EXCHANGE_BUFFER_BYTES);
+            pool.give(&mut buf);
+        }
+        assert!(pool.should_trim());
+        assert!(!pool.should_trim(), "the count starts again");
     }
 }

@@ -50,6 +50,9 @@ pub struct TlsConfigs {
 /// connections (upstream) are checked for expiry: the precision of
 /// `idle_timeout` and of the pool's idle timeout.
 const IDLE_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+/// Connections that must have closed since the last peak before the
+/// sweeper returns free heap memory to the system.
+const TRIM_AFTER_CONNECTIONS_GONE: usize = 256;
 /// How often a draining shard checks whether its connections are gone.
 const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -152,10 +155,23 @@ pub async fn run(
     }
     let sweeper = shard.clone();
     monoio::spawn(async move {
+        // Connections open at the last peak since memory was returned.
+        let mut peak = 0;
         while !sweeper.draining() {
             monoio::time::sleep(IDLE_SWEEP_INTERVAL).await;
             sweeper.registry.expire(Instant::now());
             sweeper.pool.sweep();
+            sweeper.buffers.decay();
+            let open = sweeper.registry.len();
+            peak = peak.max(open);
+            // After a burst of buffers went back to the allocator, or a
+            // crowd of connections left (their buffers, futures and
+            // states), free heap pages go back to the system.
+            if sweeper.buffers.should_trim() || peak - open >= TRIM_AFTER_CONNECTIONS_GONE {
+                tracing::debug!(shard = sweeper.id, open, peak, "returning free memory to the system");
+                crate::memory::return_free_memory();
+                peak = open;
+            }
         }
     });
 

@@ -19,7 +19,7 @@ use super::spawn::{spawn_shard, Placement};
 use super::{Control, Shard, TlsConfigs};
 use crate::admin::{self, ShardCounters};
 use crate::config::Config;
-use crate::listener::bind_shared;
+use crate::listener::{bind_shared, SocketOptions};
 use crate::tls::sni::SniResolver;
 use crate::upstream::stream::UpstreamTls;
 
@@ -60,8 +60,12 @@ pub fn serve(config: Config) -> Result<(), String> {
     // Bind everything first: a busy or bad address fails startup cleanly.
     let mut per_shard: Vec<Vec<(usize, std::net::TcpListener)>> = (0..n).map(|_| Vec::new()).collect();
     for (index, l) in config.listeners.iter().enumerate() {
-        let (sockets, bound) = bind_shared(l.addr, n, l.defer_accept)
-            .map_err(|e| format!("listeners[{index}] ({}): cannot listen on {}: {e}", l.name, l.addr))?;
+        let (sockets, bound) = bind_shared(
+            l.addr,
+            n,
+            SocketOptions { defer_accept: l.defer_accept, send_buffer_bytes: l.send_buffer_bytes },
+        )
+        .map_err(|e| format!("listeners[{index}] ({}): cannot listen on {}: {e}", l.name, l.addr))?;
         for (shard, socket) in sockets.into_iter().enumerate() {
             per_shard[shard].push((index, socket));
         }

@@ -278,6 +278,15 @@ pub async fn exchange<S: Downstream>(
                 wbuf.extend_from_slice(&ubuf[pos..pos + step.consumed]);
                 pos += step.consumed;
             }
+            // Everything read is in the output now: the read buffer goes
+            // back to the pool while the head is written (a client that
+            // stops reading here holds one buffer, not two) and comes back
+            // for the rest of the body.
+            let ubuf_spent = pos == ubuf.len();
+            if ubuf_spent {
+                shard.buffers.give(ubuf);
+                pos = 0;
+            }
             head_written.set(true);
             let written = if close && body.is_done() {
                 // The whole response is in hand and the connection ends with it.
@@ -290,6 +299,14 @@ pub async fn exchange<S: Downstream>(
                 write_to_client(&mut client_w, wbuf, 0..len, registration, timeout).await
             };
             written.map_err(|_| ResponseError::HeadWrite)?;
+            if !matches!(mode, DownstreamFraming::ChunkEncode | DownstreamFraming::UntilClose { dechunk: true }) {
+                // Only re-framing needs the output buffer from here on: a
+                // client that stops reading holds one buffer, not two.
+                shard.buffers.give(wbuf);
+            }
+            if ubuf_spent && !body.is_done() {
+                shard.buffers.fill(ubuf);
+            }
             let clean = relay_response_body(
                 &mut up_r,
                 &mut client_w,

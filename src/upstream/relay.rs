@@ -122,9 +122,10 @@ pub async fn upload<R: AsyncReadRent, W: AsyncWriteRent>(
 ) -> Result<usize, UploadError> {
     buf.clear();
     let mut pos = 0;
+    let bulk = buffers.lease();
     loop {
         if pos == buf.len() {
-            buffers.grow_if_filled(buf);
+            bulk.grow_if_filled(buf);
             pos = 0;
             match monoio::time::timeout(up.timeout, read_more(client, buf)).await {
                 Ok(Ok(n)) if n > 0 => {}
@@ -190,6 +191,7 @@ pub async fn relay_response_body<R: AsyncReadRent, W: AsyncWriteRent>(
 ) -> Result<bool, RelayError> {
     let bad_body =
         || RelayError::Upstream(Error::new(ErrorKind::UpstreamBadResponse, "malformed chunked response body"));
+    let bulk = buffers.lease();
     loop {
         if body.is_done() {
             return Ok(pos == ubuf.len());
@@ -230,7 +232,7 @@ pub async fn relay_response_body<R: AsyncReadRent, W: AsyncWriteRent>(
             pos += step.consumed;
             continue;
         }
-        buffers.grow_if_filled(ubuf);
+        bulk.grow_if_filled(ubuf);
         pos = 0;
         match monoio::time::timeout(timeout, read_more(upstream, ubuf)).await {
             Ok(Ok(n)) if n > 0 => {}

@@ -19,6 +19,7 @@ mod headers;
 mod identity;
 mod keepalive;
 mod limits;
+mod memory;
 mod paths;
 mod pool_liveness;
 mod relay;
