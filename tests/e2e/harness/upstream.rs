@@ -47,6 +47,22 @@ pub struct Request {
 }
 
 impl Request {
+    fn of(connection: usize, head: Head, raw_head: Vec<u8>, framing: Framing, body: Body) -> Request {
+        Request {
+            connection,
+            method: head.method,
+            target: head.target,
+            version: head.version,
+            headers: head.headers,
+            raw_head,
+            body: body.kept,
+            body_len: body.len,
+            body_sha256: body.sha256,
+            chunked: framing == Framing::Chunked,
+            trailers: body.trailers,
+        }
+    }
+
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
@@ -337,19 +353,8 @@ fn serve(mut conn: Conn, id: usize, shared: &Shared) {
 
         let framing = head.body_framing();
         if shared.early != Early::No {
-            let request = Request {
-                connection: id,
-                method: head.method,
-                target: head.target,
-                version: head.version,
-                headers: head.headers,
-                raw_head,
-                body: Vec::new(),
-                body_len: 0,
-                body_sha256: String::new(),
-                chunked: framing == Framing::Chunked,
-                trailers: Vec::new(),
-            };
+            let unread = Body { kept: Vec::new(), len: 0, sha256: String::new(), trailers: Vec::new() };
+            let request = Request::of(id, head, raw_head, framing, unread);
             shared.log().requests.push(request.clone());
             let reply = (shared.handler)(&request);
             conn.reply(&reply, &request);
@@ -378,19 +383,7 @@ fn serve(mut conn: Conn, id: usize, shared: &Shared) {
         let Some(body) = conn.read_body(framing) else {
             return;
         };
-        let request = Request {
-            connection: id,
-            method: head.method,
-            target: head.target,
-            version: head.version,
-            headers: head.headers,
-            raw_head,
-            body: body.kept,
-            body_len: body.len,
-            body_sha256: body.sha256,
-            chunked: framing == Framing::Chunked,
-            trailers: body.trailers,
-        };
+        let request = Request::of(id, head, raw_head, framing, body);
         shared.log().requests.push(request.clone());
         served += 1;
 
