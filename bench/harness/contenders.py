@@ -335,7 +335,7 @@ def describe_binary(path):
     except (OSError, subprocess.SubprocessError) as e:
         version = f"unknown ({e})"
     try:
-        git = subprocess.run(["git", "-C", os.path.dirname(path), "log", "-1", "--format=%h %s"],
+        git = subprocess.run(["git", "-C", os.path.dirname(path), "log", "-1", "--format=%h (%cs)"],
                              capture_output=True, text=True, timeout=30)
         commit = git.stdout.strip() if git.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):

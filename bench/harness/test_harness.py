@@ -307,13 +307,13 @@ class Output(unittest.TestCase):
         data["summary"] = summary.summarise(data["rounds"], data["memory"], names, ["small"])
         build = {"version": "shardgate 0.1.0", "sha256": "ab" * 32, "built": "2026-01-01T00:00:00"}
         data["builds"] = {"baseline": dict(build, path="/tmp/base/target/release/shardgate",
-                                           checkout_commit="1234abc Older work"),
+                                           checkout_commit="1234abc (2025-12-31)"),
                           "shardgate": dict(build, path="/w/target/release/shardgate", sha256="cd" * 32,
                                             checkout_commit=None)}
         md = report.markdown(data)
         self.assertIn("## shardgate ÷ baseline", md)
         self.assertIn("- baseline: `/tmp/base/target/release/shardgate` — `--version`: `shardgate 0.1.0`; "
-                      "sha256 `abababababababab…`; built 2026-01-01T00:00:00; checkout at `1234abc Older work`", md)
+                      "sha256 `abababababababab…`; built 2026-01-01T00:00:00; checkout at `1234abc (2025-12-31)`", md)
         self.assertIn("- shardgate (under test): `/w/target/release/shardgate`", md)
         self.assertNotIn("A/A run", md)
         # rps 1.000 (0.968–1.200), cpu at saturation 10/10.4, 20/20, 11/10.
