@@ -14,6 +14,8 @@ and Envoy) and docs/benchmarks.md.
 Processes are ended by the PIDs started here, never by name.
 """
 
+import datetime
+import hashlib
 import os
 import re
 import signal
@@ -211,6 +213,13 @@ class Shardgate(Contender):
         return argv
 
 
+class Baseline(Shardgate):
+    """Another build of shardgate (`--baseline PATH`): the same command
+    line, CPU and upstream as `shardgate`, only the binary differs."""
+
+    name = "baseline"
+
+
 class Nginx(Contender):
     name = "nginx"
     features = frozenset({"tls"})
@@ -294,5 +303,42 @@ class _UpstreamName(Contender):
     name = "upstream"
 
 
-CLASSES = {"direct": Direct, "shardgate": Shardgate, "nginx": Nginx, "haproxy": Haproxy, "envoy": Envoy}
+CLASSES = {"direct": Direct, "shardgate": Shardgate, "baseline": Baseline, "nginx": Nginx, "haproxy": Haproxy,
+           "envoy": Envoy}
 ORDER = ["direct", "shardgate", "nginx", "haproxy", "envoy"]
+
+
+def default_names(baseline=False):
+    """The contenders of a run without --contenders: ORDER, with
+    `baseline` right after `shardgate` when a baseline binary is given
+    (next to each other in the rotation, so the pair is measured as close
+    in time as the order allows)."""
+    if not baseline:
+        return list(ORDER)
+    i = ORDER.index("shardgate") + 1
+    return ORDER[:i] + ["baseline"] + ORDER[i:]
+
+
+def describe_binary(path):
+    """What identifies a shardgate binary of another build: its path, its
+    `--version` output, a digest of its bytes (`--version` names the crate
+    version only, the same for every build of it), its build time, and
+    the commit checked out where it sits, if it is inside a git checkout
+    (`git worktree add /tmp/base COMMIT` + `cargo build --release`)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+        version = (out.stdout + out.stderr).strip() or "unknown"
+    except (OSError, subprocess.SubprocessError) as e:
+        version = f"unknown ({e})"
+    try:
+        git = subprocess.run(["git", "-C", os.path.dirname(path), "log", "-1", "--format=%h (%cs)"],
+                             capture_output=True, text=True, timeout=30)
+        commit = git.stdout.strip() if git.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    built = datetime.datetime.fromtimestamp(os.stat(path).st_mtime).isoformat(timespec="seconds")
+    return {"path": path, "version": version, "sha256": h.hexdigest(), "built": built, "checkout_commit": commit}

@@ -33,8 +33,14 @@ def parse(argv):
     p.add_argument("--scenarios", help=f"comma list of {', '.join(scenarios_mod.BY_NAME)}, or of the groups "
                                        f"{', '.join(scenarios_mod.GROUPS)} (default {scenarios_mod.DEFAULT_GROUP}; --quick: "
                                        + ", ".join(s.name for s in scenarios_mod.SCENARIOS if s.quick) + ")")
-    p.add_argument("--contenders", default=",".join(contenders_mod.ORDER),
-                   help="comma list (default %(default)s)")
+    p.add_argument("--contenders",
+                   help=f"comma list of {', '.join(contenders_mod.CLASSES)} (default "
+                        f"{','.join(contenders_mod.ORDER)}; with --baseline, baseline after shardgate)")
+    p.add_argument("--baseline", metavar="PATH",
+                   help="a shardgate binary of another build (say the commit before a change): it takes part in "
+                        "every round as contender `baseline`, with the same command line, CPU and upstream as "
+                        "shardgate, and the report gives shardgate / baseline paired within each round "
+                        "(docs/benchmarks.md)")
     p.add_argument("--open-fraction", type=float, default=0.5,
                    help="open-loop rate as a fraction of the lowest proxy saturation rate of the round "
                         "(default %(default)s)")
@@ -55,7 +61,31 @@ def parse(argv):
     a.warmup = a.warmup if a.warmup is not None else (0.2 if a.quick else 0.25)
     if a.memory_connections is None:
         a.memory_connections = QUICK_MEMORY_CONNECTIONS if a.quick else MEMORY_CONNECTIONS
+    if a.baseline:
+        # Absolute: contenders run with their own folder as working directory.
+        a.baseline = os.path.abspath(a.baseline)
+        if not (os.path.isfile(a.baseline) and os.access(a.baseline, os.X_OK)):
+            p.error(f"--baseline {a.baseline}: not an executable file")
+    try:
+        a.contenders = contender_names(a.contenders, a.baseline)
+    except ValueError as e:
+        p.error(str(e))
     return a
+
+
+def contender_names(listed, baseline):
+    """The contenders of the run, in order: `listed` (the --contenders
+    comma list) or the default list, which holds `baseline` only when a
+    baseline binary is given."""
+    if not listed:
+        return contenders_mod.default_names(baseline=bool(baseline))
+    names = [n.strip() for n in listed.split(",") if n.strip()]
+    unknown = [n for n in names if n not in contenders_mod.CLASSES]
+    if unknown:
+        raise ValueError(f"unknown contender(s) {unknown}; known: {list(contenders_mod.CLASSES)}")
+    if "baseline" in names and not baseline:
+        raise ValueError("contender baseline needs --baseline PATH (the binary of the other build)")
+    return list(dict.fromkeys(names))
 
 
 class Context:
@@ -85,8 +115,8 @@ class Context:
         return c.start(os.path.join(self.folder, "run", name), self.proxy_cpu, self.upstream.port, self.logs, cert)
 
 
-def contender_binaries(names, bins, install):
-    paths = {"direct": None, "shardgate": bins["shardgate"]}
+def contender_binaries(names, bins, install, baseline=None):
+    paths = {"direct": None, "shardgate": bins["shardgate"], "baseline": baseline}
     for n in names:
         if n in ("nginx", "haproxy"):
             paths[n] = setup.system_binary(n, install)
@@ -116,13 +146,11 @@ def main(argv):
         from . import wrkcheck
         return wrkcheck.run(args, bins, folder)
 
-    names = [n.strip() for n in args.contenders.split(",") if n.strip()]
-    unknown = [n for n in names if n not in contenders_mod.CLASSES]
-    if unknown:
-        log(f"unknown contender(s) {unknown}; known: {contenders_mod.ORDER}")
-        return 2
+    names = args.contenders
+    if args.baseline and "baseline" not in names:
+        log(f"--baseline given but --contenders leaves baseline out: {args.baseline} is not measured")
     scen = scenarios_mod.select(args.scenarios.split(",") if args.scenarios else None, args.quick)
-    paths = contender_binaries(names, bins, not args.no_install)
+    paths = contender_binaries(names, bins, not args.no_install, args.baseline)
     contenders = {n: contenders_mod.CLASSES[n](paths[n]) for n in names}
     versions = {n: c.version() for n, c in contenders.items() if n != "direct"}
     versions["shardgate-load"] = setup._run([bins["shardgate-load"], "--version"])
@@ -142,6 +170,14 @@ def main(argv):
         "rounds": [],
         "memory": {},
     }
+    if "baseline" in names:
+        # Which two builds the paired ratios compare; the upstream and the
+        # load generator are this build's for both.
+        data["builds"] = {"shardgate": contenders_mod.describe_binary(os.path.abspath(bins["shardgate"])),
+                          "baseline": contenders_mod.describe_binary(args.baseline)}
+        data["config"]["baseline"] = args.baseline
+        if data["builds"]["shardgate"]["sha256"] == data["builds"]["baseline"]["sha256"]:
+            log("--baseline is the same binary as shardgate: an A/A run (the harness's own noise)")
     t0 = time.monotonic()
     os.makedirs(os.path.join(folder, "logs"), exist_ok=True)
     # TLS rows: a fresh certificate per key type, in this run's folder.
@@ -160,7 +196,7 @@ def main(argv):
         if args.memory_connections:
             proxies = [n for n in names if contenders[n].is_proxy]
             for r in range(args.memory_rounds):
-                for n in runner.rotate(proxies, r):
+                for n in runner.round_order(proxies, r):
                     m = runner.memory_run(n, ctx, args.memory_connections)
                     data["memory"].setdefault(n, []).append(m)
                     log(f"memory {n:<9} {m['rss_kib']:>8} KiB with {m['connections']} idle connections "

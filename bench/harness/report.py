@@ -24,12 +24,12 @@ def fmt(s, digits=0):
     return f"{_num(s['median'], digits)} ({_num(s['min'], digits)}–{_num(s['max'], digits)})"
 
 
-def fmt_ratio(s):
+def fmt_ratio(s, digits=2):
     if not s:
         return "–"
     if s["n"] == 1:
-        return f"{s['median']:.2f}×"
-    return f"{s['median']:.2f}× ({s['min']:.2f}–{s['max']:.2f})"
+        return f"{s['median']:.{digits}f}×"
+    return f"{s['median']:.{digits}f}× ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
 
 
 def markdown(data):
@@ -53,9 +53,13 @@ def markdown(data):
         f"contenders: {cfg['open_fraction']:.0%} of the lowest saturation rate any proxy reached in pass 1 "
         f"of that round. CPU = time on CPU of all the proxy's threads and processes "
         f"(/proc/PID/task/*/schedstat) over the load run, divided by the exchanges it completed. "
-        f"Ratios are contender / {ref} within each round; cells are median (min–max) over rounds.",
+        f"Ratios are contender / {ref} within each round; cells are median (min–max) over rounds."
+        + (" shardgate / baseline (another build, the same command line, CPU and upstream) likewise."
+           if summ.get("versus_baseline") else ""),
         "",
     ]
+
+    lines += baseline_section(data)
 
     lines += [f"## Ratios to {ref} (paired within a round)", ""]
     lines += ["| scenario | contender | req/s at saturation | CPU/request at fixed rate | p99 | p99.9 |",
@@ -117,6 +121,67 @@ def markdown(data):
     lines += ["Every load command is in the JSON file (`rounds[].runs.CONTENDER.SCENARIO.closed|open.command`); "
               "logs of each contender are in `logs/`.", ""]
     return "\n".join(lines)
+
+
+# The baseline table's columns: (figure, heading).
+BASELINE_COLUMNS = [("rps", "req/s at saturation"), ("cpu_sat", "CPU/request at saturation"),
+                    ("cpu", "CPU/request at fixed rate"), ("cpu_kernel", "of which kernel")] + [
+    (p, LABELS[p]) for p in PERCENTILES]
+
+
+def _build_line(label, b):
+    commit = f"; checkout at `{b['checkout_commit']}`" if b.get("checkout_commit") else ""
+    return (f"- {label}: `{b['path']}` — `--version`: `{b['version']}`; sha256 `{b['sha256'][:16]}…`; "
+            f"built {b['built']}{commit}")
+
+
+def _baseline_cell(cell):
+    text = fmt_ratio(cell["ratio"], 3)
+    if cell["verdict"] in ("better", "worse"):
+        return f"**{text} {cell['verdict']}**"
+    return text
+
+
+def baseline_section(data):
+    """shardgate / baseline, paired within each round, every figure, with
+    which binary the baseline was; nothing without a baseline."""
+    vb = data["summary"].get("versus_baseline")
+    if not vb:
+        return []
+    tol = vb["tolerance"]
+    lines = ["## shardgate ÷ baseline (another build; paired within a round)", ""]
+    builds = data.get("builds", {})
+    if "baseline" in builds:
+        lines.append(_build_line("baseline", builds["baseline"]))
+    if "shardgate" in builds:
+        lines.append(_build_line("shardgate (under test)", builds["shardgate"]))
+    if builds.get("baseline", {}).get("sha256") and builds["baseline"]["sha256"] == builds.get("shardgate", {}).get(
+            "sha256"):
+        lines.append("- The same binary twice: an A/A run, its spread is the harness's own noise.")
+    lines += ["- Both with the same command line, CPU pinning and upstream (`shardgate echo` of the build under "
+              "test), driven by the same load generator; next to each other in every round, each first of the "
+              "two in every other round.", ""]
+    lines += ["| scenario | " + " | ".join(h for _, h in BASELINE_COLUMNS) + " |",
+              "|---|" + "---|" * len(BASELINE_COLUMNS)]
+    for s, row in vb["scenarios"].items():
+        lines.append(f"| {s} | " + " | ".join(_baseline_cell(row[m]) for m, _ in BASELINE_COLUMNS) + " |")
+    if vb["memory"]:
+        lines.append(f"| memory, {vb['memory']['connections']:,} idle conns | RSS {_baseline_cell(vb['memory'])} |"
+                     + " |" * (len(BASELINE_COLUMNS) - 1))
+    lines.append("")
+    lines.append(f"Each cell: shardgate / baseline of the same round, median (min–max) over rounds. Below 1 is "
+                 f"better for shardgate except req/s at saturation, where above 1 is. No regression "
+                 f"(docs/benchmarks.md): every median within {1 - tol:.2f}–{1 + tol:.2f} (±{tol:.0%}); cells "
+                 f"outside are in bold, marked better or worse.")
+    if vb["outside"]:
+        heading = dict(BASELINE_COLUMNS, memory="RSS")
+        out = ", ".join(f"{o['scenario'] or 'memory'} {heading[o['metric']]} {o['median']:.3f}× ({o['verdict']})"
+                        for o in vb["outside"])
+        lines += ["", f"Outside ±{tol:.0%}: {out}."]
+    else:
+        lines += ["", f"Every median within ±{tol:.0%}."]
+    lines.append("")
+    return lines
 
 
 def negotiated(rounds, contender, scenario):

@@ -1,7 +1,10 @@
 """Running the measurements: one load run, one memory run, the rounds.
 
 Round r runs the contenders in rotated order (A B C D E, then B C D E A,
-...), in two passes:
+...), in two passes (with a baseline build, `baseline` runs right next to
+`shardgate`, after it in even rounds and before it in odd ones: the pair
+is always minutes apart at most, and neither is always the first of the
+two):
   1. closed loop (saturation) for every scenario;
   2. open loop at a fixed rate for every scenario: half the lowest
      saturation rate any proxy reached in pass 1 of this round, so the
@@ -35,6 +38,17 @@ def rotate(items, r):
     """Order of round r: the list rotated left by r."""
     r %= len(items)
     return items[r:] + items[:r]
+
+
+def round_order(names, r):
+    """The contenders in the order of round r: `names` rotated, except
+    that `baseline` is taken out of the rotation and put beside
+    `shardgate`, after it in even rounds and before it in odd ones."""
+    if "baseline" not in names or "shardgate" not in names:
+        return rotate(list(names), r)
+    order = rotate([n for n in names if n != "baseline"], r)
+    order.insert(order.index("shardgate") + (1 if r % 2 == 0 else 0), "baseline")
+    return order
 
 
 def run_load(bins, cpu, port, scenario, duration_s, warmup_s, rate=None, cert=None):
@@ -100,7 +114,7 @@ def tls_summary(tls):
 
 def round_passes(r, contenders, scenarios, ctx):
     """Both passes of round r; returns the round's record."""
-    order = rotate(list(contenders), r)
+    order = round_order(list(contenders), r)
     record = {"round": r + 1, "order": order, "open_rate": {}, "runs": {c: {} for c in order}}
 
     for c in order:

@@ -3,7 +3,10 @@ round, and the issue's targets checked against them.
 
 A ratio "to nginx" is computed inside each round (contender / nginx of the
 same round, both measured minutes apart at most), then summarised over
-rounds: drift of the shared machine between rounds cancels out.
+rounds: drift of the shared machine between rounds cancels out. A
+baseline build (`--baseline`) is compared with shardgate the same way:
+shardgate / baseline inside each round, for every saturation, CPU and
+latency figure.
 """
 
 import statistics
@@ -53,6 +56,16 @@ TARGETS = [
         ("p99", "tls_small", "<", "p99 latency at a fixed rate, keep-alive HTTPS"),
     )
 ]
+
+# The figures compared with a baseline build: saturation, CPU per
+# request, latency percentiles at the fixed rate.
+BASELINE_METRICS = ["rps", "cpu_sat", "cpu", "cpu_kernel"] + PERCENTILES
+# Figures where a higher value is better; for the rest (CPU, latency,
+# memory) lower is better.
+HIGHER_IS_BETTER = {"rps"}
+# "No regression" (docs/benchmarks.md): the median paired ratio
+# shardgate / baseline of every figure within 1 ± this.
+BASELINE_TOLERANCE = 0.05
 
 COMPARE = {"<=": lambda a, b: a <= b, "<": lambda a, b: a < b, ">=": lambda a, b: a >= b}
 
@@ -120,6 +133,48 @@ def summarise(rounds, memory, contenders, scenarios, reference="nginx"):
             "ratio": ratio,
         }
     out["targets"] = check_targets(rounds, memory, contenders, scenarios)
+    out["versus_baseline"] = versus_baseline(rounds, memory, contenders, scenarios)
+    return out
+
+
+def verdict(metric, ratio, tolerance=BASELINE_TOLERANCE):
+    """"within" when the median ratio is within 1 ± tolerance, else
+    "better" or "worse" for the subject (direction from the metric)."""
+    if ratio is None:
+        return None
+    # A hair of slack: 0.95 itself, computed as 19/20, is within.
+    if abs(ratio["median"] - 1.0) <= tolerance + 1e-9:
+        return "within"
+    higher = ratio["median"] > 1.0
+    return "better" if higher == (metric in HIGHER_IS_BETTER) else "worse"
+
+
+def versus_baseline(rounds, memory, contenders, scenarios, subject="shardgate", baseline="baseline"):
+    """subject / baseline paired within each round, per scenario and
+    figure, each with its verdict; None without both contenders."""
+    if subject not in contenders or baseline not in contenders:
+        return None
+    out = {"subject": subject, "baseline": baseline, "tolerance": BASELINE_TOLERANCE, "scenarios": {},
+           "memory": None, "outside": []}
+    for s in scenarios:
+        row = {}
+        for m in BASELINE_METRICS:
+            ratio = spread(paired_ratios(rounds, subject, baseline, s, m))
+            row[m] = {"ratio": ratio, "verdict": verdict(m, ratio)}
+        if any(cell["ratio"] for cell in row.values()):
+            out["scenarios"][s] = row
+    if subject in memory and baseline in memory:
+        ratio = spread([a["rss_kib"] / b["rss_kib"] for a, b in zip(memory[subject], memory[baseline])])
+        out["memory"] = {"connections": memory[subject][0]["connections"], "ratio": ratio,
+                         "verdict": verdict("memory", ratio)}
+    for s, row in out["scenarios"].items():
+        for m, cell in row.items():
+            if cell["verdict"] in ("better", "worse"):
+                out["outside"].append({"scenario": s, "metric": m, "median": cell["ratio"]["median"],
+                                       "verdict": cell["verdict"]})
+    if out["memory"] and out["memory"]["verdict"] in ("better", "worse"):
+        out["outside"].append({"scenario": None, "metric": "memory", "median": out["memory"]["ratio"]["median"],
+                               "verdict": out["memory"]["verdict"]})
     return out
 
 

@@ -4,14 +4,18 @@ sockets beyond 127.0.0.1 in-process).
     cd bench && python3 -m unittest harness.test_harness
 """
 
+import contextlib
+import hashlib
+import io
 import os
 import socket
+import stat
 import tempfile
 import threading
 import unittest
 import xml.dom.minidom
 
-from . import certs, chart, contenders, report, runner, scenarios, summary
+from . import certs, chart, contenders, main, report, runner, scenarios, summary
 
 
 def _run(rps, cpu, p99, errors=0):
@@ -36,6 +40,108 @@ def _rounds():
     ]
 
 
+def _baseline_rounds():
+    # shardgate against an older build of itself. Round 2 is slow for both
+    # (the paired ratio must not care); round 3 saw the baseline slow alone.
+    return [
+        {"round": 1, "order": ["shardgate", "baseline"], "open_rate": {"small": 10000},
+         "runs": {"shardgate": {"small": _run(60000, 10.0, 500)}, "baseline": {"small": _run(60000, 10.4, 500)}}},
+        {"round": 2, "order": ["baseline", "shardgate"], "open_rate": {"small": 5000},
+         "runs": {"shardgate": {"small": _run(30000, 20.0, 1000)}, "baseline": {"small": _run(31000, 20.0, 1000)}}},
+        {"round": 3, "order": ["shardgate", "baseline"], "open_rate": {"small": 10000},
+         "runs": {"shardgate": {"small": _run(66000, 11.0, 400)}, "baseline": {"small": _run(55000, 10.0, 500)}}},
+    ]
+
+
+def _executable(folder, name, text="#!/bin/sh\necho 'shardgate 0.0.9'\n"):
+    path = os.path.join(folder, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
+    return path
+
+
+class Arguments(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="harness-test-")
+        self.old = _executable(self.dir, "shardgate")
+
+    def tearDown(self):
+        for name in os.listdir(self.dir):
+            os.remove(os.path.join(self.dir, name))
+        os.rmdir(self.dir)
+
+    def refused(self, argv):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), self.assertRaises(SystemExit) as cm:
+            main.parse(argv)
+        self.assertEqual(cm.exception.code, 2)
+        return err.getvalue()
+
+    def test_without_baseline_the_default_list_is_unchanged(self):
+        a = main.parse([])
+        self.assertIsNone(a.baseline)
+        self.assertEqual(a.contenders, ["direct", "shardgate", "nginx", "haproxy", "envoy"])
+
+    def test_baseline_joins_the_default_list_beside_shardgate(self):
+        a = main.parse(["--quick", "--baseline", self.old])
+        self.assertEqual(a.contenders, ["direct", "shardgate", "baseline", "nginx", "haproxy", "envoy"])
+        self.assertEqual(a.baseline, self.old)
+
+    def test_baseline_path_is_made_absolute(self):
+        # Contenders run with their own folder as working directory.
+        cwd = os.getcwd()
+        try:
+            os.chdir(self.dir)
+            a = main.parse(["--baseline", "shardgate"])
+        finally:
+            os.chdir(cwd)
+        self.assertEqual(a.baseline, os.path.join(os.path.realpath(self.dir), "shardgate"))
+
+    def test_contenders_may_name_baseline(self):
+        a = main.parse(["--baseline", self.old, "--contenders", "baseline,shardgate,baseline"])
+        self.assertEqual(a.contenders, ["baseline", "shardgate"])
+        a = main.parse(["--baseline", self.old, "--contenders", "shardgate,nginx"])
+        self.assertEqual(a.contenders, ["shardgate", "nginx"])
+
+    def test_baseline_contender_needs_the_binary(self):
+        self.assertIn("needs --baseline", self.refused(["--contenders", "shardgate,baseline"]))
+
+    def test_baseline_must_be_an_executable_file(self):
+        self.assertIn("not an executable file", self.refused(["--baseline", os.path.join(self.dir, "missing")]))
+        plain = os.path.join(self.dir, "plain")
+        open(plain, "w").close()
+        self.assertIn("not an executable file", self.refused(["--baseline", plain]))
+        self.assertIn("not an executable file", self.refused(["--baseline", self.dir]))
+
+    def test_unknown_contenders_are_refused_before_any_build(self):
+        self.assertIn("unknown contender", self.refused(["--contenders", "shardgate,ngnix"]))
+
+    def test_the_baseline_binary_is_passed_to_its_contender(self):
+        paths = main.contender_binaries(["shardgate", "baseline"], {"shardgate": "/new/shardgate"}, False,
+                                        self.old)
+        self.assertEqual(paths["baseline"], self.old)
+        self.assertEqual(paths["shardgate"], "/new/shardgate")
+
+    def test_baseline_runs_shardgates_command_line_from_its_own_binary(self):
+        for cert in (None, certs.Cert("rsa", "/c/rsa.crt", "/c/rsa.key", "/c/rsa.pem")):
+            new = contenders.Shardgate("/new/shardgate").command(self.dir, 8080, 9000, cert)
+            old = contenders.Baseline("/old/shardgate").command(self.dir, 8080, 9000, cert)
+            self.assertEqual(old[0], "/old/shardgate")
+            self.assertEqual(old[1:], new[1:])
+        self.assertEqual(contenders.Baseline.features, contenders.Shardgate.features)
+        self.assertTrue(contenders.Baseline.is_proxy)
+        self.assertEqual(contenders.CLASSES["baseline"].name, "baseline")
+
+    def test_describe_binary_says_which_build_it_is(self):
+        d = contenders.describe_binary(self.old)
+        self.assertEqual(d["path"], self.old)
+        self.assertEqual(d["version"], "shardgate 0.0.9")
+        with open(self.old, "rb") as f:
+            self.assertEqual(d["sha256"], hashlib.sha256(f.read()).hexdigest())
+        self.assertTrue(d["built"])
+
+
 class Rounds(unittest.TestCase):
     def test_rotation_starts_each_round_at_the_next_contender(self):
         items = ["a", "b", "c", "d"]
@@ -46,6 +152,23 @@ class Rounds(unittest.TestCase):
         items = ["a", "b", "c", "d", "e"]
         for pos in range(len(items)):
             self.assertEqual(sorted(runner.rotate(items, r)[pos] for r in range(len(items))), items)
+
+
+    def test_baseline_sits_beside_shardgate_and_goes_first_every_other_round(self):
+        names = contenders.default_names(baseline=True)
+        others = [n for n in names if n != "baseline"]
+        for r in range(2 * len(names)):
+            order = runner.round_order(names, r)
+            self.assertEqual(sorted(order), sorted(names))
+            s, b = order.index("shardgate"), order.index("baseline")
+            self.assertEqual(b - s, 1 if r % 2 == 0 else -1, f"round {r}: {order}")
+            # The others keep the rotation they have without a baseline.
+            self.assertEqual([n for n in order if n != "baseline"], runner.rotate(others, r))
+
+    def test_without_a_baseline_the_order_is_the_rotation(self):
+        for r in range(6):
+            self.assertEqual(runner.round_order(contenders.ORDER, r), runner.rotate(contenders.ORDER, r))
+        self.assertEqual(runner.round_order(["baseline", "nginx"], 1), ["nginx", "baseline"])
 
 
 class Figures(unittest.TestCase):
@@ -77,6 +200,50 @@ class Figures(unittest.TestCase):
         t = {x["what"]: x for x in summary.check_targets(same, {}, ["shardgate", "nginx"], ["tls_small_rsa"])}
         self.assertTrue(t["CPU per keep-alive HTTPS request at a fixed rate, RSA 2048"]["met"])  # <= 1.0
         self.assertFalse(t["p99 latency at a fixed rate, keep-alive HTTPS, RSA 2048"]["met"])  # < 1.0
+
+    def test_ratios_to_the_baseline_are_paired_within_a_round(self):
+        vb = summary.versus_baseline(_baseline_rounds(), {}, ["shardgate", "baseline"], ["small"])
+        small = vb["scenarios"]["small"]
+        # rps: 60000/60000, 30000/31000, 66000/55000.
+        self.assertAlmostEqual(small["rps"]["ratio"]["median"], 1.0)
+        self.assertAlmostEqual(small["rps"]["ratio"]["min"], 30000 / 31000)
+        self.assertAlmostEqual(small["rps"]["ratio"]["max"], 1.2)
+        # cpu at the fixed rate: 10/10.4, 20/20, 11/10.
+        self.assertAlmostEqual(small["cpu"]["ratio"]["median"], 1.0)
+        self.assertAlmostEqual(small["cpu_sat"]["ratio"]["min"], 10 / 10.4)
+        # p99: 500/500, 1000/1000, 400/500.
+        self.assertAlmostEqual(small["p99"]["ratio"]["median"], 1.0)
+        self.assertAlmostEqual(small["p99"]["ratio"]["min"], 0.8)
+        self.assertEqual(set(small), set(summary.BASELINE_METRICS))
+        self.assertEqual(vb["outside"], [])
+        self.assertIsNone(vb["memory"])
+
+    def test_verdict_is_within_five_percent_or_better_or_worse_by_direction(self):
+        def v(metric, median):
+            return summary.verdict(metric, {"median": median, "min": median, "max": median, "n": 1})
+        self.assertEqual(v("rps", 0.95), "within")
+        self.assertEqual(v("rps", 1.05), "within")
+        self.assertEqual(v("rps", 0.94), "worse")
+        self.assertEqual(v("rps", 1.06), "better")
+        self.assertEqual(v("cpu", 1.06), "worse")
+        self.assertEqual(v("p99", 0.90), "better")
+        self.assertEqual(v("memory", 1.2), "worse")
+        self.assertIsNone(summary.verdict("cpu", None))
+
+    def test_figures_outside_the_tolerance_are_listed(self):
+        rounds = _baseline_rounds()
+        for rec in rounds:
+            rec["runs"]["shardgate"]["small"]["open"]["cpu_us_per_req"] *= 1.1
+        memory = {"shardgate": [{"connections": 10, "rss_kib": 800, "rss_idle_kib": 100, "per_connection_bytes": 1}],
+                  "baseline": [{"connections": 10, "rss_kib": 1000, "rss_idle_kib": 100, "per_connection_bytes": 1}]}
+        vb = summary.versus_baseline(rounds, memory, ["shardgate", "baseline"], ["small"])
+        self.assertEqual([(o["scenario"], o["metric"], o["verdict"]) for o in vb["outside"]],
+                         [("small", "cpu", "worse"), (None, "memory", "better")])
+        self.assertAlmostEqual(vb["memory"]["ratio"]["median"], 0.8)
+
+    def test_no_baseline_no_comparison(self):
+        self.assertIsNone(summary.versus_baseline(_rounds(), {}, ["shardgate", "nginx"], ["small"]))
+        self.assertIsNone(summary.summarise(_rounds(), {}, ["shardgate", "nginx"], ["small"])["versus_baseline"])
 
     def test_memory_target_uses_the_paired_rss(self):
         memory = {"shardgate": [{"connections": 10, "rss_kib": 800, "rss_idle_kib": 100, "per_connection_bytes": 1}],
@@ -125,6 +292,40 @@ class Output(unittest.TestCase):
         md = report.markdown(self.data())
         self.assertIn("| small | shardgate | 1.20× (1.20–1.32) | 0.50× (0.50–0.55) |", md)
         self.assertIn("RSS 0.80×", md)
+
+    def test_markdown_names_the_baseline_and_its_paired_ratios(self):
+        data = self.data()
+        for rec, base in zip(data["rounds"], _baseline_rounds()):
+            rec["runs"]["baseline"] = base["runs"]["baseline"]
+        # The baseline's CPU at the fixed rate 10 % lower than shardgate's
+        # in every round: shardgate is 10 % worse there.
+        for rec in data["rounds"]:
+            rec["runs"]["baseline"]["small"]["open"]["cpu_us_per_req"] = (
+                rec["runs"]["shardgate"]["small"]["open"]["cpu_us_per_req"] / 1.1)
+        names = ["shardgate", "baseline", "nginx"]
+        data["config"]["contenders"] = names
+        data["summary"] = summary.summarise(data["rounds"], data["memory"], names, ["small"])
+        build = {"version": "shardgate 0.1.0", "sha256": "ab" * 32, "built": "2026-01-01T00:00:00"}
+        data["builds"] = {"baseline": dict(build, path="/tmp/base/target/release/shardgate",
+                                           checkout_commit="1234abc (2025-12-31)"),
+                          "shardgate": dict(build, path="/w/target/release/shardgate", sha256="cd" * 32,
+                                            checkout_commit=None)}
+        md = report.markdown(data)
+        self.assertIn("## shardgate ÷ baseline", md)
+        self.assertIn("- baseline: `/tmp/base/target/release/shardgate` — `--version`: `shardgate 0.1.0`; "
+                      "sha256 `abababababababab…`; built 2026-01-01T00:00:00; checkout at `1234abc (2025-12-31)`", md)
+        self.assertIn("- shardgate (under test): `/w/target/release/shardgate`", md)
+        self.assertNotIn("A/A run", md)
+        # rps 1.000 (0.968–1.200), cpu at saturation 10/10.4, 20/20, 11/10.
+        self.assertIn("| small | 1.000× (0.968–1.200) | 1.000× (0.962–1.100) | "
+                      "**1.100× (1.100–1.100) worse** |", md)
+        self.assertIn("Outside ±5%: small CPU/request at fixed rate 1.100× (worse).", md)
+        # The baseline is also a contender beside nginx.
+        self.assertIn("| small | baseline |", md)
+        self.assertGreater(len(xml.dom.minidom.parseString(chart.svg(data)).getElementsByTagName("polyline")), 2)
+
+    def test_markdown_without_baseline_has_no_baseline_section(self):
+        self.assertNotIn("baseline", report.markdown(self.data()))
 
     def test_tls_section_says_what_was_negotiated(self):
         tls = {"full": 90, "resumed": 0, "handshakes_per_sec": 90.0, "handshakes_all_phases": 100,
