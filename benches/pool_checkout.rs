@@ -13,6 +13,7 @@
 //!   POLL_REMOVE, both completions reaped (one `io_uring_enter` each, as a
 //!   runtime batching nothing else would pay; a busy runtime shares the
 //!   enters, not the kernel work).
+//!
 //! For comparing designs on the same machine; harness = false, std only.
 
 use std::hint::black_box;

@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::downstream::client_addr::ClientAddr;
 use crate::error::{reason_phrase, Error, ErrorKind, Side};
 use crate::pipeline;
-use crate::shard::registry::Registration;
+use crate::shard::registry::{Registration, WriteTimeout};
 use crate::shard::Shard;
 use crate::tls::stream::TlsStream;
 use crate::upstream::relay::write_to_client;
@@ -197,7 +197,7 @@ impl<S: Downstream> Conn<S> {
         );
         if close {
             // The FIN rides with the response (see `Downstream::write_last`).
-            self.registration.set_write_timeout(Some(self.send_timeout));
+            self.registration.set_write_timeout(Some(WriteTimeout::new(self.send_timeout)));
             if let Ok(fin) = self.stream.write_last(&mut self.wbuf).await {
                 self.fin_sent = fin;
             }

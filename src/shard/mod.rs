@@ -46,10 +46,6 @@ pub struct TlsConfigs {
     pub clusters: Vec<Option<Arc<UpstreamTls>>>,
 }
 
-/// How often idle keep-alive connections (downstream) and idle pooled
-/// connections (upstream) are checked for expiry: the precision of
-/// `idle_timeout` and of the pool's idle timeout.
-const IDLE_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 /// Connections that must have closed since the last peak before the
 /// sweeper returns free heap memory to the system.
 const TRIM_AFTER_CONNECTIONS_GONE: usize = 256;
@@ -158,7 +154,7 @@ pub async fn run(
         // Connections open at the last peak since memory was returned.
         let mut peak = 0;
         while !sweeper.draining() {
-            monoio::time::sleep(IDLE_SWEEP_INTERVAL).await;
+            monoio::time::sleep(registry::SWEEP_INTERVAL).await;
             sweeper.registry.expire(Instant::now());
             sweeper.pool.sweep();
             sweeper.buffers.decay();

@@ -43,9 +43,9 @@ struct Entry {
     idle: bool,
     /// While idle between requests: when the keep-alive ends.
     idle_deadline: Option<Instant>,
-    /// While a write to the client is pending: when it must have made
-    /// progress, and how long progress may take.
-    write_deadline: Option<(Instant, Duration)>,
+    /// While a write to the client is pending: the sweep by which it must
+    /// have made progress, and how many sweeps progress may take.
+    write_deadline: Option<(u64, u64)>,
     /// Bytes the client had acknowledged when the sweeper first saw the
     /// pending write.
     acked: Option<u64>,
@@ -53,10 +53,17 @@ struct Entry {
     shut: bool,
 }
 
+/// How often the shard's sweeper runs `Registry::expire`: the precision of
+/// the idle timeout, the pool's idle timeout and the write timeout.
+pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
 #[derive(Debug, Default)]
 pub struct Registry {
     conns: RefCell<Slab<Entry>>,
     draining: Cell<bool>,
+    /// Sweeps so far: write deadlines are counted in sweeps, so setting
+    /// one (before every write to a client) reads no clock.
+    sweeps: Cell<u64>,
 }
 
 /// A connection's registration; deregisters on drop.
@@ -94,21 +101,27 @@ impl Registry {
     /// and connections whose pending write made no progress in time
     /// (called by the shard's sweeper).
     pub fn expire(&self, now: Instant) {
+        let sweep = self.sweeps.get() + 1;
+        self.sweeps.set(sweep);
         for (_, entry) in self.conns.borrow_mut().iter_mut() {
             let idle_expired = entry.idle && entry.idle_deadline.is_some_and(|d| d <= now);
             let mut write_expired = false;
-            if let Some((deadline, timeout)) = entry.write_deadline {
-                let acked = bytes_acked(entry.fd);
-                if deadline > now {
-                    entry.acked.get_or_insert(acked);
-                } else if entry.acked.is_none_or(|before| acked > before) {
-                    // Moving, slowly (or first seen already past its
-                    // deadline: a timeout shorter than the sweep interval):
-                    // another timeout from now.
-                    entry.write_deadline = Some((now + timeout, timeout));
-                    entry.acked = Some(acked);
+            if let Some((deadline, sweeps)) = entry.write_deadline {
+                if deadline > sweep {
+                    if entry.acked.is_none() {
+                        entry.acked = Some(bytes_acked(entry.fd));
+                    }
                 } else {
-                    write_expired = true;
+                    let acked = bytes_acked(entry.fd);
+                    if entry.acked.is_none_or(|before| acked > before) {
+                        // Moving, slowly (or first seen already past its
+                        // deadline: a timeout shorter than the sweep
+                        // interval): another timeout from now.
+                        entry.write_deadline = Some((sweep + sweeps, sweeps));
+                        entry.acked = Some(acked);
+                    } else {
+                        write_expired = true;
+                    }
                 }
             }
             if idle_expired || write_expired {
@@ -182,9 +195,12 @@ impl Registration {
     /// A write to the client is pending: the client must acknowledge more
     /// of the connection's output within `timeout`, or the sweeper shuts
     /// the connection down. `None`: no write pending.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) {
+    pub fn set_write_timeout(&self, timeout: Option<WriteTimeout>) {
+        let now = self.registry.sweeps.get();
         if let Some(e) = self.registry.conns.borrow_mut().get_mut(self.key) {
-            e.write_deadline = timeout.map(|t| (Instant::now() + t, t));
+            // + 1: the current sweep interval is already under way, so the
+            // deadline is never early; it may be up to one interval late.
+            e.write_deadline = timeout.map(|t| (now + t.sweeps + 1, t.sweeps));
             e.acked = None;
         }
     }
@@ -200,6 +216,19 @@ impl Registration {
             e.idle = true;
             e.idle_deadline = Some(deadline);
         }
+    }
+}
+
+/// A write timeout in sweeps of the registry (computed once per write, not
+/// per partial write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteTimeout {
+    sweeps: u64,
+}
+
+impl WriteTimeout {
+    pub fn new(timeout: Duration) -> WriteTimeout {
+        WriteTimeout { sweeps: (timeout.as_millis() / SWEEP_INTERVAL.as_millis()) as u64 }
     }
 }
 
@@ -276,8 +305,8 @@ mod tests {
         let b = registry.register(moving.as_raw_fd());
         a.set_idle(false);
         b.set_idle(false);
-        a.set_write_timeout(Some(Duration::from_millis(1)));
-        b.set_write_timeout(Some(Duration::from_secs(60)));
+        a.set_write_timeout(Some(WriteTimeout::new(Duration::from_millis(1))));
+        b.set_write_timeout(Some(WriteTimeout::new(Duration::from_secs(60))));
         registry.expire(Instant::now());
         std::thread::sleep(Duration::from_millis(5));
         registry.expire(Instant::now());

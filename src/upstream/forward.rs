@@ -20,7 +20,7 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::ops::Range;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -40,6 +40,7 @@ use crate::http1::parse::Method;
 use crate::http1::response::ResponseHead;
 use crate::http1::Version;
 use crate::io::split::{split, WriteHalf};
+use crate::shard::registry::WriteTimeout;
 use crate::shard::Shard;
 
 /// A Content-Length body with at most this many bytes still to come is
@@ -238,16 +239,18 @@ pub async fn exchange<S: Downstream>(
         let upload_state =
             Upload { body: &mut req.body, body_bytes: &mut req.body_bytes, limit: req.body_limit, timeout };
         let (method, client_version, client_keep_alive) = (req.method, req.client_version, req.client_keep_alive);
-        let upload = async {
+        // Pinned where they are made: these futures are large, and moving
+        // them into `run_both` would copy them on every request.
+        let upload = pin!(async {
             if upload_done.get() {
                 return Ok(0);
             }
             let end = relay::upload(&mut client_r, &mut up_w, &mut upbuf, &shard.buffers, upload_state).await?;
             upload_done.set(true);
             Ok(end)
-        };
+        });
         let registration = &*registration;
-        let response = async {
+        let response = pin!(async {
             receive_head(&mut up_r, ubuf, &mut resp, method).await.map_err(ResponseError::Head)?;
             head_seen.set(true);
             stages(&resp).map_err(ResponseError::Refused)?;
@@ -290,7 +293,7 @@ pub async fn exchange<S: Downstream>(
             head_written.set(true);
             let written = if close && body.is_done() {
                 // The whole response is in hand and the connection ends with it.
-                registration.set_write_timeout(Some(timeout));
+                registration.set_write_timeout(Some(WriteTimeout::new(timeout)));
                 let r = write_last(&mut client_w, wbuf).await.map(|fin| fin_sent.set(fin));
                 registration.set_write_timeout(None);
                 r
@@ -322,7 +325,7 @@ pub async fn exchange<S: Downstream>(
             .await
             .map_err(ResponseError::Relay)?;
             Ok(ResponseDone { close, reusable: clean && resp.allows_reuse() })
-        };
+        });
         run_both(upload, response, response_timeout, &head_seen).await
     };
     if fin_sent.get() {
@@ -402,13 +405,16 @@ enum Joined {
 /// Runs the upload and the response side together in this task. The
 /// response timeout starts when the upload has ended (or the upstream
 /// stopped taking it): a long upload is not a slow upstream.
-async fn run_both<U, R>(upload: U, response: R, response_timeout: Duration, head_seen: &Cell<bool>) -> Joined
+async fn run_both<U, R>(
+    mut upload: Pin<&mut U>,
+    mut response: Pin<&mut R>,
+    response_timeout: Duration,
+    head_seen: &Cell<bool>,
+) -> Joined
 where
     U: Future<Output = Result<usize, UploadError>>,
     R: Future<Output = Result<ResponseDone, ResponseError>>,
 {
-    let mut upload = pin!(upload);
-    let mut response = pin!(response);
     let mut uploaded: Option<Result<usize, UploadError>> = None;
     // Made only once needed; pinned here, not boxed.
     let mut timer = pin!(None::<monoio::time::Sleep>);

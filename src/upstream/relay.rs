@@ -28,7 +28,7 @@ use crate::http1::body::{self, BodyDecoder, ChunkError};
 use crate::http1::buffers::BufferPool;
 use crate::http1::encode::{self, DownstreamFraming};
 use crate::http1::io::read_more;
-use crate::shard::registry::Registration;
+use crate::shard::registry::{Registration, WriteTimeout};
 
 /// Writes `buf[range]` to the client. Each partial write must make
 /// progress within `timeout`, or the sweeper shuts the connection down and
@@ -41,11 +41,12 @@ pub async fn write_to_client<W: AsyncWriteRent>(
     timeout: Duration,
 ) -> std::io::Result<()> {
     let mut pos = range.start;
+    let limit = WriteTimeout::new(timeout);
     let result = loop {
         if pos >= range.end {
             break Ok(());
         }
-        registration.set_write_timeout(Some(timeout));
+        registration.set_write_timeout(Some(limit));
         let owned = std::mem::take(buf);
         let (res, slice) = client.write(Slice::new(owned, pos, range.end)).await;
         *buf = slice.into_inner();
