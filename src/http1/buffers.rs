@@ -28,6 +28,9 @@ pub const MAX_POOLED_BULK_BUFFERS: usize = 8;
 /// reading mid-download (each one's relay waiting with a full buffer)
 /// cannot pin more than this in bulk buffers, whatever their number.
 pub const MAX_BULK_IN_USE: usize = 32;
+/// Sweeps (of 250 ms) over which a pooled buffer must have gone unused
+/// before `decay` frees it: 2 s.
+pub const DECAY_WINDOW_SWEEPS: u64 = 8;
 /// Bytes of buffers freed to the allocator (not pooled) after which the
 /// shard asks the allocator to return free memory to the system (see
 /// `BufferPool::should_trim`).
@@ -41,9 +44,11 @@ pub struct BufferPool {
     bulk_in_use: Cell<usize>,
     /// Bytes freed to the allocator since the last trim.
     freed: Cell<usize>,
-    /// The fewest free buffers each pool held since the last `decay`:
-    /// that many were not needed for a whole sweep interval.
+    /// The fewest free buffers each pool held since the last decay: that
+    /// many were not needed for a whole window.
     low_water: Cell<(usize, usize)>,
+    /// Sweeps seen (`decay` acts once per window).
+    sweeps: Cell<u64>,
 }
 
 /// One relay direction's claim on a bulk buffer for the length of an
@@ -96,12 +101,20 @@ impl BufferPool {
         buf.clear();
     }
 
-    /// Frees the pooled buffers no exchange needed since the last call
-    /// (the pools' low-water marks): after a load peak the pools shrink
-    /// back to what the traffic uses within one sweep interval, and the
-    /// memory can go back to the system (`should_trim`). Called by the
-    /// shard's sweeper.
+    /// Called by the shard's sweeper every sweep. Every
+    /// `DECAY_WINDOW_SWEEPS` sweeps it frees the pooled buffers no
+    /// exchange needed during the whole window (the pools' low-water
+    /// marks): after a load peak the pools shrink back to what the traffic
+    /// uses, and the memory can go back to the system (`should_trim`).
+    /// The window is long enough that steady traffic whose concurrency
+    /// merely wavers does not free buffers only to allocate (and fault
+    /// in) them again a moment later.
     pub fn decay(&self) {
+        let sweep = self.sweeps.get() + 1;
+        self.sweeps.set(sweep);
+        if sweep % DECAY_WINDOW_SWEEPS != 0 {
+            return;
+        }
         let (low, bulk_low) = self.low_water.get();
         for (pool, unused) in [(&self.free, low), (&self.bulk, bulk_low)] {
             let mut pool = pool.borrow_mut();
@@ -241,8 +254,9 @@ mod tests {
         for buf in &mut peak {
             pool.give(buf);
         }
-        pool.decay();
-        assert_eq!(pool.pooled(), 10, "the first sweep only marks the low water");
+        let window = |pool: &BufferPool| (0..DECAY_WINDOW_SWEEPS).for_each(|_| pool.decay());
+        window(&pool);
+        assert_eq!(pool.pooled(), 10, "the first window only marks the low water");
         // Two exchanges at a time during the next interval.
         let (mut a, mut b) = (Vec::new(), Vec::new());
         pool.fill(&mut a);
@@ -250,8 +264,10 @@ mod tests {
         pool.give(&mut a);
         pool.give(&mut b);
         pool.decay();
-        assert_eq!(pool.pooled(), 2, "eight were not needed for a whole interval");
-        pool.decay();
+        assert_eq!(pool.pooled(), 10, "nothing is freed within a window");
+        (1..DECAY_WINDOW_SWEEPS).for_each(|_| pool.decay());
+        assert_eq!(pool.pooled(), 2, "eight were not needed for a whole window");
+        window(&pool);
         assert_eq!(pool.pooled(), 0, "nothing used since: nothing kept");
         assert!(pool.should_trim() || 10 * EXCHANGE_BUFFER_BYTES < TRIM_AFTER_FREED_BYTES);
     }

@@ -153,7 +153,10 @@ pub async fn run(
     monoio::spawn(async move {
         // Connections open at the last peak since memory was returned.
         let mut peak = 0;
-        while !sweeper.draining() {
+        // Also while draining: a client that stops reading must not hold
+        // the drain for its whole timeout (the write deadline cuts it off).
+        // The task ends with the shard's runtime.
+        loop {
             monoio::time::sleep(registry::SWEEP_INTERVAL).await;
             sweeper.registry.expire(Instant::now());
             sweeper.pool.sweep();

@@ -227,3 +227,18 @@ fn a_client_that_never_reads_proxied_responses_is_cut_off_after_the_body_timeout
     let proxy = ProxyConfig::new().limits(r#"body_timeout = "1s""#).everything_to(upstream.addr()).start();
     assert_cut_off_when_never_reading(&proxy);
 }
+
+#[test]
+fn a_client_that_never_reads_does_not_hold_a_drain_for_its_whole_timeout() {
+    let upstream = Upstream::ok(&"z".repeat(8 * 1024));
+    let mut proxy =
+        ProxyConfig::new().limits(r#"body_timeout = "1s""#).drain_timeout("30s").everything_to(upstream.addr()).start();
+    let _client = pipeline_and_never_read(&proxy, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(eventually(SLACK, || active(&proxy) == 1), "the client connected");
+    std::thread::sleep(Duration::from_millis(300));
+    let draining = Instant::now();
+    proxy.signal("TERM");
+    let status = proxy.wait_exit(Duration::from_secs(2) + SLACK).expect("the drain ended long before drain_timeout");
+    assert!(status.success(), "{status:?}");
+    assert!(draining.elapsed() < Duration::from_secs(2) + SLACK, "drain took {:?}", draining.elapsed());
+}
