@@ -228,7 +228,9 @@ pub struct WriteTimeout {
 
 impl WriteTimeout {
     pub fn new(timeout: Duration) -> WriteTimeout {
-        WriteTimeout { sweeps: (timeout.as_millis() / SWEEP_INTERVAL.as_millis()) as u64 }
+        // Milliseconds fit a u64 for any timeout the config allows (24 h).
+        let ms = timeout.as_secs() * 1000 + u64::from(timeout.subsec_millis());
+        WriteTimeout { sweeps: ms / SWEEP_INTERVAL.as_millis() as u64 }
     }
 }
 
