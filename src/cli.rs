@@ -282,7 +282,6 @@ fn set<T>(field: &mut T, value: Option<T>) {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    crate::memory::configure_allocator();
     let cli = Cli::parse();
     init_logging();
     match cli.command {

@@ -7,12 +7,15 @@
 //!
 //! ```text
 //! accept -> read head (httparse over the connection buffer, no copy)
+//!   -> effective client address (trusted_proxies), request id
 //!   -> route        (host, normalised path, method, headers)      400 404
 //!   -> limits       (body size by Content-Length)                 413
-//!   -> pick endpoint (round robin)                                 503
-//!   -> forward      (pool checkout or connect, stream body up,
-//!                    read head, retry once on a stale pooled conn) 502/504
-//!   -> stream body down -> keep-alive decision
+//!   -> prepare      (upstream head + body bytes in hand)          400 408
+//!   -> select       (endpoint of the cluster: round robin)
+//!   -> send         (liveness-checked pool checkout or connect)   502 504
+//!   -> exchange     receive head -> response stages -> relay,
+//!                   the rest of a streamed body going up alongside 502 504
+//!   -> keep-alive decision; a failed try may go round select -> send again
 //!   -> record (per-shard counters) — always, also on error
 //! ```
 //! The stage order is written once, in [`pipeline`].
