@@ -20,8 +20,8 @@ use toml::de::DeTable;
 use super::bounds::{self, check_count, check_duration, check_ring_entries, check_size};
 use super::errors::{ConfigError, ConfigErrors};
 use super::file::{
-    ClusterFile, DirectFile, DurationText, FileConfig, LimitsFile, MatchFile, PathsFile, RedirectFile, RouteFile,
-    ServerFile, SizeText,
+    ClusterFile, DirectFile, DurationText, FileConfig, LimitsFile, MatchFile, RedirectFile, RouteFile, ServerFile,
+    SizeText,
 };
 use super::spans::{line_at, FieldPath, Segment, Spans};
 use super::units::{parse_cpu_list, parse_duration, parse_size};
@@ -30,10 +30,11 @@ use super::values::{
     parse_host_pattern, parse_listen_addr, parse_method, proxy_host, resolve_endpoint,
 };
 use super::{
-    defaults, Admin, AssertedHeaders, Backslash, Cidr, Cluster, Config, DoubleEncoding, EscapedSlashes,
-    ForwardedHeaders, IoDriver, Limits, Listener, MatrixParameters, PathMatch, PathRules, Route, RouteAction,
-    RouteMatch, Server, TrailingDotsAndSpaces,
+    defaults, Admin, AssertedHeaders, Cluster, Config, ForwardedHeaders, IoDriver, Limits, Listener, PathMatch,
+    PathRules, Route, RouteAction, RouteMatch, Server,
 };
+
+mod listener;
 
 /// Reads and validates the config file at `path`; relative file names in it
 /// (certificates, keys, CA bundles) are relative to its directory.
@@ -270,21 +271,6 @@ impl Check<'_> {
         Config { server, admin, listeners, routes, clusters, asserted_headers }
     }
 
-    /// `trusted_proxies = ["10.0.0.0/8", "2001:db8::/32", "127.0.0.1"]`.
-    fn trusted_proxies(&mut self, path: &FieldPath, list: Option<&[String]>) -> Vec<Cidr> {
-        let mut ranges: Vec<Cidr> = Vec::new();
-        for (i, text) in list.unwrap_or_default().iter().enumerate() {
-            let ipath = path.index(i);
-            let Some(cidr) = self.ok(&ipath, Cidr::parse(text)) else { continue };
-            if ranges.contains(&cidr) {
-                self.error(&ipath, format!("{cidr} is listed twice"));
-            } else {
-                ranges.push(cidr);
-            }
-        }
-        ranges
-    }
-
     /// Names must be non-empty, free of whitespace and unique within their
     /// section; `seen` maps each name to the index that first used it.
     fn name(&mut self, section: &str, i: usize, name: &str, seen: &mut HashMap<String, usize>) {
@@ -383,53 +369,6 @@ impl Check<'_> {
             )
             .unwrap_or(base.max_connections_per_shard),
         }
-    }
-
-    /// `[listeners.paths]`: each key absent keeps its (refusing) default.
-    fn path_rules(&mut self, path: &FieldPath, f: &PathsFile) -> PathRules {
-        let d = PathRules::default();
-        PathRules {
-            escaped_slashes: self.word(
-                &path.key("escaped_slashes"),
-                f.escaped_slashes.as_deref(),
-                EscapedSlashes::WORDS,
-                d.escaped_slashes,
-            ),
-            backslash: self.word(&path.key("backslash"), f.backslash.as_deref(), Backslash::WORDS, d.backslash),
-            matrix_parameters: self.word(
-                &path.key("matrix_parameters"),
-                f.matrix_parameters.as_deref(),
-                MatrixParameters::WORDS,
-                d.matrix_parameters,
-            ),
-            trailing_dots_and_spaces: self.word(
-                &path.key("trailing_dots_and_spaces"),
-                f.trailing_dots_and_spaces.as_deref(),
-                TrailingDotsAndSpaces::WORDS,
-                d.trailing_dots_and_spaces,
-            ),
-            double_encoding: self.word(
-                &path.key("double_encoding"),
-                f.double_encoding.as_deref(),
-                DoubleEncoding::WORDS,
-                d.double_encoding,
-            ),
-        }
-    }
-
-    /// One of a few words (exact, lowercase); absent or wrong: `default`
-    /// (a wrong one is also an error listing the choices).
-    fn word<T: Copy>(&mut self, path: &FieldPath, text: Option<&str>, choices: &[(&str, T)], default: T) -> T {
-        let Some(text) = text else {
-            return default;
-        };
-        if let Some(&(_, v)) = choices.iter().find(|(w, _)| *w == text) {
-            return v;
-        }
-        let words: Vec<String> = choices.iter().map(|(w, _)| format!("{w:?}")).collect();
-        let (last, rest) = words.split_last().expect("choices are never empty");
-        self.error(path, format!("unknown value {text:?}: use {} or {last}", rest.join(", ")));
-        default
     }
 
     fn cluster(&mut self, i: usize, c: &ClusterFile, names: &mut HashMap<String, usize>) -> Cluster {
