@@ -112,31 +112,24 @@ async fn proxy<S: Downstream>(
     let mut attempt = Attempt::first();
     loop {
         let endpoint = balance::select(shard, cluster);
-        let upstream = match send::send(shard, endpoint, attempt, &mut c.wbuf).await {
-            Ok(upstream) => upstream,
+        // A try that failed before any response byte: (why, on a reused connection?).
+        let (failure, reused) = match send::send(shard, endpoint, attempt, &mut c.wbuf).await {
             Err(SendError::Connect(error)) => return Err(error.into()),
-            Err(SendError::Write { failure, reused }) => {
-                if attempt.may_retry(&failure, reused, request.replayable, request.method) {
-                    shard.counters.upstream_retry();
-                    attempt = attempt.next();
-                    continue;
+            Err(SendError::Write { failure, reused }) => (failure, reused),
+            Ok(upstream) => {
+                let reused = upstream.reused;
+                match forward::exchange(shard, c, &mut request, upstream, response_stages).await {
+                    Ok(next) => return Ok(next),
+                    Err(ExchangeError::Failed(failure)) => return Err(failure),
+                    Err(ExchangeError::Retry(failure)) => (failure, reused),
                 }
-                return Err(failure.into_error().into());
             }
         };
-        let reused = upstream.reused;
-        match forward::exchange(shard, c, &mut request, upstream, response_stages).await {
-            Err(ExchangeError::Retry(failure)) => {
-                if attempt.may_retry(&failure, reused, request.replayable, request.method) {
-                    shard.counters.upstream_retry();
-                    attempt = attempt.next();
-                    continue;
-                }
-                return Err(failure.into_error().into());
-            }
-            Err(ExchangeError::Failed(failure)) => return Err(failure),
-            Ok(next) => return Ok(next),
+        if !attempt.may_retry(&failure, reused, request.replayable, request.method) {
+            return Err(failure.into_error().into());
         }
+        shard.counters.upstream_retry();
+        attempt = attempt.next();
     }
 }
 
