@@ -25,7 +25,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::config::cidr::any_contains;
 use crate::config::{Cidr, ForwardedHeaders};
 use crate::http1::encode::ClientHop;
-use crate::http1::forwarded::{forwarded_for, x_forwarded_for_rev, Node};
+use crate::http1::forwarded::{forwarded_for, push_node, x_forwarded_for_rev, Node};
 use crate::http1::parse::{HeaderKind, RequestHead};
 
 /// Who the client of one connection (and its current request) is.
@@ -34,6 +34,9 @@ pub struct ClientAddr {
     peer: IpAddr,
     /// `peer` as text, formatted once per connection.
     peer_text: Vec<u8>,
+    /// `peer` as a Forwarded node (`"[v6]"` quoted), formatted once too:
+    /// the `for=` of the proxy's own Forwarded element on every request.
+    peer_node: Vec<u8>,
     /// The peer is in the listener's `trusted_proxies`.
     peer_trusted: bool,
     /// The effective client address of the current request.
@@ -49,7 +52,16 @@ impl ClientAddr {
     pub fn new(peer: SocketAddr, trusted: &[Cidr]) -> ClientAddr {
         let peer = peer.ip().to_canonical();
         let peer_text = peer.to_string().into_bytes();
-        ClientAddr { peer, peer_trusted: any_contains(trusted, peer), addr: peer, text: peer_text.clone(), peer_text }
+        let mut peer_node = Vec::with_capacity(peer_text.len() + 4);
+        push_node(&mut peer_node, &peer_text);
+        ClientAddr {
+            peer,
+            peer_trusted: any_contains(trusted, peer),
+            addr: peer,
+            text: peer_text.clone(),
+            peer_text,
+            peer_node,
+        }
     }
 
     /// Per request, once, before the pipeline: the address a trusted
@@ -93,6 +105,7 @@ impl ClientAddr {
         ClientHop {
             client: &self.text,
             peer: &self.peer_text,
+            peer_node: &self.peer_node,
             keep_chain: self.peer_trusted || mode == ForwardedHeaders::Append,
             trusted: self.peer_trusted,
         }

@@ -67,6 +67,9 @@ pub struct ClientHop<'a> {
     /// The connection's peer as text: appended to a kept chain, and the
     /// `for=` of the proxy's own Forwarded element.
     pub peer: &'a [u8],
+    /// `peer` as a Forwarded node (IPv6 as `"[…]"`), formatted once per
+    /// connection.
+    pub peer_node: &'a [u8],
     /// Keep the X-Forwarded-For / Forwarded the client sent and append to
     /// them (a trusted peer, or `forwarded_headers = "append"`); else they
     /// are replaced.
@@ -157,7 +160,7 @@ pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, 
                 forwarded_written = true;
                 out.extend_from_slice(b"forwarded: ");
                 push_joined(out, head, buf, HeaderKind::Forwarded);
-                push_forwarded_element(out, hop.peer, info.proto, host);
+                push_forwarded_element(out, hop.peer_node, info.proto, host);
                 out.extend_from_slice(b"\r\n");
             }
             HeaderKind::Via if !via_written => {
@@ -209,7 +212,7 @@ pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, 
             forwarded::push_node(out, hop.client);
             out.extend_from_slice(b", ");
         }
-        push_forwarded_element(out, hop.peer, info.proto, host);
+        push_forwarded_element(out, hop.peer_node, info.proto, host);
         out.extend_from_slice(b"\r\n");
     }
     push_header(out, b"x-real-ip", hop.client);
@@ -252,15 +255,20 @@ fn push_joined(out: &mut Vec<u8>, head: &RequestHead, buf: &[u8], kind: HeaderKi
 }
 
 /// The proxy's own Forwarded element (RFC 7239 §4): the hop it received
-/// the request over: `for=<peer>;proto=<scheme>[;host=<Host>]`.
-fn push_forwarded_element(out: &mut Vec<u8>, peer: &[u8], proto: &str, host: Option<&[u8]>) {
+/// the request over: `for=<peer>;proto=<scheme>[;host=<Host>]`. Written on
+/// every request, so in few pieces: `peer_node` is formatted once per
+/// connection, and the Host has passed `parse::check_host`.
+fn push_forwarded_element(out: &mut Vec<u8>, peer_node: &[u8], proto: &str, host: Option<&[u8]>) {
     out.extend_from_slice(b"for=");
-    forwarded::push_node(out, peer);
-    out.extend_from_slice(b";proto=");
-    out.extend_from_slice(proto.as_bytes());
+    out.extend_from_slice(peer_node);
+    out.extend_from_slice(match (proto, host.is_some()) {
+        ("https", true) => b";proto=https;host=",
+        ("https", false) => b";proto=https",
+        (_, true) => b";proto=http;host=",
+        (_, false) => b";proto=http",
+    });
     if let Some(host) = host {
-        out.extend_from_slice(b";host=");
-        forwarded::push_value(out, host);
+        forwarded::push_checked_host(out, host);
     }
 }
 
@@ -393,7 +401,7 @@ mod tests {
     const LIMITS: HeadLimits = HeadLimits { max_head_bytes: 8192, max_headers: 64, max_uri_bytes: 1024 };
 
     const UNTRUSTED: ClientHop<'static> =
-        ClientHop { client: b"10.0.0.9", peer: b"10.0.0.9", keep_chain: false, trusted: false };
+        ClientHop { client: b"10.0.0.9", peer: b"10.0.0.9", peer_node: b"10.0.0.9", keep_chain: false, trusted: false };
 
     fn forward(raw: &[u8]) -> String {
         let asserted = AssertedHeaders::from_names(&["x-client-cert"]);
@@ -480,7 +488,13 @@ mod tests {
 
     #[test]
     fn a_trusted_chain_is_appended_to() {
-        let hop = ClientHop { client: b"2.2.2.2", peer: b"10.0.0.9", keep_chain: true, trusted: true };
+        let hop = ClientHop {
+            client: b"2.2.2.2",
+            peer: b"10.0.0.9",
+            peer_node: b"10.0.0.9",
+            keep_chain: true,
+            trusted: true,
+        };
         let out = forward_with(SPOOFED, hop, &AssertedHeaders::default(), None);
         assert!(out.contains("x-forwarded-for: 1.1.1.1, 2.2.2.2, 10.0.0.9\r\n"), "{out}");
         assert!(out.contains("forwarded: for=1.1.1.1, for=10.0.0.9;proto=http;host=\"h:8080\"\r\n"), "{out}");
@@ -494,7 +508,13 @@ mod tests {
 
     #[test]
     fn a_chain_that_did_not_come_starts_with_the_client() {
-        let hop = ClientHop { client: b"2001:db8::1", peer: b"10.0.0.9", keep_chain: true, trusted: true };
+        let hop = ClientHop {
+            client: b"2001:db8::1",
+            peer: b"10.0.0.9",
+            peer_node: b"10.0.0.9",
+            keep_chain: true,
+            trusted: true,
+        };
         let raw = b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 2001:db8::1\r\n\r\n";
         let out = forward_with(raw, hop, &AssertedHeaders::default(), None);
         assert!(out.contains("x-forwarded-for: 2001:db8::1, 10.0.0.9\r\n"), "{out}");

@@ -4,7 +4,7 @@
 //!
 //! Where it sits: `downstream/client_addr.rs` reads them (only from a
 //! trusted peer) to find the effective client address; `encode.rs` writes
-//! the proxy's own element with [`push_node`] and [`push_value`].
+//! the proxy's own element with [`push_node`] and [`push_checked_host`].
 //!
 //! Everything here takes hostile bytes: nothing panics, nothing allocates,
 //! and whatever does not parse as an address is [`Node::Unknown`], which
@@ -148,25 +148,19 @@ pub fn push_node(out: &mut Vec<u8>, addr: &[u8]) {
     }
 }
 
-/// A `Forwarded` parameter value: a token as is, anything else (a Host
-/// with a port: `:` is not a token character) as a quoted-string. Runs on
-/// every proxied request: one table lookup per byte, and the value copied
-/// in runs between the (rare) characters that need a backslash.
-pub fn push_value(out: &mut Vec<u8>, value: &[u8]) {
-    if !value.is_empty() && value.iter().all(|&b| is_tchar(b)) {
-        out.extend_from_slice(value);
-        return;
+/// A Host value that passed `parse::check_host` as a `Forwarded`
+/// parameter value: such a value holds no `"` or `\\` (only name
+/// characters, `.`, `:` and brackets), so it is a token unless it has a
+/// `:` (a port, or an IPv6 literal), and then it is quoted as is.
+pub fn push_checked_host(out: &mut Vec<u8>, host: &[u8]) {
+    debug_assert!(crate::http1::parse::check_host(host).is_ok(), "an unchecked Host");
+    if host.contains(&b':') {
+        out.push(b'"');
+        out.extend_from_slice(host);
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(host);
     }
-    out.push(b'"');
-    let mut rest = value;
-    while let Some(i) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
-        out.extend_from_slice(&rest[..i]);
-        out.push(b'\\');
-        out.push(rest[i]);
-        rest = &rest[i + 1..];
-    }
-    out.extend_from_slice(rest);
-    out.push(b'"');
 }
 
 fn trim(v: &[u8]) -> &[u8] {
@@ -198,20 +192,27 @@ const TCHAR: [bool; 256] = {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_tchar_table_is_rfc_9110_and_values_are_quoted_with_escapes() {
+    fn the_tchar_table_is_rfc_9110_and_hosts_are_quoted_when_not_tokens() {
         for b in 0..=255u8 {
             let want = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
             assert_eq!(super::is_tchar(b), want, "byte {b}");
         }
         let quoted = |v: &[u8]| {
             let mut out = Vec::new();
-            push_value(&mut out, v);
+            push_checked_host(&mut out, v);
             String::from_utf8(out).unwrap()
         };
         assert_eq!(quoted(b"example.com"), "example.com");
+        assert_eq!(quoted(b"under_score.example"), "under_score.example");
         assert_eq!(quoted(b"127.0.0.1:8080"), "\"127.0.0.1:8080\"");
-        assert_eq!(quoted(br#"a"b\c"#), r#""a\"b\\c""#);
-        assert_eq!(quoted(b""), "\"\"");
+        assert_eq!(quoted(b"[::1]"), "\"[::1]\"");
+        // Every byte `check_host` lets through, outside `:` and brackets,
+        // is a token character: nothing else needs quoting.
+        for b in 0..=255u8 {
+            if crate::http1::parse::check_host(&[b'a', b, b'a']).is_ok() {
+                assert!(super::is_tchar(b), "byte {b} passes check_host");
+            }
+        }
     }
 
     use super::*;
@@ -317,11 +318,11 @@ mod tests {
         out.push(b' ');
         push_node(&mut out, b"2001:db8::1");
         out.push(b' ');
-        push_value(&mut out, b"app.test");
+        push_checked_host(&mut out, b"app.test");
         out.push(b' ');
-        push_value(&mut out, b"app.test:8443");
+        push_checked_host(&mut out, b"app.test:8443");
         out.push(b' ');
-        push_value(&mut out, b"[::1]:80");
+        push_checked_host(&mut out, b"[::1]:80");
         assert_eq!(out, b"192.0.2.1 \"[2001:db8::1]\" app.test \"app.test:8443\" \"[::1]:80\"");
     }
 }

@@ -240,6 +240,18 @@ fn map_request_error(e: httparse::Error, buf: &[u8], limits: &HeadLimits) -> Err
 /// `Err` is the reason for the 400. An empty value (HTTP/1.1 allows an
 /// empty Host) is accepted; it matches only routes without `host`.
 pub fn check_host(v: &[u8]) -> Result<(), &'static str> {
+    // Every request pays this: the usual spellings (`name.example`,
+    // `10.0.0.1:8080`) are settled in one pass; anything else, and every
+    // refusal with its reason, takes the rules below.
+    if plainly_valid_host(v) {
+        return Ok(());
+    }
+    check_host_by_parts(v)
+}
+
+/// The rules of [`check_host`] stated part by part (and the reason for a
+/// refusal).
+fn check_host_by_parts(v: &[u8]) -> Result<(), &'static str> {
     let (host, port) = if v.first() == Some(&b'[') {
         let close = memchr(b']', v).ok_or("invalid Host header: unclosed [")?;
         let literal = std::str::from_utf8(&v[1..close]).map_err(|_| "invalid Host header: not an IPv6 address")?;
@@ -301,6 +313,109 @@ fn check_host_name(host: &[u8]) -> Result<(), &'static str> {
     }
     Ok(())
 }
+
+/// One pass over a Host value: `true` only for a name of letters, digits,
+/// `-` and `_` in dot-separated labels (no trailing dot), or a dotted quad
+/// without leading zeros, with an optional port, that [`check_host_by_parts`]
+/// accepts too. `false` means "not settled here", not "invalid".
+fn plainly_valid_host(v: &[u8]) -> bool {
+    let mut label_len = 0usize;
+    let mut label_digits = true;
+    let mut label_value = 0u32;
+    let mut labels = 0usize;
+    let mut quad = true;
+    let mut prev = b'.';
+    let mut i = 0;
+    while i < v.len() {
+        let b = v[i];
+        match HOST_BYTE[b as usize] {
+            LABEL_DIGIT => {
+                if label_digits {
+                    // A leading zero (`010`) is an octal spelling: not settled here.
+                    quad &= !(label_len > 0 && label_value == 0);
+                    label_value = label_value * 10 + u32::from(b - b'0');
+                }
+            }
+            LABEL_BYTE => label_digits = false,
+            HYPHEN if label_len == 0 => return false,
+            HYPHEN => label_digits = false,
+            DOT | COLON => {
+                if label_len == 0 || label_len > MAX_HOST_LABEL_BYTES || prev == b'-' {
+                    return false;
+                }
+                labels += 1;
+                quad &= label_digits && label_value <= 255 && labels <= 4;
+                if b == b':' {
+                    break;
+                }
+                label_len = 0;
+                label_digits = true;
+                label_value = 0;
+                prev = b;
+                i += 1;
+                continue;
+            }
+            _ => return false,
+        }
+        // A long run of digits must not overflow the octet value.
+        label_value = label_value.min(256);
+        label_len += 1;
+        prev = b;
+        i += 1;
+    }
+    let name_len = i;
+    if i == v.len() {
+        if label_len == 0 || label_len > MAX_HOST_LABEL_BYTES || prev == b'-' {
+            return false;
+        }
+        labels += 1;
+        quad &= label_digits && label_value <= 255 && labels <= 4;
+    }
+    if name_len > MAX_HOST_NAME_BYTES {
+        return false;
+    }
+    // The last label decides whether this is an address: all digits (or
+    // `0x…`, never settled here) must make a whole dotted quad.
+    let last = &v[v[..name_len].iter().rposition(|&b| b == b'.').map_or(0, |d| d + 1)..name_len];
+    let numeric = last.iter().all(u8::is_ascii_digit) || last.get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"0x"));
+    if numeric && !(quad && labels == 4) {
+        return false;
+    }
+    match v.get(name_len..) {
+        None | Some([]) => true,
+        Some([b':', port @ ..]) => {
+            !port.is_empty()
+                && port.len() <= 5
+                && port.iter().all(u8::is_ascii_digit)
+                && port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
+        }
+        Some(_) => false,
+    }
+}
+
+/// Byte classes of [`plainly_valid_host`].
+const LABEL_DIGIT: u8 = 1;
+const LABEL_BYTE: u8 = 2;
+const HYPHEN: u8 = 3;
+const DOT: u8 = 4;
+const COLON: u8 = 5;
+const HOST_BYTE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = match c {
+            b'0'..=b'9' => LABEL_DIGIT,
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' => LABEL_BYTE,
+            b'-' => HYPHEN,
+            b'.' => DOT,
+            b':' => COLON,
+            _ => 0,
+        };
+        b += 1;
+    }
+    table
+};
 
 /// RFC 1035 §2.3.4 / RFC 1123 §2.1: a label, and a whole name without its
 /// trailing dot.
@@ -418,6 +533,28 @@ mod tests {
     }
 
     #[test]
+    fn the_one_pass_host_check_never_accepts_what_the_rules_refuse() {
+        // Random values made of the pieces that matter to the rules.
+        const PIECES: &[&[u8]] =
+            &[b"0", b"1", b"01", b"255", b"256", b"a", b"Z", b"-", b"_", b".", b".", b":", b"80", b"0x1", b"[", b"]"];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut value = Vec::new();
+        let mut settled = 0;
+        for _ in 0..300_000 {
+            value.clear();
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            for k in 0..(seed >> 61) + 1 {
+                value.extend_from_slice(PIECES[((seed >> (4 * k + 8)) & 15) as usize]);
+            }
+            if plainly_valid_host(&value) {
+                settled += 1;
+                assert_eq!(check_host_by_parts(&value), Ok(()), "{}", String::from_utf8_lossy(&value));
+            }
+        }
+        assert!(settled > 10_000, "the sample reaches the one-pass check ({settled})");
+    }
+
+    #[test]
     fn host_values() {
         const GOOD: &[&str] = &[
             "a",
@@ -470,6 +607,15 @@ mod tests {
         for &(host, why) in BAD {
             let err = check_host(host.as_bytes()).unwrap_err();
             assert!(err.contains(why), "{host}: {err}");
+        }
+        // The one-pass check settles only what the rules accept.
+        for host in GOOD.iter().copied().chain(BAD.iter().map(|(h, _)| *h)) {
+            if plainly_valid_host(host.as_bytes()) {
+                assert_eq!(check_host_by_parts(host.as_bytes()), Ok(()), "{host}");
+            }
+        }
+        for host in ["example.com", "10.0.0.1:8080", "a-b.c_d.example:1", "0.0.0.0", "255.255.255.255:65535"] {
+            assert!(plainly_valid_host(host.as_bytes()), "{host} takes the one-pass check");
         }
         let long_label = "a".repeat(64);
         assert!(check_host(long_label.as_bytes()).unwrap_err().contains("63"));
