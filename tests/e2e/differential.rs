@@ -94,8 +94,9 @@ struct GateVerdict {
     forwarded: Vec<Framed>,
     /// Statuses of responses the upstream did not make (1xx excluded).
     own_statuses: Vec<u16>,
-    /// Request heads the upstream saw whose body never completed (a body
-    /// refused midway, after the head was streamed).
+    /// Request heads the upstream saw whose body never completed: a body
+    /// refused midway after its head was streamed, a message cut short by
+    /// the client, or one the upstream could not frame.
     aborted_heads: usize,
 }
 
@@ -106,7 +107,8 @@ enum Outcome {
     Agree,
     /// shardgate refused where h11 accepted (stricter): fine.
     Stricter,
-    /// h11 refused, shardgate forwarded, and the file is in
+    /// shardgate forwarded a request h11 did not read (h11 refused, or
+    /// ended the connection before it), and the file is in
     /// [`KNOWN_DIFFERENCES`].
     Known,
     /// A framing disagreement shardgate did not refuse: the test fails.
@@ -177,7 +179,8 @@ fn compare(name: &str, theirs: &H11Verdict, ours: &GateVerdict) -> Outcome {
     for (i, got) in ours.forwarded.iter().enumerate() {
         match theirs.complete.get(i) {
             Some(want) if want.method == got.method && want.body == got.body => {}
-            Some(want) => return Outcome::Disagree(format!(
+            Some(want) => {
+                return Outcome::Disagree(format!(
                 "request {i}: shardgate forwarded {} with a {}-byte body {:?}, h11 read {} with a {}-byte body {:?}",
                 got.method,
                 got.body.len(),
@@ -185,7 +188,8 @@ fn compare(name: &str, theirs: &H11Verdict, ours: &GateVerdict) -> Outcome {
                 want.method,
                 want.body.len(),
                 String::from_utf8_lossy(&want.body)
-            )),
+            ))
+            }
             None if known.is_some() => return Outcome::Known,
             None => {
                 return Outcome::Disagree(format!(
