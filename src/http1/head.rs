@@ -217,7 +217,7 @@ pub(super) fn transfer_coding(value: &[u8], mut final_chunked: bool) -> Result<b
             continue;
         }
         any = true;
-        // Parameters (`;q=`) are not allowed on chunked; strip for the name.
+        // The name is what precedes any parameters (`;q=`).
         let name = trim(coding.split(|&b| b == b';').next().unwrap_or(coding));
         if !KNOWN_CODINGS.iter().any(|k| k.eq_ignore_ascii_case(name)) {
             return Err(Error::new(ErrorKind::UnsupportedTransferCoding, "unknown transfer coding"));
@@ -227,6 +227,12 @@ pub(super) fn transfer_coding(value: &[u8], mut final_chunked: bool) -> Result<b
             return Err(bad("transfer coding applied after chunked"));
         }
         if name.eq_ignore_ascii_case(b"chunked") {
+            // chunked defines no parameters (RFC 9112 §7.1), and other
+            // parsers (nginx, h11) refuse `chunked;x=1` as an unknown
+            // coding rather than frame by it: refused, not guessed.
+            if name.len() != coding.len() {
+                return Err(bad("parameters on the chunked transfer coding"));
+            }
             final_chunked = true;
         } else {
             return if is_last_coding(value, coding) {

@@ -436,7 +436,9 @@ impl Head {
 }
 
 fn parse_head(raw: &[u8]) -> Option<Head> {
-    let text = std::str::from_utf8(raw).ok()?;
+    // Field values may carry obs-text (bytes above 0x7f, RFC 9110 §5.5),
+    // which a proxy passes on: recorded lossily, not a reason to hang up.
+    let text = String::from_utf8_lossy(raw);
     let mut lines = text.split("\r\n");
     let mut request_line = lines.next()?.split(' ');
     let method = request_line.next()?.to_string();
