@@ -27,7 +27,7 @@ pub mod upstream;
 pub use client::{get, send_raw, Client, Response};
 pub use config::{ProxyConfig, Route};
 pub use proxy::Proxy;
-pub use upstream::{Early, Reply, Upstream};
+pub use upstream::{AfterCut, Early, Reply, Upstream};
 
 use std::time::{Duration, Instant};
 
