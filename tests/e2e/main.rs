@@ -14,6 +14,7 @@ mod harness;
 mod admin;
 mod bodies;
 mod cli;
+mod faults;
 mod framing;
 mod headers;
 mod identity;
