@@ -117,7 +117,7 @@ fn a_connection_flood_past_the_limit_leaves_established_clients_served() {
     let held: Vec<Vec<TcpStream>> = flood.into_iter().map(|t| t.join().unwrap()).collect();
 
     assert!(refused.load(Ordering::SeqCst) > 0, "the flood never went past the limit");
-    assert!(served >= ESTABLISHED * 5, "established clients served only {served} requests during the flood");
+    assert!(served >= ESTABLISHED * 2, "established clients served only {served} requests during the flood");
     drop(held);
     // Once the flood is gone, new clients are served again.
     assert!(eventually(SLACK, || get(addr, "/after").status == 200), "the proxy did not recover after the flood");

@@ -103,3 +103,61 @@ fn a_post_reset_before_its_response_gets_502_and_is_never_sent_twice() {
     assert_eq!(pay[0].body, b"amount=10");
     assert_eq!(upstream.connections(), 1, "no second connection carried it again");
 }
+
+#[test]
+fn an_upstream_reset_mid_close_delimited_body_never_gets_a_clean_chunked_end() {
+    // A close-delimited body reaches an HTTP/1.1 client chunked; its end is
+    // the upstream's FIN. A reset is not an end: the client must not be
+    // told the body is complete.
+    let body: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let (head, received) = after_a_kill(Reply::close_delimited(body.clone()).cut_in_body(100_000, AfterCut::Reset));
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    match chunked_body(&received) {
+        ChunkedBody::Complete(data) => {
+            panic!("a reset upstream's body ended cleanly for the client ({} bytes)", data.len())
+        }
+        ChunkedBody::Truncated(data) => assert_eq!(data[..], body[..data.len()]),
+        ChunkedBody::Invalid(why) => panic!("invalid chunked framing to the client: {why}"),
+    }
+}
+
+#[test]
+fn an_upstream_closing_mid_head_on_a_reused_connection_gets_502_and_is_not_retried() {
+    // Response bytes arrived, so the request may have been processed: no
+    // retry, even for a GET on a reused connection.
+    let upstream = Upstream::start(|req| match req.target.as_str() {
+        "/half-head" => Reply::ok("never whole").cut(25, AfterCut::Close),
+        _ => Reply::ok("warm"),
+    });
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+    let mut client = Client::connect(proxy.addr());
+    assert_eq!(client.get("/warm").text(), "warm");
+
+    let response = client.get("/half-head");
+
+    assert_eq!(response.status, 502, "{}", response.text());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(targets(&upstream), ["/warm", "/half-head"], "not retried after response bytes arrived");
+}
+
+#[test]
+fn a_get_reset_before_its_response_on_a_reused_connection_is_retried_once_on_a_fresh_one() {
+    // Nothing came back and a GET may be repeated: one more try, on a new
+    // connection; the upstream resets that one too, and that is the end.
+    let upstream = Upstream::start(|req| match req.target.as_str() {
+        "/flaky" => Reply::Reset,
+        _ => Reply::ok("warm"),
+    });
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+    let mut client = Client::connect(proxy.addr());
+    assert_eq!(client.get("/warm").text(), "warm");
+
+    let response = client.get("/flaky");
+
+    assert_eq!(response.status, 502, "{}", response.text());
+    std::thread::sleep(Duration::from_millis(300));
+    let heads = upstream.heads();
+    let flaky: Vec<usize> = heads.iter().filter(|h| h.target == "/flaky").map(|h| h.connection).collect();
+    assert_eq!(flaky, [0, 1], "tried on the pooled connection, then once on a fresh one");
+}

@@ -110,3 +110,47 @@ fn stray_bytes_right_after_a_response_never_reach_the_next_request() {
     let targets: Vec<String> = upstream.heads().into_iter().map(|h| h.target).collect();
     assert_eq!(targets.len(), 12, "{targets:?}");
 }
+
+#[test]
+fn a_malformed_chunk_mid_body_gets_502_or_a_truncated_body_and_the_upstream_connection_is_dropped() {
+    const BROKEN: &str = "zz\r\nworld\r\n0\r\n\r\n";
+    let upstream = Upstream::start(|req| {
+        let head_and_chunk = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+        match req.target.as_str() {
+            // Broken in the bytes that come with the head: nothing went to
+            // the client yet.
+            "/with-head" => Reply::raw(format!("{head_and_chunk}{BROKEN}")),
+            // Broken after the head and a chunk were forwarded.
+            "/later" => Reply::RawThenLater {
+                first: head_and_chunk.into(),
+                delay: Duration::from_millis(200),
+                later: BROKEN.into(),
+            },
+            _ => Reply::ok("fine"),
+        }
+    });
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+
+    let mut client = Client::connect(proxy.addr());
+    let response = client.get("/with-head");
+    assert_eq!(response.status, 502, "{}", response.text());
+    assert!(response.text().contains("chunk"), "the 502 names the reason: {}", response.text());
+    assert_eq!(client.get("/fine").text(), "fine", "the client connection is still in step");
+    assert_eq!(upstream.heads().last().unwrap().connection, 1, "the broken upstream connection was reused");
+
+    let mut client = Client::connect(proxy.addr());
+    client.send(b"GET /later HTTP/1.1\r\nHost: t\r\n\r\n");
+    let (bytes, closed) = client.read_until_close(Duration::from_secs(10));
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    assert!(closed, "the client connection stayed open after a broken response body: {text:?}");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:?}");
+    let body = &bytes[text.find("\r\n\r\n").unwrap() + 4..];
+    match super::chunked_body(body) {
+        super::ChunkedBody::Truncated(data) => assert_eq!(data, b"hello"),
+        other => panic!("the client got {other:?} for a body broken mid-way: {text:?}"),
+    }
+    assert_eq!(crate::harness::get(proxy.addr(), "/fine").text(), "fine");
+    let heads = upstream.heads();
+    let broken = heads.iter().find(|h| h.target == "/later").unwrap().connection;
+    assert_ne!(heads.last().unwrap().connection, broken, "the broken upstream connection was reused");
+}

@@ -13,7 +13,10 @@
 //! | killed mid-response, Content-Length body | client sees fewer bytes than declared, connection closed; not retried | `faults::killed::an_upstream_killed_mid_content_length_body_leaves_the_client_short_and_is_not_retried` |
 //! | killed mid-response, chunked body | no last-chunk, connection closed; not retried | `faults::killed::an_upstream_killed_mid_chunked_body_leaves_the_chunked_body_unterminated_and_is_not_retried` |
 //! | reset (RST) after N response bytes | short body, connection closed; not retried | `faults::killed::an_upstream_reset_mid_body_leaves_the_client_short_and_is_not_retried` |
+//! | reset mid close-delimited body (re-chunked for the client) | no clean last-chunk; not retried | `faults::killed::an_upstream_reset_mid_close_delimited_body_never_gets_a_clean_chunked_end` |
+//! | closed after N bytes of the response head | 502; not retried | `faults::killed::an_upstream_closing_mid_head_on_a_reused_connection_gets_502_and_is_not_retried` |
 //! | reset before the response | 502; the POST reached the upstream once | `faults::killed::a_post_reset_before_its_response_gets_502_and_is_never_sent_twice` |
+//! | reset before the response, GET on a reused connection | retried once, on a fresh connection, never more | `faults::killed::a_get_reset_before_its_response_on_a_reused_connection_is_retried_once_on_a_fresh_one` |
 //! | closed without answering (FIN) | 502 | `upstream_errors::an_upstream_closing_without_answering_gets_502` |
 //! | refused connection | 502 naming the reason | `upstream_errors::a_refused_connection_gets_502_naming_the_reason_and_the_request_id` |
 //! | slow: connect beyond `connect_timeout` (blackhole: full accept queue) | 504, bounded | `upstream_errors::a_connect_timeout_gets_504` |
@@ -28,6 +31,7 @@
 //! | slow client: idle beyond `idle_timeout` | closed | `limits::an_idle_keep_alive_connection_is_closed_after_idle_timeout` |
 //! | malformed response | 502, that upstream connection dropped | `faults::malformed::a_malformed_response_gets_502_and_its_connection_is_dropped` |
 //! | malformed status code | 502, connection dropped | `upstream_errors::an_upstream_status_outside_100_to_599_gets_502_and_the_client_connection_stays_in_step` |
+//! | malformed chunked body, with the head or after it was forwarded | 502 (client still in step), or an unterminated body and close; connection dropped | `faults::malformed::a_malformed_chunk_mid_body_gets_502_or_a_truncated_body_and_the_upstream_connection_is_dropped` |
 //! | oversized response head | 502, connection dropped | `faults::malformed::an_oversized_response_head_gets_502_and_its_connection_is_dropped` |
 //! | ambiguous response framing (CL + TE, two CLs) | 502, connection dropped | `framing::ambiguous_upstream_response_framing_gets_502_and_that_connection_is_dropped` |
 //! | stray bytes in the same segment as a response | never reach the next request | `faults::malformed::stray_bytes_right_after_a_response_never_reach_the_next_request` |
