@@ -54,6 +54,42 @@ impl UpstreamStream {
     }
 }
 
+/// Closing a connection whose upstream has not taken every byte sent (an
+/// upload the client abandoned, a request body the upstream stopped
+/// reading): a FIN would queue behind those bytes, so an upstream that does
+/// not read never learns the request was given up, and the kernel keeps the
+/// orphaned socket and its send buffer (MiBs) until its persist probes give
+/// up, minutes later. Reset instead (`SO_LINGER` 0, HAProxy's `nolinger`
+/// for this case). A connection whose bytes were all acknowledged, which is
+/// every close after a complete exchange and of an idle pooled connection,
+/// keeps its FIN.
+impl Drop for UpstreamStream {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            UpstreamStream::Plain(s) => s.as_raw_fd(),
+            UpstreamStream::Tls(s) => s.tcp().as_raw_fd(),
+        };
+        let mut unacknowledged: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ on a TCP socket) writes one c_int into
+        // ours; `fd` stays open until the stream's own drop, after this.
+        let queued = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut unacknowledged) } == 0 && unacknowledged > 0;
+        if queued {
+            let abort = libc::linger { l_onoff: 1, l_linger: 0 };
+            // SAFETY: a valid `linger` for the length given, on an open fd.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&abort as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                );
+            }
+        }
+    }
+}
+
 impl AsyncReadRent for UpstreamStream {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {

@@ -15,6 +15,7 @@ mod admin;
 mod bodies;
 mod cli;
 mod differential;
+mod faults;
 mod framing;
 mod headers;
 mod identity;

@@ -4,7 +4,8 @@
 //! - [`proxy`] starts the `shardgate` binary and learns its listen addresses.
 //! - [`config`] writes the TOML a test's proxy runs from.
 //! - [`upstream`] is a std-thread HTTP/1.1 server that records everything it
-//!   receives and answers the way each test asks.
+//!   receives and answers the way each test asks, misbehaviour included
+//!   (late, cut short, reset, silent, malformed; see `tests/e2e/faults`).
 //! - [`client`] writes raw bytes and reads responses (Content-Length,
 //!   chunked, close-delimited).
 //! - [`pki`] makes certificates (rcgen) and writes their PEM files;
@@ -27,7 +28,7 @@ pub mod upstream;
 pub use client::{get, send_raw, Client, Response};
 pub use config::{ProxyConfig, Route};
 pub use proxy::Proxy;
-pub use upstream::{Early, Reply, Upstream};
+pub use upstream::{AfterCut, Early, Reply, Upstream};
 
 use std::time::{Duration, Instant};
 
