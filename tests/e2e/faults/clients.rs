@@ -1,5 +1,5 @@
-//! Clients that misbehave: one that aborts its upload halfway, and a
-//! flood of connections past the proxy's limit.
+//! Clients that misbehave: one that aborts its upload halfway, one that
+//! never reads, and a flood of connections past the proxy's limit.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -121,4 +121,52 @@ fn a_connection_flood_past_the_limit_leaves_established_clients_served() {
     drop(held);
     // Once the flood is gone, new clients are served again.
     assert!(eventually(SLACK, || get(addr, "/after").status == 200), "the proxy did not recover after the flood");
+}
+
+/// The proxy's sockets to `client` (its local port) in the kernel's TCP
+/// tables, as (state, bytes queued to send): `/proc/net/tcp` and `tcp6`.
+fn proxy_sockets_towards(proxy: std::net::SocketAddr, client: std::net::SocketAddr) -> Vec<(u8, u64)> {
+    let mut found = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap_or(""), 16).ok();
+            if f.len() > 4 && port(f[1]) == Some(proxy.port()) && port(f[2]) == Some(client.port()) {
+                let state = u8::from_str_radix(f[3], 16).unwrap_or(0);
+                let queued = u64::from_str_radix(f[4].split(':').next().unwrap_or("0"), 16).unwrap_or(0);
+                found.push((state, queued));
+            }
+        }
+    }
+    found
+}
+
+/// A client that stops reading is cut off at the write deadline; its
+/// connection is reset, not closed with a FIN queued behind the MiBs it
+/// never read: that would leave an orphaned socket holding its send buffer
+/// in FIN-WAIT-1 for as long as the client keeps its window shut (nginx's
+/// `reset_timedout_connection`).
+#[test]
+fn a_client_cut_off_for_not_reading_is_reset_not_left_behind_a_fin() {
+    const FIN_WAIT_1: u8 = 0x04;
+    let upstream = Upstream::start(|_| Reply::pattern(64 * 1024 * 1024));
+    let proxy = ProxyConfig::new().limits(r#"body_timeout = "500ms""#).everything_to(upstream.addr()).start();
+    let mut stream = TcpStream::connect(proxy.addr()).unwrap();
+    let client = stream.local_addr().unwrap();
+    stream.write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    // Never read: the proxy's send buffer fills and its writes stall.
+    assert!(
+        eventually(SLACK, || proxy_sockets_towards(proxy.addr(), client).iter().any(|&(_, queued)| queued > 0)),
+        "the response never backed up"
+    );
+    let left = |sockets: &[(u8, u64)]| sockets.iter().any(|&(state, _)| state == FIN_WAIT_1);
+    assert!(
+        eventually(Duration::from_secs(2) + SLACK, || proxy.stats().iter().map(|s| s.active).sum::<u64>() == 0),
+        "the client was not cut off"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let sockets = proxy_sockets_towards(proxy.addr(), client);
+    assert!(!left(&sockets), "the proxy's socket waits in FIN-WAIT-1 behind unsent bytes: {sockets:?}");
+    drop(stream);
 }

@@ -45,6 +45,7 @@
 //! | client leaves mid-download | upstream connection not pooled | `upstream_errors::a_client_that_leaves_mid_body_does_not_leave_its_upstream_connection_in_the_pool` |
 //! | client never reads: time | cut off after one to two `body_timeout`s | `relay::a_client_that_never_reads_proxied_responses_is_cut_off_after_the_body_timeout`, `relay::a_client_that_never_reads_local_responses_is_cut_off_after_the_body_timeout` |
 //! | client never reads: memory | at most 64 KiB (epoll 96 KiB) per client, given back | `memory::a_thousand_clients_that_stop_reading_hold_at_most_64_kib_each_and_give_it_back` |
+//! | client never reads: the kernel's share | reset when cut off, no orphaned socket left in FIN-WAIT-1 holding its send buffer | `faults::clients::a_client_cut_off_for_not_reading_is_reset_not_left_behind_a_fin` |
 //! | client never reads during a drain | does not hold the drain | `relay::a_client_that_never_reads_does_not_hold_a_drain_for_its_whole_timeout` |
 //! | connection flood past the limits | flood gets 503/408; established clients keep being served | `faults::clients::a_connection_flood_past_the_limit_leaves_established_clients_served` |
 //! | SIGTERM with one request in flight | it completes; new connections refused; exit 0 | `shutdown::sigterm_lets_an_in_flight_request_finish_refuses_new_connections_and_exits_0` |
