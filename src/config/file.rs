@@ -89,6 +89,8 @@ pub struct ListenerFile {
     pub trusted_proxies: Option<Vec<String>>,
     /// `"replace"` or `"append"`.
     pub forwarded_headers: Option<String>,
+    /// Pass request header names containing `_` upstream (else dropped).
+    pub underscores_in_headers: Option<bool>,
     pub limits: Option<LimitsFile>,
     pub tls: Option<ListenerTlsFile>,
     pub paths: Option<PathsFile>,

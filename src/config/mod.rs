@@ -194,6 +194,11 @@ pub struct Listener {
     pub trusted_proxies: Vec<Cidr>,
     /// What happens to forwarding headers from an untrusted peer.
     pub forwarded_headers: ForwardedHeaders,
+    /// Request header names with `_` are passed upstream (nginx
+    /// `underscores_in_headers on`). Off by default: CGI-style servers read
+    /// `X_Real_IP` as `X-Real-IP`, so such names could carry identity
+    /// headers past the proxy's rules; they are dropped.
+    pub underscores_in_headers: bool,
 }
 
 /// `forwarded_headers`: X-Forwarded-For and Forwarded from a peer that is
@@ -584,6 +589,7 @@ impl Config {
                 tls: None,
                 trusted_proxies: Vec::new(),
                 forwarded_headers: ForwardedHeaders::Replace,
+                underscores_in_headers: false,
             }],
             routes: vec![Route {
                 name: "default".to_owned(),

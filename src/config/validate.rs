@@ -103,6 +103,7 @@ const LISTENER_KEYS: &[&str] = &[
     "send_buffer_bytes",
     "trusted_proxies",
     "forwarded_headers",
+    "underscores_in_headers",
     "limits",
     "tls",
     "paths",
@@ -231,6 +232,7 @@ impl Check<'_> {
                 tls,
                 trusted_proxies,
                 forwarded_headers,
+                underscores_in_headers: l.underscores_in_headers.unwrap_or(false),
             });
         }
 

@@ -56,6 +56,9 @@ pub struct ForwardInfo<'a> {
     /// HTTP/1.1 upstreams must refuse it): nginx's `$proxy_host`, the
     /// endpoint as configured.
     pub fallback_host: Option<&'a [u8]>,
+    /// The listener's `underscores_in_headers`: names with `_` are passed
+    /// (else dropped).
+    pub underscores_in_headers: bool,
 }
 
 /// The client and its hop to the proxy, as the forwarding headers tell it.
@@ -139,6 +142,11 @@ pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, 
             HeaderKind::Other => {
                 let name = h.name.of(buf);
                 if check_listed && listed_in_connection(&head.headers, buf, name) {
+                    continue;
+                }
+                if !info.underscores_in_headers && name.contains(&b'_') {
+                    // `X_Real_IP` is `X-Real-IP` to CGI-style servers: a
+                    // way around the header rules here (nginx drops these).
                     continue;
                 }
                 if info.asserted.contains(name) {
@@ -427,6 +435,7 @@ mod tests {
             asserted,
             client_cert,
             fallback_host: Some(b"backend:8080"),
+            underscores_in_headers: false,
         };
         let mut out = Vec::new();
         upstream_request_head(&mut out, raw, &head, &info);

@@ -108,6 +108,7 @@ pub async fn prepare<S: Downstream>(
             // selected, so that a retry on another endpoint sends the same
             // bytes: the cluster's first endpoint stands in.
             fallback_host: config.clusters[cluster].proxy_hosts.first().map(|h| h.as_bytes()),
+            underscores_in_headers: config.listeners[c.listener].underscores_in_headers,
             proto: if c.tls.is_some() { "https" } else { "http" },
             request_id: &c.request_id,
             path: &c.path,

@@ -182,3 +182,39 @@ fn an_http_1_0_request_without_host_gets_the_endpoint_as_host() {
     // No client Host, so nothing to report as the original one.
     assert!(!request.has_header("x-forwarded-host"), "{head}");
 }
+
+/// Header names with `_` are how a client reaches past the proxy's header
+/// rules: CGI-style servers (WSGI, PHP-FPM, Rack) read `X_Forwarded_For` and
+/// `X-Forwarded-For` as the same variable, so a client could supply the
+/// identity the proxy replaced. Dropped by default, as nginx does
+/// (`underscores_in_headers off`); passed when the listener allows them.
+const UNDERSCORED: &[u8] = b"GET /who HTTP/1.1\r\n\
+    Host: app.test\r\n\
+    X_Forwarded_For: 203.0.113.7\r\n\
+    X_Real_IP: 203.0.113.7\r\n\
+    Transfer_Encoding: chunked\r\n\
+    My_Header: kept only when allowed\r\n\
+    X-Plain: always\r\n\
+    \r\n";
+
+#[test]
+fn header_names_with_underscores_are_dropped_unless_the_listener_allows_them() {
+    let upstream = Upstream::ok("ok");
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+    assert_eq!(Client::connect(proxy.addr()).request(UNDERSCORED).status, 200);
+    let request = upstream.only_request();
+    let head = String::from_utf8_lossy(&request.raw_head).into_owned();
+    assert!(!head.contains('_'), "an underscored name reached the upstream: {head}");
+    assert_eq!(request.header("x-plain"), Some("always"), "{head}");
+    assert_eq!(request.header_list("x-forwarded-for"), ["127.0.0.1"], "{head}");
+
+    let upstream = Upstream::ok("ok");
+    let proxy = ProxyConfig::new()
+        .listener_option("main", "underscores_in_headers = true")
+        .everything_to(upstream.addr())
+        .start();
+    assert_eq!(Client::connect(proxy.addr()).request(UNDERSCORED).status, 200);
+    let request = upstream.only_request();
+    assert_eq!(request.header("my_header"), Some("kept only when allowed"));
+    assert_eq!(request.header("x_forwarded_for"), Some("203.0.113.7"));
+}
