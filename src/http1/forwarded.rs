@@ -100,7 +100,8 @@ pub fn forwarded_for(value: &[u8], mut each: impl FnMut(Node)) {
         i += 1;
         let parsed = if i < n && value[i] == b'"' {
             let start = i + 1;
-            let Some(len) = value[start..].iter().position(|&b| b == b'"') else {
+            // A quoted-pair (`\"`) does not end the string (RFC 9110 §5.6.4).
+            let Some(len) = closing_quote(&value[start..]) else {
                 each(Node::Unknown);
                 return;
             };
@@ -133,6 +134,20 @@ pub fn forwarded_for(value: &[u8], mut each: impl FnMut(Node)) {
             return;
         }
     }
+}
+
+/// Where the quoted string whose content starts `rest` ends: the first
+/// `"` not escaped by a backslash.
+fn closing_quote(rest: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            b'"' => return Some(i),
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// An address as a `Forwarded` node (RFC 7239 §6): IPv4 bare, IPv6 in
@@ -277,6 +292,9 @@ mod tests {
             (b"=10.0.0.1", &[Node::Unknown]),
             (b"for=10.0.0.1 junk, for=10.0.0.2", &[addr("10.0.0.1"), Node::Unknown]),
             (b"for=\"10.0.0.\\1\"", &[Node::Unknown]),
+            // A quoted-pair does not end the string (found by fuzzing).
+            (b"for=\"\\\"\", for=10.0.0.5", &[Node::Unknown, addr("10.0.0.5")]),
+            (b"for=\"a\\\", for=1.2.3.4", &[Node::Unknown]),
             (b"for=10.0.0.1;for=10.0.0.2", &[Node::Unknown]),
             (b"", &[]),
             (b";;", &[]),
