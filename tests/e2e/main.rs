@@ -15,6 +15,7 @@ mod admin;
 mod bodies;
 mod cli;
 mod framing;
+mod fuzz_findings;
 mod headers;
 mod identity;
 mod keepalive;
