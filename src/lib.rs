@@ -27,6 +27,7 @@ pub mod demo;
 pub mod downstream;
 pub mod echo;
 pub mod error;
+pub mod fuzzing;
 pub mod http1;
 pub mod io;
 pub mod listener;

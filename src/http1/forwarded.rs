@@ -100,7 +100,8 @@ pub fn forwarded_for(value: &[u8], mut each: impl FnMut(Node)) {
         i += 1;
         let parsed = if i < n && value[i] == b'"' {
             let start = i + 1;
-            let Some(len) = value[start..].iter().position(|&b| b == b'"') else {
+            // A quoted-pair (`\"`) does not end the string (RFC 9110 §5.6.4).
+            let Some(len) = closing_quote(&value[start..]) else {
                 each(Node::Unknown);
                 return;
             };
@@ -133,6 +134,24 @@ pub fn forwarded_for(value: &[u8], mut each: impl FnMut(Node)) {
             return;
         }
     }
+}
+
+/// Where the quoted string whose content starts `rest` ends: the first
+/// `"` not escaped by a backslash. `None` when it does not end, or holds
+/// a control byte (neither qdtext nor a quoted-pair may, RFC 9110 §5.6.4).
+fn closing_quote(rest: &[u8]) -> Option<usize> {
+    let control = |b: u8| (b < 0x20 && b != b'\t') || b == 0x7f;
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            b'"' => return Some(i),
+            b if control(b) => return None,
+            b'\\' if rest.get(i + 1).is_some_and(|&b| control(b)) => return None,
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// An address as a `Forwarded` node (RFC 7239 §6): IPv4 bare, IPv6 in
@@ -278,6 +297,12 @@ mod tests {
             (b"=10.0.0.1", &[Node::Unknown]),
             (b"for=10.0.0.1 junk, for=10.0.0.2", &[addr("10.0.0.1"), Node::Unknown]),
             (b"for=\"10.0.0.\\1\"", &[Node::Unknown]),
+            // A quoted-pair does not end the string (found by fuzzing).
+            (b"for=\"\\\"\", for=10.0.0.5", &[Node::Unknown, addr("10.0.0.5")]),
+            (b"for=\"a\\\", for=1.2.3.4", &[Node::Unknown]),
+            // A control byte is not qdtext: the value is malformed (found by fuzzing).
+            (b"for=1.0.2.1;o=\"\x00\"", &[Node::Unknown]),
+            (b"for=1.0.2.1;o=\"a\x7f\", for=10.0.0.1", &[Node::Unknown]),
             (b"for=10.0.0.1;for=10.0.0.2", &[Node::Unknown]),
             (b"", &[]),
             (b";;", &[]),

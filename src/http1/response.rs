@@ -93,7 +93,7 @@ pub fn parse_response(
         return Err(bad_upstream("malformed status code in response (outside 100-599)"));
     }
     head.status = status;
-    head.reason = Span::within(buf, resp.reason.unwrap_or("").as_bytes());
+    head.reason = reason_span(&buf[..head_len]);
     head.version = if resp.version == Some(0) { Version::Http10 } else { Version::Http11 };
     head.head_len = head_len;
     head.headers.clear();
@@ -141,6 +141,19 @@ pub fn parse_response(
         }
     };
     Ok(true)
+}
+
+/// The reason phrase's bytes, as sent. Not httparse's `reason`: that is
+/// a `&str`, and for a missing or non-UTF-8 (obs-text) phrase it is a
+/// static `""` outside the buffer, which has no span. httparse accepted
+/// the status line as `HTTP/1.x SP 3DIGIT [SP reason] CRLF`, so the
+/// phrase starts at byte 13 (when the line is that long) and ends at
+/// the line's CR.
+fn reason_span(head: &[u8]) -> Span {
+    const REASON_AT: usize = b"HTTP/1.1 200 ".len();
+    let cr = head.iter().position(|&b| b == b'\r').unwrap_or(head.len());
+    let start = REASON_AT.min(cr);
+    Span { start: start as u32, end: cr as u32 }
 }
 
 #[cfg(test)]
@@ -206,6 +219,26 @@ mod tests {
                 }
                 (got, want) => panic!("case {name}: got {got:?}, want {want:?}"),
             }
+        }
+    }
+
+    /// A status line without a reason phrase, or with one that is not
+    /// UTF-8 (obs-text), keeps its reason bytes as sent, and the head can
+    /// be written downstream (found by fuzzing: the reason's span was
+    /// computed from a string that is not in the buffer, and writing the
+    /// head panicked).
+    #[test]
+    fn reason_phrases_missing_or_not_utf8_are_kept_as_sent() {
+        const CASES: &[(&[u8], &[u8])] = &[
+            (b"HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n", b""),
+            (b"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n", b""),
+            (b"HTTP/1.1 200 Caf\xe9\r\nContent-Length: 0\r\n\r\n", b"Caf\xe9"),
+            (b"HTTP/1.1 200 OK then\r\nContent-Length: 0\r\n\r\n", b"OK then"),
+        ];
+        for &(input, reason) in CASES {
+            let mut head = ResponseHead::default();
+            assert!(parse_response(input, 4096, Method::Get, &mut head).unwrap());
+            assert_eq!(head.reason.of(input), reason, "{:?}", String::from_utf8_lossy(input));
         }
     }
 

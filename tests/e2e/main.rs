@@ -17,6 +17,7 @@ mod cli;
 mod differential;
 mod faults;
 mod framing;
+mod fuzz_findings;
 mod headers;
 mod identity;
 mod keepalive;
