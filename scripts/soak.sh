@@ -33,7 +33,9 @@
 # protocol, io; `missed`: a fault stream answered normally; `reload`: a
 # SIGHUP whose certificate was not served; `exit`: a process died).
 # After the load it waits for the descriptors to settle, then the verdict:
-#   PASS  RSS at the last minute <= RSS at minute 5 + 5 % (idle readings)
+#   PASS  RSS at the last minute <= RSS at minute 5 + 5 % (idle readings; in
+#         a soak of 10 minutes or more each side is the median of three:
+#         minutes 4-6 and the last three, as one reading can sit ~10 % off)
 #   PASS  descriptors back to their baseline (measured before the load)
 #   PASS  no error besides the injected ones
 #   PASS  every fault was injected
@@ -48,6 +50,8 @@
 #                        RSS reference is the middle minute (rounded up)
 #                        instead of minute 5: a 2-minute run compares
 #                        minute 2 with minute 1.
+#   SOAK_QUIET_SECONDS   quiet end of each minute (default 7, the least that
+#                        lets pools empty and RSS settle)
 #   SOAK_SIGHUP_SECONDS  seconds between reloads (default 30)
 #   SOAK_RATE_SCALE      multiply every stream's rate (default 1)
 #   SOAK_SETTLE_SECONDS  longest wait for descriptors after the load (default 30)

@@ -210,7 +210,10 @@ def main():
     allowed = sorted(os.sched_getaffinity(0))
     proxy_cpu = env_number("SOAK_PROXY_CPU", allowed[0], int) if len(allowed) > 1 else None
     load_cpu = env_number("SOAK_LOAD_CPU", allowed[1], int) if len(allowed) > 1 else None
-    load_s = minute_s - QUIET_SECONDS
+    quiet_s = env_number("SOAK_QUIET_SECONDS", QUIET_SECONDS, int)
+    if not QUIET_SECONDS <= quiet_s <= minute_s - 5:
+        sys.exit(f"soak: SOAK_QUIET_SECONDS must be {QUIET_SECONDS}..SOAK_MINUTE_SECONDS-5")
+    load_s = minute_s - quiet_s
 
     os.makedirs(os.path.join(out, "certs"), exist_ok=True)
     os.makedirs(os.path.join(out, "loads"), exist_ok=True)

@@ -91,12 +91,30 @@ class Verdict(unittest.TestCase):
 
     def test_rss_growth_past_5_percent_fails(self):
         rows = [row(m, 10000) for m in range(1, 11)]
-        rows[-1]["rss_kib"] = 10501
+        for r in rows[-3:]:
+            r["rss_kib"] = 10501
         results = report.verdict(rows, 10, 10, 10, {}, "")
         self.assertFalse(results[0][1], results[0])
         self.assertIn("minute 5", results[0][0])
-        rows[-1]["rss_kib"] = 10500
+        self.assertIn("minutes 4-6", results[0][2])
+        self.assertIn("minutes 8-10", results[0][2])
+        for r in rows[-3:]:
+            r["rss_kib"] = 10500
         self.assertTrue(report.verdict(rows, 10, 10, 10, {}, "")[0][1])
+
+    def test_one_stray_idle_reading_is_not_a_leak(self):
+        rows = [row(m, 10000) for m in range(1, 31)]
+        rows[-1]["rss_kib"] = 10900
+        self.assertTrue(report.verdict(rows, 30, 10, 10, {}, "")[0][1])
+        rows[-2]["rss_kib"] = 10900
+        self.assertFalse(report.verdict(rows, 30, 10, 10, {}, "")[0][1])
+
+    def test_short_runs_compare_single_minutes(self):
+        self.assertEqual(report.rss_windows(2), ([1], [2]))
+        self.assertEqual(report.rss_windows(10), ([4, 5, 6], [8, 9, 10]))
+        self.assertEqual(report.rss_windows(30), ([4, 5, 6], [28, 29, 30]))
+        rows = [row(1, 10000), row(2, 10600)]
+        self.assertFalse(report.verdict(rows, 2, 10, 10, {}, "")[0][1])
 
     def test_descriptors_not_back_fail(self):
         rows = [row(m, 1) for m in range(1, 3)]
