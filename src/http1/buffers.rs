@@ -66,18 +66,29 @@ impl BulkLease<'_> {
     /// the shard has a bulk buffer to lend, it is swapped for one.
     /// Contents are not kept.
     pub fn grow_if_filled(&self, buf: &mut Vec<u8>) {
-        let pool = self.pool;
         let filled = buf.len() == EXCHANGE_BUFFER_BYTES && buf.capacity() == EXCHANGE_BUFFER_BYTES;
-        if filled && !self.held.get() && pool.bulk_in_use.get() < MAX_BULK_IN_USE {
-            pool.give(buf);
-            let mut free = pool.bulk.borrow_mut();
-            *buf = free.pop().unwrap_or_else(|| Vec::with_capacity(BULK_BUFFER_BYTES));
-            let (low, bulk_low) = pool.low_water.get();
-            pool.low_water.set((low, bulk_low.min(free.len())));
-            self.held.set(true);
-            pool.bulk_in_use.set(pool.bulk_in_use.get() + 1);
+        if filled {
+            self.take_bulk(buf);
         }
         buf.clear();
+    }
+
+    /// Swaps `buf` (whatever it holds; contents are not kept) for an empty
+    /// bulk buffer, if this lease holds none yet and the shard has one to
+    /// lend. `false`: `buf` is left as it was.
+    pub fn take_bulk(&self, buf: &mut Vec<u8>) -> bool {
+        let pool = self.pool;
+        if self.held.get() || pool.bulk_in_use.get() >= MAX_BULK_IN_USE {
+            return false;
+        }
+        pool.give(buf);
+        let mut free = pool.bulk.borrow_mut();
+        *buf = free.pop().unwrap_or_else(|| Vec::with_capacity(BULK_BUFFER_BYTES));
+        let (low, bulk_low) = pool.low_water.get();
+        pool.low_water.set((low, bulk_low.min(free.len())));
+        self.held.set(true);
+        pool.bulk_in_use.set(pool.bulk_in_use.get() + 1);
+        true
     }
 }
 
@@ -222,6 +233,24 @@ mod tests {
         again.resize(EXCHANGE_BUFFER_BYTES, 0);
         pool.lease().grow_if_filled(&mut again);
         assert!(pool.bulk.borrow().is_empty(), "the pooled bulk buffer was reused");
+    }
+
+    #[test]
+    fn a_bulk_buffer_can_be_taken_for_an_empty_buffer_once_per_lease() {
+        // The exchange gives its read buffer back while a response head is
+        // written; when that head's read filled the buffer, the relay goes
+        // straight to a bulk buffer instead of one more exchange-sized read.
+        let pool = BufferPool::default();
+        let lease = pool.lease();
+        let mut buf = Vec::new();
+        assert!(lease.take_bulk(&mut buf));
+        assert_eq!((buf.len(), buf.capacity()), (0, BULK_BUFFER_BYTES));
+        assert_eq!(pool.bulk_in_use(), 1);
+        let mut other = Vec::new();
+        assert!(!lease.take_bulk(&mut other), "one bulk buffer per lease");
+        assert_eq!(other.capacity(), 0, "left as it was");
+        drop(lease);
+        assert_eq!(pool.bulk_in_use(), 0);
     }
 
     #[test]

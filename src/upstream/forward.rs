@@ -32,6 +32,7 @@ use super::retry::TryFailure;
 use super::send::Upstream;
 use crate::error::{Error, ErrorKind};
 use crate::http1::body::{self, BodyDecoder, ChunkError};
+use crate::http1::buffers::EXCHANGE_BUFFER_BYTES;
 use crate::http1::conn::{hsts_of, Conn, Downstream, Failure, Next};
 use crate::http1::encode::{self, DownstreamFraming, DownstreamHead, ForwardInfo};
 use crate::http1::framing::{closes_connection, downstream_framing, KeepAlive};
@@ -287,6 +288,10 @@ pub async fn exchange<S: Downstream>(
             // stops reading here holds one buffer, not two) and comes back
             // for the rest of the body.
             let ubuf_spent = pos == ubuf.len();
+            // A head read that filled the whole buffer: a large body is
+            // streaming, and the relay takes a bulk buffer at once.
+            let head_read_filled = ubuf.len() == EXCHANGE_BUFFER_BYTES;
+            let bulk = shard.buffers.lease();
             if ubuf_spent {
                 shard.buffers.give(ubuf);
                 pos = 0;
@@ -308,7 +313,7 @@ pub async fn exchange<S: Downstream>(
                 // client that stops reading holds one buffer, not two.
                 shard.buffers.give(wbuf);
             }
-            if ubuf_spent && !body.is_done() {
+            if ubuf_spent && !body.is_done() && !(head_read_filled && bulk.take_bulk(ubuf)) {
                 shard.buffers.fill(ubuf);
             }
             let clean = relay_response_body(
@@ -316,7 +321,7 @@ pub async fn exchange<S: Downstream>(
                 &mut client_w,
                 ubuf,
                 wbuf,
-                &shard.buffers,
+                &bulk,
                 &mut body,
                 mode,
                 pos,

@@ -25,7 +25,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use crate::error::{Error, ErrorKind};
 use crate::http1::body::{self, BodyDecoder, ChunkError};
-use crate::http1::buffers::BufferPool;
+use crate::http1::buffers::{BufferPool, BulkLease};
 use crate::http1::encode::{self, DownstreamFraming};
 use crate::http1::io::read_more;
 use crate::shard::registry::{Registration, WriteTimeout};
@@ -183,7 +183,7 @@ pub async fn relay_response_body<R: AsyncReadRent, W: AsyncWriteRent>(
     client: &mut W,
     ubuf: &mut Vec<u8>,
     wbuf: &mut Vec<u8>,
-    buffers: &BufferPool,
+    bulk: &BulkLease<'_>,
     body: &mut BodyDecoder,
     mode: DownstreamFraming,
     mut pos: usize,
@@ -192,7 +192,6 @@ pub async fn relay_response_body<R: AsyncReadRent, W: AsyncWriteRent>(
 ) -> Result<bool, RelayError> {
     let bad_body =
         || RelayError::Upstream(Error::new(ErrorKind::UpstreamBadResponse, "malformed chunked response body"));
-    let bulk = buffers.lease();
     loop {
         if body.is_done() {
             return Ok(pos == ubuf.len());
