@@ -84,6 +84,8 @@ impl BulkLease<'_> {
         pool.give(buf);
         let mut free = pool.bulk.borrow_mut();
         *buf = free.pop().unwrap_or_else(|| Vec::with_capacity(BULK_BUFFER_BYTES));
+        // Pooled buffers keep their last bytes: never hand those out.
+        buf.clear();
         let (low, bulk_low) = pool.low_water.get();
         pool.low_water.set((low, bulk_low.min(free.len())));
         self.held.set(true);
@@ -251,6 +253,14 @@ mod tests {
         assert_eq!(other.capacity(), 0, "left as it was");
         drop(lease);
         assert_eq!(pool.bulk_in_use(), 0);
+        // A bulk buffer goes back to the pool with its bytes: taken again,
+        // it must come out empty (stale bytes of another response must
+        // never be relayed).
+        buf.resize(BULK_BUFFER_BYTES, 7);
+        pool.give(&mut buf);
+        let mut again = Vec::new();
+        assert!(pool.lease().take_bulk(&mut again));
+        assert_eq!((again.len(), again.capacity()), (0, BULK_BUFFER_BYTES), "a reused bulk buffer is emptied");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::harness::{eventually, pattern, Client, Early, Proxy, ProxyConfig, Reply, Route, Upstream, SLACK};
+use crate::harness::{eventually, get, pattern, Client, Early, Proxy, ProxyConfig, Reply, Route, Upstream, SLACK};
 
 /// Reads one response whose body is the echoed request head followed by
 /// the echoed body; returns (status, body length after the echoed head,
@@ -241,4 +241,27 @@ fn a_client_that_never_reads_does_not_hold_a_drain_for_its_whole_timeout() {
     let status = proxy.wait_exit(Duration::from_secs(2) + SLACK).expect("the drain ended long before drain_timeout");
     assert!(status.success(), "{status:?}");
     assert!(draining.elapsed() < Duration::from_secs(2) + SLACK, "drain took {:?}", draining.elapsed());
+}
+
+/// Large responses one after another, on one connection and on new ones:
+/// the relay's read buffers go back to the shard's pool between them and
+/// come out again (a head read that filled its buffer takes a pooled bulk
+/// buffer at once). Every body must be exactly the upstream's: a pooled
+/// buffer handed out with another response's bytes in it would relay them.
+#[test]
+fn large_responses_in_a_row_are_relayed_byte_exact_through_pooled_buffers() {
+    const LEN: u64 = 1024 * 1024;
+    let upstream = Upstream::start(|_| Reply::pattern(LEN));
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+    let want = pattern_sha256(LEN);
+    let mut kept = Client::connect(proxy.addr());
+    for round in 0..12 {
+        let response = kept.get(&format!("/kept/{round}"));
+        assert_eq!(response.status, 200, "round {round}");
+        assert_eq!(response.body.len() as u64, LEN, "round {round}: body length on the kept connection");
+        assert_eq!(crate::harness::sha256_hex(&response.body), want, "round {round}: body on the kept connection");
+        let fresh = get(proxy.addr(), &format!("/fresh/{round}"));
+        assert_eq!(fresh.body.len() as u64, LEN, "round {round}: body length on a new connection");
+        assert_eq!(crate::harness::sha256_hex(&fresh.body), want, "round {round}: body on a new connection");
+    }
 }
