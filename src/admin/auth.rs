@@ -41,7 +41,9 @@ mod tests {
     #[test]
     fn bearer_headers_table() {
         let token = Secret::new(SecretSource::Env("T".into()), b"tok-123".to_vec());
-        const CASES: &[(&[(&str, &[u8])], bool)] = &[
+        /// (header fields, whether the request is let through)
+        type Case = (&'static [(&'static str, &'static [u8])], bool);
+        const CASES: &[Case] = &[
             (&[("Authorization", b"Bearer tok-123")], true),
             (&[("authorization", b"bearer tok-123")], true),
             (&[("AUTHORIZATION", b"BEARER   tok-123")], true),

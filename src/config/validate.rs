@@ -41,33 +41,31 @@ mod listener;
 /// (certificates, keys, CA bundles, secrets) are relative to its directory.
 /// Warnings are logged.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
-    let (result, warnings) = load_file_with_warnings(path);
-    log_warnings(&warnings);
-    result
+    logged(load_file_with_warnings(path))
 }
+
+/// A load's outcome and its warnings.
+pub type Loaded = (Result<Config, ConfigErrors>, Vec<ConfigWarning>);
 
 /// [`load_file`] that returns the warnings instead of logging them.
-pub fn load_file_with_warnings(path: &Path) -> (Result<Config, ConfigErrors>, Vec<ConfigWarning>) {
+pub fn load_file_with_warnings(path: &Path) -> Loaded {
     let origin = path.display().to_string();
     let base_dir = path.parent().unwrap_or(Path::new(""));
-    match std::fs::read_to_string(path) {
+    let checked = match std::fs::read_to_string(path) {
         Ok(text) => check_text(&text, &origin, base_dir, Some(path)),
-        Err(e) => (
-            Err(ConfigErrors(vec![ConfigError {
-                path: String::new(),
-                line: None,
-                message: format!("cannot read {origin}: {e}"),
-            }])),
-            Vec::new(),
-        ),
-    }
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            path: String::new(),
+            line: None,
+            message: format!("cannot read {origin}: {e}"),
+        }])),
+    };
+    checked.unwrap_or_else(|errors| (Err(errors), Vec::new()))
 }
 
-/// Each warning of a load, once, at `warn` level.
-fn log_warnings(warnings: &[ConfigWarning]) {
-    for w in warnings {
-        tracing::warn!("{w}");
-    }
+/// Logs each warning of a load once, at `warn` level.
+fn logged((result, warnings): Loaded) -> Result<Config, ConfigErrors> {
+    warnings.iter().for_each(|w| tracing::warn!("{w}"));
+    result
 }
 
 /// Parses and validates config text; `origin` (usually the file name) names
@@ -79,32 +77,13 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
 
 /// [`load_str`] with relative file names relative to `base_dir`.
 pub fn load_str_in(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
-    let (result, warnings) = check_text(text, origin, base_dir, None);
-    log_warnings(&warnings);
-    result
+    logged(check_text(text, origin, base_dir, None).unwrap_or_else(|errors| (Err(errors), Vec::new())))
 }
 
-/// Parses and validates `text`; `config_file` is where it was read from
-/// (whose mode matters when it holds a secret inline).
-fn check_text(
-    text: &str,
-    origin: &str,
-    base_dir: &Path,
-    config_file: Option<&Path>,
-) -> (Result<Config, ConfigErrors>, Vec<ConfigWarning>) {
-    check_text_inner(text, origin, base_dir, config_file).unwrap_or_else(|errors| (Err(errors), Vec::new()))
-}
-
-/// `Err` for a file that is not TOML or not of the file shape; else the
-/// outcome of validation and its warnings.
-type Checked = (Result<Config, ConfigErrors>, Vec<ConfigWarning>);
-
-fn check_text_inner(
-    text: &str,
-    origin: &str,
-    base_dir: &Path,
-    config_file: Option<&Path>,
-) -> Result<Checked, ConfigErrors> {
+/// `Err` for text that is not TOML or not of the file shape, else what
+/// validation made of it; `config_file` is where it was read from (its
+/// mode matters when it holds a secret inline).
+fn check_text(text: &str, origin: &str, base_dir: &Path, config_file: Option<&Path>) -> Result<Loaded, ConfigErrors> {
     let doc = DeTable::parse(text).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             path: String::new(),
@@ -140,11 +119,8 @@ fn check_text_inner(
     // keep the order they were found in.
     check.errors.sort_by_key(|e| e.line);
     check.warnings.sort_by_key(|w| w.line);
-    if check.errors.is_empty() {
-        Ok((Ok(config), check.warnings))
-    } else {
-        Ok((Err(ConfigErrors(check.errors)), check.warnings))
-    }
+    let result = if check.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(check.errors)) };
+    Ok((result, check.warnings))
 }
 
 /// A listener's own keys (for the misplaced-key hint).

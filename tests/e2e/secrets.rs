@@ -5,7 +5,7 @@
 //! `shardgate check`'s output, nor the process's log. A token file that
 //! other users can read draws a warning naming the field and the file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::harness::proxy::{run_to_completion, runtime_args, shardgate};
@@ -38,7 +38,7 @@ fn admin_get(proxy: &Proxy, path: &str, authorization: Option<&str>) -> Response
     Client::connect(proxy.admin()).request(head.as_bytes())
 }
 
-fn check(file: &PathBuf, env: &[(&str, &str)]) -> Output {
+fn check(file: &Path, env: &[(&str, &str)]) -> Output {
     let mut command = shardgate();
     command.args(["check", "-c", &file.display().to_string()]).envs(env.iter().copied());
     run_to_completion(command, b"", std::time::Duration::from_secs(20))
@@ -46,7 +46,13 @@ fn check(file: &PathBuf, env: &[(&str, &str)]) -> Output {
 
 /// Everything a test asks of a token-guarded admin listener; `source` is
 /// how `/config` and `check` must name the token (`env:NAME`, `file:PATH`).
-fn assert_guarded_and_never_shown(token: &str, source: &str, config: &ProxyConfig, env: &[(&str, &str)], dir: &TempDir) {
+fn assert_guarded_and_never_shown(
+    token: &str,
+    source: &str,
+    config: &ProxyConfig,
+    env: &[(&str, &str)],
+    dir: &TempDir,
+) {
     let (proxy, file) = start(config, dir, env);
     // Traffic through the proxy listener, so /stats has something to say.
     assert_eq!(get(proxy.addr(), "/").status, 200);
