@@ -3,18 +3,22 @@
 //! scrape.
 //!
 //! `GET /stats` -> `{"shards":[{"shard":0,"accepted":N,"requests":N,"active":N},…]}`.
+//! `GET /config` -> the effective config as `shardgate check` prints it,
+//! secrets shown as their source only.
 //! The metrics issue will add Prometheus output and histograms here.
 //!
+//! - [`auth`]: the bearer token (`admin.token`) every request must carry when set.
 //! - [`server`]: accept loop, one thread per admin connection up to
 //!   [`MAX_ADMIN_CONNECTIONS`], a deadline for the whole request head.
 //! - [`stats`]: the `/stats` document.
 //! - [`counters`]: the per-shard counters the shards write.
 
+pub mod auth;
 pub mod counters;
 pub mod server;
 pub mod stats;
 
 pub use counters::ShardCounters;
 pub use server::{
-    spawn, ADMIN_MAX_REQUEST_BYTES, ADMIN_REQUEST_DEADLINE, ADMIN_RESPONSE_DEADLINE, MAX_ADMIN_CONNECTIONS,
+    spawn, AdminState, ADMIN_MAX_REQUEST_BYTES, ADMIN_REQUEST_DEADLINE, ADMIN_RESPONSE_DEADLINE, MAX_ADMIN_CONNECTIONS,
 };

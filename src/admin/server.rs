@@ -9,7 +9,9 @@
 //! head, not per read: a client trickling one byte at a time is cut off
 //! (408) as surely as a silent one, and meanwhile it holds only its own
 //! thread. The response is bounded the same way ([`ADMIN_RESPONSE_DEADLINE`]).
-//! One request per connection (`connection: close`).
+//! One request per connection (`connection: close`). With `admin.token`
+//! set, a request without the right bearer token gets 401 whatever it asks
+//! for (`auth.rs`).
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,8 +19,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::auth::{authorized, CHALLENGE};
 use super::stats::stats_json;
 use super::ShardCounters;
+use crate::config::Config;
 
 /// Time from accepting an admin connection to having its complete request
 /// head: one deadline for all the reads together (nginx's
@@ -38,8 +42,16 @@ const ADMIN_MAX_HEADERS: usize = 32;
 /// accept thread does not spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
+/// What the admin threads serve from: the shards' counters and the config
+/// (its `admin.token`, and `/config`).
+pub struct AdminState {
+    pub shards: Arc<Vec<Arc<ShardCounters>>>,
+    pub config: Arc<Config>,
+}
+
 /// Serves the admin endpoints on `listener` until the process exits.
-pub fn spawn(listener: TcpListener, shards: Arc<Vec<Arc<ShardCounters>>>) -> io::Result<()> {
+pub fn spawn(listener: TcpListener, state: AdminState) -> io::Result<()> {
+    let state = Arc::new(state);
     std::thread::Builder::new().name("shardgate-admin".into()).spawn(move || {
         let open = Arc::new(AtomicUsize::new(0));
         for stream in listener.incoming() {
@@ -55,10 +67,10 @@ pub fn spawn(listener: TcpListener, shards: Arc<Vec<Arc<ShardCounters>>>) -> io:
                 refuse_over_cap(stream);
                 continue;
             };
-            let shards = shards.clone();
+            let state = state.clone();
             let spawned = std::thread::Builder::new().name("shardgate-admin-conn".into()).spawn(move || {
                 let _slot = slot;
-                if let Err(e) = serve(stream, &shards) {
+                if let Err(e) = serve(stream, &state) {
                     tracing::debug!(error = %e, "admin request failed");
                 }
             });
@@ -102,7 +114,7 @@ fn refuse_over_cap(mut stream: TcpStream) {
     let mut scratch = [0u8; 1024];
     let _ = stream.read(&mut scratch);
     let body = format!("{{\"error\":\"admin connection limit reached ({MAX_ADMIN_CONNECTIONS} at once)\"}}\n");
-    let _ = stream.write_all(response("503 Service Unavailable", &body).as_bytes());
+    let _ = stream.write_all(response(&Reply::json("503 Service Unavailable", body)).as_bytes());
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
 
@@ -116,22 +128,22 @@ enum HeadError {
     Io(io::Error),
 }
 
-fn serve(mut stream: TcpStream, shards: &[Arc<ShardCounters>]) -> io::Result<()> {
+fn serve(mut stream: TcpStream, state: &AdminState) -> io::Result<()> {
     let accepted = Instant::now();
-    let (status, body) = match read_head(&mut stream, accepted + ADMIN_REQUEST_DEADLINE) {
-        Ok(head) => answer(&head, shards),
+    let reply = match read_head(&mut stream, accepted + ADMIN_REQUEST_DEADLINE) {
+        Ok(head) => answer(&head, state),
         Err(HeadError::Closed) => return Ok(()),
-        Err(HeadError::Deadline) => (
+        Err(HeadError::Deadline) => Reply::json(
             "408 Request Timeout",
             format!("{{\"error\":\"request head not complete within {} s\"}}\n", ADMIN_REQUEST_DEADLINE.as_secs()),
         ),
-        Err(HeadError::TooLarge) => (
+        Err(HeadError::TooLarge) => Reply::json(
             "431 Request Header Fields Too Large",
             format!("{{\"error\":\"request head larger than {ADMIN_MAX_REQUEST_BYTES} bytes\"}}\n"),
         ),
         Err(HeadError::Io(e)) => return Err(e),
     };
-    write_all_by(&mut stream, response(status, &body).as_bytes(), Instant::now() + ADMIN_RESPONSE_DEADLINE)?;
+    write_all_by(&mut stream, response(&reply).as_bytes(), Instant::now() + ADMIN_RESPONSE_DEADLINE)?;
     let _ = stream.shutdown(std::net::Shutdown::Write);
     Ok(())
 }
@@ -174,33 +186,62 @@ fn head_complete(buf: &[u8]) -> bool {
     !matches!(httparse::Request::new(&mut headers).parse(buf), Ok(httparse::Status::Partial))
 }
 
-/// The status line and JSON body for a complete (or refused) head.
-fn answer(head: &[u8], shards: &[Arc<ShardCounters>]) -> (&'static str, String) {
+/// An admin response: status line, body and its type.
+struct Reply {
+    status: &'static str,
+    content_type: &'static str,
+    body: String,
+}
+
+impl Reply {
+    fn json(status: &'static str, body: impl Into<String>) -> Reply {
+        Reply { status, content_type: "application/json", body: body.into() }
+    }
+
+    fn text(status: &'static str, body: String) -> Reply {
+        Reply { status, content_type: "text/plain; charset=utf-8", body }
+    }
+}
+
+/// The reply to a complete (or refused) head.
+fn answer(head: &[u8], state: &AdminState) -> Reply {
     let mut headers = [httparse::EMPTY_HEADER; ADMIN_MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
         Err(httparse::Error::TooManyHeaders) => {
-            return (
+            return Reply::json(
                 "431 Request Header Fields Too Large",
                 format!("{{\"error\":\"more than {ADMIN_MAX_HEADERS} header fields\"}}\n"),
             )
         }
-        _ => return ("400 Bad Request", "{\"error\":\"malformed request head\"}\n".to_string()),
+        _ => return Reply::json("400 Bad Request", "{\"error\":\"malformed request head\"}\n"),
+    }
+    let token = state.config.admin.as_ref().and_then(|a| a.token.as_ref());
+    if !authorized(token, request.headers) {
+        return Reply::json("401 Unauthorized", "{\"error\":\"missing or wrong bearer token\"}\n");
     }
     let path = request.path.unwrap_or("");
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     match (request.method.unwrap_or(""), path) {
-        ("GET", "/stats") => ("200 OK", stats_json(shards)),
-        ("GET", _) => ("404 Not Found", "{\"error\":\"not found\"}\n".to_string()),
-        _ => ("405 Method Not Allowed", "{\"error\":\"method not allowed\"}\n".to_string()),
+        ("GET", "/stats") => Reply::json("200 OK", stats_json(&state.shards)),
+        // The effective config as `shardgate check` prints it: secrets
+        // appear as their source (`<secret from env:NAME>`), never a value.
+        ("GET", "/config") => Reply::text("200 OK", state.config.summary()),
+        ("GET", _) => Reply::json("404 Not Found", "{\"error\":\"not found\"}\n"),
+        _ => Reply::json("405 Method Not Allowed", "{\"error\":\"method not allowed\"}\n"),
     }
 }
 
-fn response(status: &str, body: &str) -> String {
+fn response(reply: &Reply) -> String {
+    let challenge =
+        if reply.status.starts_with("401") { format!("www-authenticate: {CHALLENGE}\r\n") } else { String::new() };
     format!(
-        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
+        "HTTP/1.1 {}\r\ncontent-type: {}\r\n{challenge}content-length: {}\r\nconnection: close\r\n\r\n{}",
+        reply.status,
+        reply.content_type,
+        reply.body.len(),
+        reply.body
     )
 }
 
@@ -231,19 +272,27 @@ mod tests {
     const REQUESTS: &[(&[u8], &str)] = &[
         (b"GET /stats HTTP/1.1\r\nHost: admin\r\n\r\n", "200 OK"),
         (b"GET /stats?pretty HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /config HTTP/1.1\r\n\r\n", "200 OK"),
         (b"GET /other HTTP/1.1\r\n\r\n", "404 Not Found"),
         (b"POST /stats HTTP/1.1\r\n\r\n", "405 Method Not Allowed"),
         (b"GET /stats HTTP/1.1\r\nBad Header\r\n\r\n", "400 Bad Request"),
         (b"\x01\x02 garbage\r\n\r\n", "400 Bad Request"),
     ];
 
+    fn state(config: &str) -> AdminState {
+        let config = Config::parse(config, "t.toml").expect("test config");
+        AdminState { shards: Arc::new(vec![Arc::new(ShardCounters::default())]), config: Arc::new(config) }
+    }
+
+    const OPEN: &str = "[admin]\nlisten = \"127.0.0.1:0\"\n[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n";
+
     #[test]
     fn admin_requests_table() {
-        let shards = vec![Arc::new(ShardCounters::default())];
+        let state = state(OPEN);
         for (head, want) in REQUESTS {
             assert!(head_complete(head), "{:?}", String::from_utf8_lossy(head));
-            let (status, _) = answer(head, &shards);
-            assert_eq!(status, *want, "{:?}", String::from_utf8_lossy(head));
+            let reply = answer(head, &state);
+            assert_eq!(reply.status, *want, "{:?}", String::from_utf8_lossy(head));
         }
         assert!(!head_complete(b"GET /stats HTTP/1.1\r\nHost: admin\r\n"));
     }
@@ -256,8 +305,27 @@ mod tests {
         }
         head.extend_from_slice(b"\r\n");
         assert!(head_complete(&head));
-        let (status, _) = answer(&head, &[]);
-        assert_eq!(status, "431 Request Header Fields Too Large");
+        let reply = answer(&head, &state(OPEN));
+        assert_eq!(reply.status, "431 Request Header Fields Too Large");
+    }
+
+    #[test]
+    fn a_token_guards_every_path_and_config_shows_only_its_source() {
+        let state = state(
+            &OPEN.replace("listen = \"127.0.0.1:0\"\n[[", "listen = \"127.0.0.1:0\"\ntoken = \"inline-tok\"\n[["),
+        );
+        for path in ["/stats", "/config", "/nothing"] {
+            let head = format!("GET {path} HTTP/1.1\r\n\r\n");
+            let reply = answer(head.as_bytes(), &state);
+            assert_eq!(reply.status, "401 Unauthorized", "{path}");
+            assert!(response(&reply).contains("\r\nwww-authenticate: Bearer realm=\"shardgate admin\"\r\n"));
+            let head = format!("GET {path} HTTP/1.1\r\nAuthorization: Bearer inline-tok\r\n\r\n");
+            assert_ne!(answer(head.as_bytes(), &state).status, "401 Unauthorized", "{path}");
+        }
+        let reply = answer(b"GET /config HTTP/1.1\r\nAuthorization: Bearer inline-tok\r\n\r\n", &state);
+        assert_eq!(reply.content_type, "text/plain; charset=utf-8");
+        assert!(reply.body.contains("admin: 127.0.0.1:0 token=<secret from the config file>"), "{}", reply.body);
+        assert!(!reply.body.contains("inline-tok"), "{}", reply.body);
     }
 
     #[test]

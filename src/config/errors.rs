@@ -49,3 +49,19 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+/// Something in a config file that works but should be fixed (a secret
+/// file other users can read). Logged at every load, never refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// Field path, as in [`ConfigError`].
+    pub path: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        ConfigError { path: self.path.clone(), line: self.line, message: self.message.clone() }.fmt(f)
+    }
+}

@@ -56,6 +56,8 @@ pub struct ServerFile {
 #[serde(deny_unknown_fields)]
 pub struct AdminFile {
     pub listen: String,
+    /// Bearer token: `file:PATH`, `env:NAME` or the token itself.
+    pub token: Option<String>,
 }
 
 /// `[limits]` and `[listeners.limits]`; the latter overrides the former field

@@ -16,6 +16,7 @@ pub mod bounds;
 pub mod cidr;
 mod errors;
 mod file;
+pub mod secret;
 mod spans;
 mod summary;
 mod tls;
@@ -30,7 +31,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use cidr::Cidr;
-pub use errors::{ConfigError, ConfigErrors};
+pub use errors::{ConfigError, ConfigErrors, ConfigWarning};
+pub use secret::Secret;
 
 /// Default limits. Each is overridable in `[limits]`, per listener in
 /// `[listeners.limits]`, and on the command line, within [`bounds`].
@@ -166,6 +168,8 @@ pub enum IoDriver {
 #[derive(Debug, Clone)]
 pub struct Admin {
     pub listen: SocketAddr,
+    /// Every admin request must carry `Authorization: Bearer TOKEN`.
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -560,8 +564,16 @@ pub struct Cluster {
 impl Config {
     /// Reads, parses and validates a config file. Every error found is
     /// returned, each naming its field path and line.
+    /// Secrets in it are read now, so each load (a reload too) reads them
+    /// afresh; warnings (a secret file others can read) are logged.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         validate::load_file(path)
+    }
+
+    /// [`Config::load`] returning its warnings instead of logging them
+    /// (for a caller that reports them itself, such as `POST /reload`).
+    pub fn load_with_warnings(path: &Path) -> (Result<Config, ConfigErrors>, Vec<ConfigWarning>) {
+        validate::load_file_with_warnings(path)
     }
 
     /// Same as [`Config::load`] on text already in memory; `origin` names it in errors.

@@ -31,7 +31,9 @@ impl Config {
             fmt_duration(s.drain_timeout)
         );
         if let Some(admin) = &self.admin {
-            let _ = writeln!(out, "admin: {}", admin.listen);
+            // A token shows where it is read from (`<secret from env:T>`), never its value.
+            let token = admin.token.as_ref().map(|t| format!(" token={t}")).unwrap_or_default();
+            let _ = writeln!(out, "admin: {}{token}", admin.listen);
         }
         for l in &self.listeners {
             let scheme = if l.tls.is_some() { " https" } else { "" };

@@ -171,7 +171,7 @@ impl Check<'_> {
     fn cert_pair(&mut self, path: &FieldPath, cert: &str, key: &str) -> Option<((PathBuf, PathBuf), LoadedCert)> {
         let (cpath, kpath) = (path.key("cert"), path.key("key"));
         let cert_file = self.file_path(&cpath, cert);
-        let key_file = self.file_path(&kpath, key);
+        let key_file = self.key_file_path(&kpath, key);
         let chain = cert_file.as_ref().and_then(|f| self.ok(&cpath, certs::load_chain(f)));
         let key_der = key_file.as_ref().and_then(|f| self.ok(&kpath, certs::load_key(f)));
         let (cert_file, key_file) = (cert_file?, key_file?);
@@ -180,7 +180,7 @@ impl Check<'_> {
     }
 
     /// A file name from the config, relative to the config's directory.
-    fn file_path(&mut self, path: &FieldPath, text: &str) -> Option<PathBuf> {
+    pub(super) fn file_path(&mut self, path: &FieldPath, text: &str) -> Option<PathBuf> {
         if text.is_empty() {
             self.error(path, "must not be empty: write a file name");
             return None;

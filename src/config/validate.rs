@@ -18,11 +18,12 @@ use bytes::Bytes;
 use toml::de::DeTable;
 
 use super::bounds::{self, check_count, check_duration, check_ring_entries, check_size};
-use super::errors::{ConfigError, ConfigErrors};
+use super::errors::{ConfigError, ConfigErrors, ConfigWarning};
 use super::file::{
     ClusterFile, DirectFile, DurationText, FileConfig, LimitsFile, MatchFile, RedirectFile, RouteFile, ServerFile,
     SizeText,
 };
+use super::secret::{check_bearer_token, Inline};
 use super::spans::{line_at, FieldPath, Segment, Spans};
 use super::units::{parse_cpu_list, parse_duration, parse_size};
 use super::values::{
@@ -37,18 +38,34 @@ use super::{
 mod listener;
 
 /// Reads and validates the config file at `path`; relative file names in it
-/// (certificates, keys, CA bundles) are relative to its directory.
+/// (certificates, keys, CA bundles, secrets) are relative to its directory.
+/// Warnings are logged.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    logged(load_file_with_warnings(path))
+}
+
+/// A load's outcome and its warnings.
+pub type Loaded = (Result<Config, ConfigErrors>, Vec<ConfigWarning>);
+
+/// [`load_file`] that returns the warnings instead of logging them.
+pub fn load_file_with_warnings(path: &Path) -> Loaded {
     let origin = path.display().to_string();
     let base_dir = path.parent().unwrap_or(Path::new(""));
-    match std::fs::read_to_string(path) {
-        Ok(text) => load_str_in(&text, &origin, base_dir),
+    let checked = match std::fs::read_to_string(path) {
+        Ok(text) => check_text(&text, &origin, base_dir, Some(path)),
         Err(e) => Err(ConfigErrors(vec![ConfigError {
             path: String::new(),
             line: None,
             message: format!("cannot read {origin}: {e}"),
         }])),
-    }
+    };
+    checked.unwrap_or_else(|errors| (Err(errors), Vec::new()))
+}
+
+/// Logs each warning of a load once, at `warn` level.
+fn logged((result, warnings): Loaded) -> Result<Config, ConfigErrors> {
+    warnings.iter().for_each(|w| tracing::warn!("{w}"));
+    result
 }
 
 /// Parses and validates config text; `origin` (usually the file name) names
@@ -60,6 +77,13 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
 
 /// [`load_str`] with relative file names relative to `base_dir`.
 pub fn load_str_in(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+    logged(check_text(text, origin, base_dir, None).unwrap_or_else(|errors| (Err(errors), Vec::new())))
+}
+
+/// `Err` for text that is not TOML or not of the file shape, else what
+/// validation made of it; `config_file` is where it was read from (its
+/// mode matters when it holds a secret inline).
+fn check_text(text: &str, origin: &str, base_dir: &Path, config_file: Option<&Path>) -> Result<Loaded, ConfigErrors> {
     let doc = DeTable::parse(text).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             path: String::new(),
@@ -82,17 +106,21 @@ pub fn load_str_in(text: &str, origin: &str, base_dir: &Path) -> Result<Config, 
         }
         ConfigErrors(vec![ConfigError { path: path.to_string(), line, message }])
     })?;
-    let mut check = Check { spans, base_dir: base_dir.to_path_buf(), errors: Vec::new() };
+    let mut check = Check {
+        spans,
+        base_dir: base_dir.to_path_buf(),
+        config_file: config_file.map(Path::to_path_buf),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
     let config = check.config(&file);
     // Report top to bottom, as the file reads; errors without a line (a
     // missing section) first. The sort is stable, so errors on one line
     // keep the order they were found in.
     check.errors.sort_by_key(|e| e.line);
-    if check.errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigErrors(check.errors))
-    }
+    check.warnings.sort_by_key(|w| w.line);
+    let result = if check.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(check.errors)) };
+    Ok((result, check.warnings))
 }
 
 /// A listener's own keys (for the misplaced-key hint).
@@ -148,12 +176,23 @@ pub(super) struct Check<'a> {
     spans: Spans<'a>,
     /// Relative file names in the config are relative to this.
     pub(super) base_dir: PathBuf,
+    /// The file being checked, when it was read from one.
+    pub(super) config_file: Option<PathBuf>,
     errors: Vec<ConfigError>,
+    warnings: Vec<ConfigWarning>,
 }
 
 impl Check<'_> {
     pub(super) fn error(&mut self, path: &FieldPath, message: impl Into<String>) {
         self.errors.push(ConfigError {
+            path: path.to_string(),
+            line: self.spans.line_of(path),
+            message: message.into(),
+        });
+    }
+
+    pub(super) fn warn(&mut self, path: &FieldPath, message: impl Into<String>) {
+        self.warnings.push(ConfigWarning {
             path: path.to_string(),
             line: self.spans.line_of(path),
             message: message.into(),
@@ -170,7 +209,12 @@ impl Check<'_> {
         let admin = f.admin.as_ref().map(|a| {
             let path = FieldPath::root("admin").key("listen");
             let listen = self.ok(&path, parse_listen_addr(&a.listen));
-            Admin { listen: listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))) }
+            let token_path = FieldPath::root("admin").key("token");
+            let token = a.token.as_deref().and_then(|t| {
+                let secret = self.secret(&token_path, t, Inline::Allowed)?;
+                self.ok(&token_path, check_bearer_token(&secret)).map(|()| secret)
+            });
+            Admin { listen: listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))), token }
         });
         let base_limits = self.limits(&FieldPath::root("limits"), f.limits.as_ref(), &Limits::default());
 

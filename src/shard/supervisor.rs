@@ -76,7 +76,8 @@ pub fn serve(config: Config) -> Result<(), String> {
         let listener =
             std::net::TcpListener::bind(a.listen).map_err(|e| format!("admin: cannot listen on {}: {e}", a.listen))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
-        admin::spawn(listener, counters.clone()).map_err(|e| e.to_string())?;
+        let state = admin::AdminState { shards: counters.clone(), config: config.clone() };
+        admin::spawn(listener, state).map_err(|e| e.to_string())?;
         tracing::info!(listener = %"admin", addr = %bound, "listening");
     }
 

@@ -27,6 +27,7 @@ mod paths;
 mod pool_liveness;
 mod relay;
 mod routing;
+mod secrets;
 mod shards;
 mod shutdown;
 mod tls;

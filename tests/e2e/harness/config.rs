@@ -186,6 +186,8 @@ pub struct ProxyConfig {
     shards: usize,
     drain_timeout: String,
     admin: bool,
+    /// Lines under `[admin]` besides `listen`.
+    admin_lines: Vec<String>,
     limits: Vec<String>,
     /// (name, `[listeners.limits]` lines, `[listeners.tls]` lines)
     listeners: Vec<(String, Vec<String>, Vec<String>)>,
@@ -209,6 +211,7 @@ impl ProxyConfig {
             shards: 1,
             drain_timeout: "5s".into(),
             admin: true,
+            admin_lines: Vec::new(),
             limits: Vec::new(),
             listeners: vec![("main".into(), Vec::new(), Vec::new())],
             listener_lines: Vec::new(),
@@ -226,6 +229,12 @@ impl ProxyConfig {
     /// e.g. `"1s"`.
     pub fn drain_timeout(mut self, timeout: &str) -> ProxyConfig {
         self.drain_timeout = timeout.to_string();
+        self
+    }
+
+    /// A line under `[admin]`, e.g. `token = "env:ADMIN_TOKEN"`.
+    pub fn admin_option(mut self, line: &str) -> ProxyConfig {
+        self.admin_lines.push(line.to_string());
         self
     }
 
@@ -314,6 +323,9 @@ impl ProxyConfig {
         let _ = writeln!(out, "drain_timeout = {}", toml_str(&self.drain_timeout));
         if self.admin {
             out.push_str("\n[admin]\nlisten = \"127.0.0.1:0\"\n");
+            for line in &self.admin_lines {
+                let _ = writeln!(out, "{line}");
+            }
         }
         if !self.limits.is_empty() {
             out.push_str("\n[limits]\n");

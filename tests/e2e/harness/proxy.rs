@@ -159,9 +159,21 @@ impl Proxy {
     /// Starts the binary with `args` and waits until every listener in
     /// `expected` has been reported.
     pub fn spawn(args: &[String], expected: &[String], primary: &str, dir: Option<TempDir>) -> Result<Proxy, String> {
+        Proxy::spawn_with_env(args, &[], expected, primary, dir)
+    }
+
+    /// [`Proxy::spawn`] with `env` added to the process environment.
+    pub fn spawn_with_env(
+        args: &[String],
+        env: &[(&str, &str)],
+        expected: &[String],
+        primary: &str,
+        dir: Option<TempDir>,
+    ) -> Result<Proxy, String> {
         let command_line = format!("shardgate {}", args.join(" "));
         let mut child = shardgate()
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
