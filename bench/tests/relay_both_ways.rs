@@ -43,7 +43,10 @@ struct Upstream {
     accepted: Arc<AtomicUsize>,
 }
 
-fn start_upstream(serve: fn(TcpStream)) -> Upstream {
+fn start_upstream<F>(serve: F) -> Upstream
+where
+    F: Fn(TcpStream) + Send + Clone + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -52,6 +55,7 @@ fn start_upstream(serve: fn(TcpStream)) -> Upstream {
     thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             count.fetch_add(1, Ordering::SeqCst);
+            let serve = serve.clone();
             thread::spawn(move || serve(stream));
         }
     });
@@ -162,18 +166,13 @@ fn the_clients_half_close_reaches_the_upstream_and_its_answer_still_comes_back()
 #[test]
 fn the_upstreams_half_close_reaches_the_client_which_can_still_send() {
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    // fn pointers cannot capture: the channel goes through a global.
-    static SENDER: std::sync::Mutex<Option<mpsc::Sender<Vec<u8>>>> = std::sync::Mutex::new(None);
-    *SENDER.lock().unwrap() = Some(tx);
-    fn greet_then_listen(mut stream: TcpStream) {
+    let up = start_upstream(move |mut stream: TcpStream| {
         stream.write_all(b"hello").unwrap();
         stream.shutdown(Shutdown::Write).unwrap();
         let mut got = Vec::new();
         stream.read_to_end(&mut got).unwrap();
-        let tx = SENDER.lock().unwrap().clone().unwrap();
         tx.send(got).unwrap();
-    }
-    let up = start_upstream(greet_then_listen);
+    });
     let relay = start_relay(up.addr);
     let mut client = connect(&relay);
     assert_eq!(read_to_end(&mut client), b"hello", "the greeting, then the upstream's end of stream");
@@ -223,4 +222,43 @@ fn a_client_whose_upstream_refuses_is_closed_not_left_hanging() {
         Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
         other => panic!("expected the connection closed, got {other:?}"),
     }
+}
+
+/// Send `signal` (`STOP`, `CONT`) to the relay, by its PID.
+fn signal(relay: &Relay, signal: &str) {
+    let status = Command::new("kill").args([&format!("-{signal}"), &relay.child.id().to_string()]).status().unwrap();
+    assert!(status.success(), "kill -{signal}");
+}
+
+#[test]
+fn bytes_the_upstream_sent_before_resetting_still_reach_the_client() {
+    // The relay is stopped while the upstream sends its last bytes and a
+    // reset, so that it wakes to both in one event: the bytes are passed
+    // on before the pair is closed, not dropped with it.
+    let (connected_tx, connected_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Arc::new(std::sync::Mutex::new(go_rx));
+    let up = start_upstream(move |mut stream: TcpStream| {
+        let mut first = [0u8; 1];
+        stream.read_exact(&mut first).unwrap();
+        connected_tx.send(()).unwrap();
+        go_rx.lock().unwrap().recv().unwrap();
+        stream.write_all(b"last words").unwrap();
+        // SO_LINGER 0: close sends a reset.
+        socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)).unwrap();
+    });
+    let relay = start_relay(up.addr);
+    let mut client = connect(&relay);
+    client.write_all(b"x").unwrap();
+    connected_rx.recv_timeout(Duration::from_secs(20)).expect("the upstream got the first byte");
+    signal(&relay, "STOP");
+    go_tx.send(()).unwrap();
+    // The upstream has written and reset once its thread is done with the
+    // socket; give it that moment while the relay sleeps.
+    thread::sleep(Duration::from_millis(300));
+    signal(&relay, "CONT");
+    let mut got = Vec::new();
+    let end = client.read_to_end(&mut got);
+    assert_eq!(got, b"last words", "then the end ({end:?})");
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
 }

@@ -170,12 +170,11 @@ impl Pair {
             Side::Client => &mut self.client,
             Side::Upstream => &mut self.upstream,
         };
-        if events & sys::ERROR != 0 {
-            let err = end.stream.take_error()?;
-            return Err(err.unwrap_or_else(|| io::Error::other("socket error reported by epoll")));
-        }
-        end.readable |= events & sys::READABLE != 0;
-        end.writable |= events & sys::WRITABLE != 0;
+        // An error (a reset, say) may come with data still queued before
+        // it: move what can be moved first, then close.
+        let failed = events & sys::ERROR != 0;
+        end.readable |= failed || events & sys::READABLE != 0;
+        end.writable |= failed || events & sys::WRITABLE != 0;
         end.peer_closed |= events & sys::PEER_CLOSED != 0;
         if side == Side::Upstream && !self.connected {
             if !self.upstream.writable {
@@ -191,6 +190,14 @@ impl Pair {
         }
         self.to_upstream.pump(&mut self.client, &mut self.upstream, scratch)?;
         self.to_client.pump(&mut self.upstream, &mut self.client, scratch)?;
+        if failed {
+            let end = match side {
+                Side::Client => &self.client,
+                Side::Upstream => &self.upstream,
+            };
+            let err = end.stream.take_error()?;
+            return Err(err.unwrap_or_else(|| io::Error::other("socket error reported by epoll")));
+        }
         if self.to_upstream.passed_on && self.to_client.passed_on {
             Ok(Progress::Finished)
         } else {
