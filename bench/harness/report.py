@@ -65,7 +65,9 @@ def floor_section(summ):
              "|---|---|---|---|---|"]
     for s, f in rows:
         notes = []
-        if f["noisy"]:
+        if f.get("above_reference"):
+            notes.append(f"the relay costs more than {ref} here: not a floor, no ratio")
+        elif f["noisy"]:
             notes.append(f"{NOISY_MARK} too noisy to steer by ({ref} − relay under {NOISY_SHARE:.0%} of {ref}'s CPU)")
         if f["new_conn"]:
             notes.append(f"{NEW_CONN_MARK} the relay also connects upstream per request; proxies reuse pooled "
@@ -80,9 +82,10 @@ def floor_section(summ):
     lines.append("")
     if any(f["new_conn"] for _, f in rows):
         lines += [f"{NEW_CONN_MARK}: on a new-connection row the relay pays an upstream connect and close per "
-                  f"request that the proxies, with their upstream pools, do not. The floor is too high there, "
-                  f"which pushes the ratio away from 1 both ways (below 1 looks lower than it is, above 1 "
-                  f"higher): read the CPU/request ratio there (docs/benchmarks.md, \"The relay floor\").", ""]
+                  f"request that the proxies, with their upstream pools, do not. The floor is too high there "
+                  f"(on loopback it can cost more than {ref}'s whole request, and then there is no ratio), which "
+                  f"pushes the ratio away from 1 both ways (below 1 looks lower than it is, above 1 higher): "
+                  f"read the CPU/request ratio there (docs/benchmarks.md, \"The relay floor\").", ""]
     return lines
 
 

@@ -153,6 +153,9 @@ def floor_figures(rounds, scenario, reference="nginx", floor=FLOOR):
         "gap_share": share,
         "rounds_without_gap": sum(1 for f, n in pairs if n - f <= 0),
         "noisy": share is None or share["median"] < NOISY_SHARE,
+        # The floor costs more than the reference (new-connection rows: an
+        # upstream connect and close per request): not a floor there.
+        "above_reference": share is not None and share["median"] <= 0,
         "new_conn": bool(row and row.new_conn),
     }
 

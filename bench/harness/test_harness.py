@@ -297,6 +297,25 @@ class RelayFloor(unittest.TestCase):
         self.assertIn("† too noisy to steer by (nginx − relay under 25% of nginx's CPU)", md)
         self.assertIn("‡: on a new-connection row the relay pays an upstream connect", md)
 
+    def test_a_relay_above_nginx_is_no_floor_and_gives_no_ratio(self):
+        # New connections: the relay's upstream connect and close per
+        # request can cost more than nginx's whole request.
+        rounds = _floor_rounds()
+        for rec in rounds:
+            for c in rec["runs"]:
+                rec["runs"][c]["newconn"] = rec["runs"][c].pop("small")
+            rec["runs"]["relay"]["newconn"]["open"]["cpu_us_per_req"] = (
+                1.3 * rec["runs"]["nginx"]["newconn"]["open"]["cpu_us_per_req"])
+        s = summary.summarise(rounds, {}, ["relay", "shardgate", "nginx"], ["newconn"])
+        sd = s["scenarios"]["newconn"]
+        self.assertIsNone(sd["contenders"]["shardgate"]["over_floor"])
+        self.assertTrue(sd["floor"]["above_reference"])
+        self.assertEqual(sd["floor"]["rounds_without_gap"], 3)
+        self.assertEqual(report.over_floor_cell(sd, "shardgate"), "–")
+        md = "\n".join(report.floor_section(s))
+        self.assertIn("the relay costs more than nginx here: not a floor, no ratio; ‡ the relay also connects", md)
+        self.assertNotIn("too noisy", md)
+
 
 class Figures(unittest.TestCase):
     def test_spread_ignores_missing_values(self):
