@@ -7,7 +7,7 @@ from xml.sax.saxutils import escape
 
 from .summary import PERCENTILES
 
-COLORS = {"direct": "#8c8c8c", "shardgate": "#e4572e", "baseline": "#f0a58b", "nginx": "#2e9e44",
+COLORS = {"direct": "#8c8c8c", "relay": "#c9b037", "shardgate": "#e4572e", "baseline": "#f0a58b", "nginx": "#2e9e44",
           "haproxy": "#3b6fd1", "envoy": "#9b59b6"}
 LABELS = {"p50": "p50", "p90": "p90", "p99": "p99", "p99_9": "p99.9", "p99_99": "p99.99"}
 PANEL_W, PANEL_H, COLS = 300, 220, 3

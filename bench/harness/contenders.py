@@ -3,8 +3,13 @@
 Every proxy runs alone on the proxy CPU (taskset; everything it spawns
 inherits the mask) in front of the same upstream, with one worker /
 thread / shard. Configs live in bench/peers/ with @PLACEHOLDERS@ filled in
-here. "direct" is no proxy at all: the load generator talks to the
-upstream, the floor every proxy is measured against (plain HTTP only).
+here. Two contenders are floors, not proxies (plain HTTP only):
+"direct" is no proxy at all, the load generator talks to the upstream (the
+floor of the load generator and upstream); "relay" is `shardgate-relay`, a
+byte relay without HTTP (one upstream connection per client, epoll, one
+thread; bench/src/relay/), the floor of any proxy: what a proxy's CPU per
+request is above it, over nginx's above it, is the relay overhead ratio
+(summary.py).
 
 With a certificate (`cert`, a certs.Cert) a contender listens with TLS
 instead, with that certificate and key and otherwise its defaults; the
@@ -111,7 +116,11 @@ class Contender:
     name = "?"
     # Features scenarios may need (see scenarios.Scenario.needs).
     features = frozenset()
+    # An HTTP proxy: its saturation sets the fixed rate of the round, its
+    # memory is measured, the targets are about it.
     is_proxy = True
+    # Has processes of its own, whose CPU time is read around each run.
+    measures_cpu = True
 
     def __init__(self, binary):
         self.binary = binary
@@ -183,6 +192,7 @@ class Direct(Contender):
 
     name = "direct"
     is_proxy = False
+    measures_cpu = False
 
     def version(self):
         return "no proxy (load generator -> upstream)"
@@ -191,6 +201,25 @@ class Direct(Contender):
         if cert is not None:
             raise ValueError("direct is plain HTTP only (the upstream has no TLS)")
         return Running(self, None, upstream_port, None)
+
+
+class Relay(Contender):
+    """`shardgate-relay`: accept, connect one upstream connection per
+    client, copy bytes both ways. Not a proxy (no HTTP, so no pooling and
+    nothing it could be asked to do), but its CPU counts: it is the floor a
+    proxy's CPU per request is read above."""
+
+    name = "relay"
+    is_proxy = False
+
+    def version(self):
+        return _first_line([self.binary, "--version"])
+
+    def command(self, rundir, port, upstream_port, cert=None):
+        if cert is not None:
+            raise ValueError("relay is plain HTTP only (it relays bytes; TLS rows have no relay floor)")
+        # One thread; taskset pins it, as it pins the proxies.
+        return [self.binary, "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream_port}"]
 
 
 class Shardgate(Contender):
@@ -303,9 +332,9 @@ class _UpstreamName(Contender):
     name = "upstream"
 
 
-CLASSES = {"direct": Direct, "shardgate": Shardgate, "baseline": Baseline, "nginx": Nginx, "haproxy": Haproxy,
+CLASSES = {"direct": Direct, "relay": Relay, "shardgate": Shardgate, "baseline": Baseline, "nginx": Nginx, "haproxy": Haproxy,
            "envoy": Envoy}
-ORDER = ["direct", "shardgate", "nginx", "haproxy", "envoy"]
+ORDER = ["direct", "relay", "shardgate", "nginx", "haproxy", "envoy"]
 
 
 def default_names(baseline=False):

@@ -116,7 +116,8 @@ class Context:
 
 
 def contender_binaries(names, bins, install, baseline=None):
-    paths = {"direct": None, "shardgate": bins["shardgate"], "baseline": baseline}
+    paths = {"direct": None, "relay": bins.get("shardgate-relay"), "shardgate": bins["shardgate"],
+             "baseline": baseline}
     for n in names:
         if n in ("nginx", "haproxy"):
             paths[n] = setup.system_binary(n, install)

@@ -2,7 +2,7 @@
 
 import json
 
-from .summary import PERCENTILES
+from .summary import FLOOR, NOISY_SHARE, PERCENTILES
 
 LABELS = {"p50": "p50", "p90": "p90", "p99": "p99", "p99_9": "p99.9", "p99_99": "p99.99"}
 
@@ -32,6 +32,63 @@ def fmt_ratio(s, digits=2):
     return f"{s['median']:.{digits}f}× ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
 
 
+# The column of every table: a proxy's CPU per request at the fixed rate
+# above the relay floor, over nginx's above it (summary.over_floor_ratios).
+OVER_FLOOR = "overhead above relay ÷ nginx's"
+# Marks on that column's cells, explained under the ratios table.
+NOISY_MARK = "†"
+NEW_CONN_MARK = "‡"
+
+
+def over_floor_cell(sd, contender):
+    """The overhead ratio of one contender in one scenario, marked when
+    the scenario's figure is too noisy or reads differently."""
+    ratio = sd["contenders"][contender].get("over_floor")
+    if not ratio:
+        return "–"
+    floor = sd.get("floor") or {}
+    marks = (NOISY_MARK if floor.get("noisy") else "") + (NEW_CONN_MARK if floor.get("new_conn") else "")
+    return fmt_ratio(ratio) + (f" {marks}" if marks else "")
+
+
+def floor_section(summ):
+    """What the overhead ratio divides by, per scenario, and how to read
+    the marked cells."""
+    ref = summ["reference"]
+    rows = [(s, sd["floor"]) for s, sd in summ["scenarios"].items() if sd.get("floor")]
+    if not rows:
+        return []
+    lines = [f"### The relay floor: what \"{OVER_FLOOR}\" divides by", "",
+             f"{OVER_FLOOR} = (contender − relay) ÷ ({ref} − relay), CPU per request at the fixed rate, inside each "
+             f"round; median (min–max) over rounds. Below 1: less work above a bare byte relay than {ref} does.", "",
+             f"| scenario | relay CPU µs/req at fixed rate | {ref} − relay µs/req | share of {ref}'s CPU | read as |",
+             "|---|---|---|---|---|"]
+    for s, f in rows:
+        notes = []
+        if f.get("above_reference"):
+            notes.append(f"the relay costs more than {ref} here: not a floor, no ratio")
+        elif f["noisy"]:
+            notes.append(f"{NOISY_MARK} too noisy to steer by ({ref} − relay under {NOISY_SHARE:.0%} of {ref}'s CPU)")
+        if f["new_conn"]:
+            notes.append(f"{NEW_CONN_MARK} the relay also connects upstream per request; proxies reuse pooled "
+                         f"connections")
+        if f["rounds_without_gap"]:
+            notes.append(f"{f['rounds_without_gap']} round(s) with {ref} at or below the relay left out")
+        share = f["gap_share"]
+        share_cell = (f"{share['median']:.0%} ({share['min']:.0%}–{share['max']:.0%})" if share and share["n"] > 1
+                      else f"{share['median']:.0%}" if share else "–")
+        lines.append(f"| {s} | {fmt(f['floor_cpu'], 1)} | {fmt(f['gap_us'], 1)} | {share_cell} | "
+                     f"{'; '.join(notes) or 'usable'} |")
+    lines.append("")
+    if any(f["new_conn"] for _, f in rows):
+        lines += [f"{NEW_CONN_MARK}: on a new-connection row the relay pays an upstream connect and close per "
+                  f"request that the proxies, with their upstream pools, do not. The floor is too high there "
+                  f"(on loopback it can cost more than {ref}'s whole request, and then there is no ratio), which "
+                  f"pushes the ratio away from 1 both ways (below 1 looks lower than it is, above 1 higher): "
+                  f"read the CPU/request ratio there (docs/benchmarks.md, \"The relay floor\").", ""]
+    return lines
+
+
 def markdown(data):
     m, cfg, summ = data["machine"], data["config"], data["summary"]
     ref = summ["reference"]
@@ -55,41 +112,47 @@ def markdown(data):
         f"(/proc/PID/task/*/schedstat) over the load run, divided by the exchanges it completed. "
         f"Ratios are contender / {ref} within each round; cells are median (min–max) over rounds."
         + (" shardgate / baseline (another build, the same command line, CPU and upstream) likewise."
-           if summ.get("versus_baseline") else ""),
+           if summ.get("versus_baseline") else "")
+        + (" Two contenders are floors, not proxies: `direct`, the load generator straight to the upstream "
+           "(the floor of the load generator and upstream), and `relay`, a byte relay with no HTTP "
+           "(`shardgate-relay`: one upstream connection per client, epoll, one thread; the floor of a proxy)."
+           if FLOOR in cfg["contenders"] else ""),
         "",
     ]
 
     lines += baseline_section(data)
 
     lines += [f"## Ratios to {ref} (paired within a round)", ""]
-    lines += ["| scenario | contender | req/s at saturation | CPU/request at fixed rate | p99 | p99.9 |",
-              "|---|---|---|---|---|---|"]
+    lines += [f"| scenario | contender | req/s at saturation | CPU/request at fixed rate | {OVER_FLOOR} | p99 | "
+              "p99.9 |",
+              "|---|---|---|---|---|---|---|"]
     for s, sd in summ["scenarios"].items():
         for c, cd in sd["contenders"].items():
             if c == ref or not cd["rps"]["value"]:
                 continue
             cpu = fmt_ratio(cd["cpu"]["ratio"]) if c != "direct" else "–"
-            lines.append(f"| {s} | {c} | {fmt_ratio(cd['rps']['ratio'])} | {cpu} | "
+            lines.append(f"| {s} | {c} | {fmt_ratio(cd['rps']['ratio'])} | {cpu} | {over_floor_cell(sd, c)} | "
                          f"{fmt_ratio(cd['p99']['ratio'])} | {fmt_ratio(cd['p99_9']['ratio'])} |")
     if summ["memory"]:
         for c, md in summ["memory"].items():
             if c != ref:
-                lines.append(f"| memory, {md['connections']:,} idle conns | {c} | | | | RSS {fmt_ratio(md['ratio'])} |")
+                lines.append(f"| memory, {md['connections']:,} idle conns | {c} | | | | | RSS {fmt_ratio(md['ratio'])} |")
     lines.append("")
+    lines += floor_section(summ)
 
     lines += ["## Figures", ""]
     for s, sd in summ["scenarios"].items():
         title = data["scenarios"][s]["title"]
         lines += [f"### {s}: {title} (open loop at {fmt(sd['open_rate'])} req/s)", ""]
         lines += ["| contender | req/s at saturation | CPU µs/req at saturation | CPU µs/req at fixed rate | "
-                  "of which kernel | " + " | ".join(f"{LABELS[p]} µs" for p in PERCENTILES)
+                  f"of which kernel | {OVER_FLOOR} | " + " | ".join(f"{LABELS[p]} µs" for p in PERCENTILES)
                   + " | upstream CPU µs/req | errors (worst round) |",
-                  "|---|---|---|---|---|" + "---|" * len(PERCENTILES) + "---|---|"]
+                  "|---|---|---|---|---|---|" + "---|" * len(PERCENTILES) + "---|---|"]
         for c, cd in sd["contenders"].items():
             if not cd["rps"]["value"]:
                 continue
             row = [c, fmt(cd["rps"]["value"]), fmt(cd["cpu_sat"]["value"], 1), fmt(cd["cpu"]["value"], 1),
-                   fmt(cd["cpu_kernel"]["value"], 1)]
+                   fmt(cd["cpu_kernel"]["value"], 1), over_floor_cell(sd, c)]
             row += [fmt(cd[p]["value"]) for p in PERCENTILES]
             errors = cd["errors"]["value"]
             row += [fmt(cd["upstream_cpu"]["value"], 1), _num(errors["max"]) if errors else "–"]

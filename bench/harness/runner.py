@@ -78,8 +78,9 @@ def measure(bins, cpu, running, upstream, scenario, duration_s, warmup_s, rate=N
         return (b[key] - a[key]) * 1e6 / exchanges
 
     lat = result["latency_us"]
-    share = procstat.kernel_share(before, after) if running.contender.is_proxy else None
-    cpu_us = per_request_us(before, after, "exact_s") if running.contender.is_proxy else None
+    own_cpu = running.contender.measures_cpu
+    share = procstat.kernel_share(before, after) if own_cpu else None
+    cpu_us = per_request_us(before, after, "exact_s") if own_cpu else None
     return {
         "requests_per_sec": result["requests_per_sec"],
         "requests": result["requests"],
@@ -95,7 +96,7 @@ def measure(bins, cpu, running, upstream, scenario, duration_s, warmup_s, rate=N
         # to the peer): the part no proxy code change can remove.
         "cpu_kernel_share": share,
         "cpu_kernel_us_per_req": cpu_us * share if share is not None else None,
-        "cpu_tick_us_per_req": per_request_us(before, after, "ticks_s") if running.contender.is_proxy else None,
+        "cpu_tick_us_per_req": per_request_us(before, after, "ticks_s") if own_cpu else None,
         "upstream_cpu_us_per_req": per_request_us(up_before, up_after, "exact_s"),
         "tls": tls_summary(result.get("tls")),
         "command": result["command"],
@@ -132,11 +133,7 @@ def round_passes(r, contenders, scenarios, ctx):
             finally:
                 running.stop()
 
-    for s in scenarios:
-        rates = [record["runs"][c][s.name]["closed"]["requests_per_sec"] for c in order
-                 if contenders[c].is_proxy and s.name in record["runs"][c]]
-        floor = min(rates) if rates else 1000.0
-        record["open_rate"][s.name] = max(100, int(floor * ctx.open_fraction / 100) * 100)
+    record["open_rate"] = open_rates(record, contenders, scenarios, ctx.open_fraction)
 
     for c in order:
         for listener, group in by_listener(scenarios):
@@ -157,6 +154,19 @@ def round_passes(r, contenders, scenarios, ctx):
             finally:
                 running.stop()
     return record
+
+
+def open_rates(record, contenders, scenarios, fraction):
+    """The fixed rate of each scenario in pass 2: `fraction` of the lowest
+    saturation rate a proxy reached in pass 1 (the floors, direct and relay,
+    saturate higher and do not count), rounded down to 100 req/s."""
+    out = {}
+    for s in scenarios:
+        rates = [record["runs"][c][s.name]["closed"]["requests_per_sec"] for c in record["runs"]
+                 if contenders[c].is_proxy and s.name in record["runs"][c]]
+        lowest = min(rates) if rates else 1000.0
+        out[s.name] = max(100, int(lowest * fraction / 100) * 100)
+    return out
 
 
 def _fmt(v):

@@ -68,14 +68,17 @@ def envoy_binary(install):
 
 
 def build(skip):
-    """cargo build --release of shardgate and shardgate-load; their paths."""
+    """cargo build --release of shardgate, shardgate-load and
+    shardgate-relay; their paths."""
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     bins = {"shardgate": os.path.join(target, "release", "shardgate"),
-            "shardgate-load": os.path.join(target, "release", "shardgate-load")}
+            "shardgate-load": os.path.join(target, "release", "shardgate-load"),
+            "shardgate-relay": os.path.join(target, "release", "shardgate-relay")}
     if not skip:
-        log("cargo build --release (shardgate, shardgate-load)")
+        log("cargo build --release (shardgate, shardgate-load, shardgate-relay)")
         subprocess.run(["cargo", "build", "--release", "-p", "shardgate", "--bin", "shardgate",
-                        "-p", "shardgate-bench", "--bin", "shardgate-load"], check=True, cwd=ROOT)
+                        "-p", "shardgate-bench", "--bin", "shardgate-load", "--bin", "shardgate-relay"],
+                       check=True, cwd=ROOT)
     for name, path in bins.items():
         if not os.access(path, os.X_OK):
             raise RuntimeError(f"{path} missing (build failed or --no-build without a build)")

@@ -7,9 +7,19 @@ rounds: drift of the shared machine between rounds cancels out. A
 baseline build (`--baseline`) is compared with shardgate the same way:
 shardgate / baseline inside each round, for every saturation, CPU and
 latency figure.
+
+The relay floor: a proxy's overhead above the relay (`shardgate-relay`, a
+byte relay with no HTTP) over nginx's overhead above it, in CPU per
+request at the fixed rate, (proxy - relay) / (nginx - relay), also inside
+each round. It says how much of the work a proxy could avoid it does,
+compared with nginx; docs/benchmarks.md, "The relay floor", says when it
+is too noisy to read (a small nginx - relay) and how the new-connection
+row is read.
 """
 
 import statistics
+
+from .scenarios import BY_NAME as SCENARIOS_BY_NAME
 
 # How each metric is read from one contender's runs of one scenario in one
 # round ("closed": saturation pass, "open": fixed-rate pass).
@@ -67,6 +77,16 @@ HIGHER_IS_BETTER = {"rps"}
 # shardgate / baseline of every figure within 1 ± this.
 BASELINE_TOLERANCE = 0.05
 
+# The floor of the overhead ratio, and the contenders it is not computed
+# for (the floors themselves; the reference is 1 by definition).
+FLOOR = "relay"
+NOT_OVER_FLOOR = {"direct", FLOOR}
+# Below this share of nginx's CPU per request, nginx - relay is too small a
+# denominator: the fixed-rate CPU figure of each contender moves by about
+# ±3 % of itself between rounds (A/A runs), which on a 20 % share is ±15 %
+# of the ratio or more.
+NOISY_SHARE = 0.25
+
 COMPARE = {"<=": lambda a, b: a <= b, "<": lambda a, b: a < b, ">=": lambda a, b: a >= b}
 
 
@@ -97,6 +117,49 @@ def paired_ratios(rounds, contender, reference, scenario, metric):
     return [x / y if x is not None and y else None for x, y in zip(a, b)]
 
 
+def over_floor_ratios(rounds, contender, scenario, reference="nginx", floor=FLOOR):
+    """(contender - floor) / (reference - floor) of CPU per request at the
+    fixed rate, inside each round; None for a round missing one of the
+    three, or where the reference is not above the floor (no overhead to
+    divide by)."""
+    out = []
+    for p, f, n in zip(values(rounds, contender, scenario, "cpu"), values(rounds, floor, scenario, "cpu"),
+                       values(rounds, reference, scenario, "cpu")):
+        if p is None or f is None or n is None or n - f <= 0:
+            out.append(None)
+        else:
+            out.append((p - f) / (n - f))
+    return out
+
+
+def floor_figures(rounds, scenario, reference="nginx", floor=FLOOR):
+    """What the overhead ratio of a scenario divides by: the floor's CPU per
+    request, the reference's overhead above it (µs, and as a share of the
+    reference's whole CPU per request), each per round then summarised; the
+    ratio is `noisy` when that share's median is under NOISY_SHARE. On a
+    new-connection row the floor also accepts and connects per request
+    (`new_conn`). None when the floor or the reference did not run."""
+    fl = values(rounds, floor, scenario, "cpu")
+    ref = values(rounds, reference, scenario, "cpu")
+    if not any(v is not None for v in fl) or not any(v is not None for v in ref):
+        return None
+    pairs = [(f, n) for f, n in zip(fl, ref) if f is not None and n is not None]
+    share = spread([(n - f) / n for f, n in pairs if n])
+    row = SCENARIOS_BY_NAME.get(scenario)
+    return {
+        "floor": floor,
+        "floor_cpu": spread(fl),
+        "gap_us": spread([n - f for f, n in pairs]),
+        "gap_share": share,
+        "rounds_without_gap": sum(1 for f, n in pairs if n - f <= 0),
+        "noisy": share is None or share["median"] < NOISY_SHARE,
+        # The floor costs more than the reference (new-connection rows: an
+        # upstream connect and close per request): not a floor there.
+        "above_reference": share is not None and share["median"] <= 0,
+        "new_conn": bool(row and row.new_conn),
+    }
+
+
 def kernel_floor(rounds, subject, reference, scenario):
     """Per round: the subject's kernel CPU per request alone over the
     reference's whole CPU per request, at the fixed rate. A CPU target
@@ -113,13 +176,17 @@ def summarise(rounds, memory, contenders, scenarios, reference="nginx"):
     out = {"reference": reference, "scenarios": {}, "memory": {}, "targets": []}
     for s in scenarios:
         per = {}
+        with_floor = FLOOR in contenders and reference in contenders
         for c in contenders:
             per[c] = {
                 m: {"value": spread(values(rounds, c, s, m)),
                     "ratio": spread(paired_ratios(rounds, c, reference, s, m)) if reference in contenders else None}
                 for m in METRICS
             }
-        out["scenarios"][s] = {"open_rate": spread([rec["open_rate"].get(s) for rec in rounds]), "contenders": per}
+            per[c]["over_floor"] = (spread(over_floor_ratios(rounds, c, s, reference))
+                                    if with_floor and c not in NOT_OVER_FLOOR and c != reference else None)
+        out["scenarios"][s] = {"open_rate": spread([rec["open_rate"].get(s) for rec in rounds]), "contenders": per,
+                               "floor": floor_figures(rounds, s, reference) if with_floor else None}
     for c, runs in memory.items():
         rss = [m["rss_kib"] for m in runs]
         ratio = None

@@ -81,11 +81,11 @@ class Arguments(unittest.TestCase):
     def test_without_baseline_the_default_list_is_unchanged(self):
         a = main.parse([])
         self.assertIsNone(a.baseline)
-        self.assertEqual(a.contenders, ["direct", "shardgate", "nginx", "haproxy", "envoy"])
+        self.assertEqual(a.contenders, ["direct", "relay", "shardgate", "nginx", "haproxy", "envoy"])
 
     def test_baseline_joins_the_default_list_beside_shardgate(self):
         a = main.parse(["--quick", "--baseline", self.old])
-        self.assertEqual(a.contenders, ["direct", "shardgate", "baseline", "nginx", "haproxy", "envoy"])
+        self.assertEqual(a.contenders, ["direct", "relay", "shardgate", "baseline", "nginx", "haproxy", "envoy"])
         self.assertEqual(a.baseline, self.old)
 
     def test_baseline_path_is_made_absolute(self):
@@ -133,6 +133,23 @@ class Arguments(unittest.TestCase):
         self.assertTrue(contenders.Baseline.is_proxy)
         self.assertEqual(contenders.CLASSES["baseline"].name, "baseline")
 
+    def test_the_relay_binary_is_passed_to_its_contender(self):
+        paths = main.contender_binaries(["relay", "shardgate"], {"shardgate": "/new/shardgate",
+                                                                 "shardgate-relay": "/new/shardgate-relay"}, False)
+        self.assertEqual(paths["relay"], "/new/shardgate-relay")
+
+    def test_the_relay_is_a_floor_whose_cpu_counts(self):
+        argv = contenders.Relay("/b/shardgate-relay").command(self.dir, 8080, 9000)
+        self.assertEqual(argv, ["/b/shardgate-relay", "--listen", "127.0.0.1:8080", "--upstream", "127.0.0.1:9000"])
+        self.assertFalse(contenders.Relay.is_proxy)
+        self.assertTrue(contenders.Relay.measures_cpu)
+        self.assertFalse(contenders.Direct.measures_cpu)
+        self.assertTrue(contenders.Nginx.measures_cpu)
+        # Plain HTTP only: no TLS row runs it.
+        self.assertNotIn("tls", contenders.Relay.features)
+        with self.assertRaises(ValueError):
+            contenders.Relay("/b/r").command(self.dir, 1, 2, certs.Cert("rsa", "c", "k", "p"))
+
     def test_describe_binary_says_which_build_it_is(self):
         d = contenders.describe_binary(self.old)
         self.assertEqual(d["path"], self.old)
@@ -165,10 +182,139 @@ class Rounds(unittest.TestCase):
             # The others keep the rotation they have without a baseline.
             self.assertEqual([n for n in order if n != "baseline"], runner.rotate(others, r))
 
+    def test_the_fixed_rate_comes_from_the_slowest_proxy_not_from_a_floor(self):
+        def closed(rps):
+            return {"small": {"closed": {"requests_per_sec": rps}}}
+        record = {"runs": {"direct": closed(120000), "relay": closed(30000), "shardgate": closed(80000),
+                           "nginx": closed(61234)}}
+        cs = {n: contenders.CLASSES[n]("/bin/true") for n in record["runs"]}
+        rates = runner.open_rates(record, cs, [scenarios.BY_NAME["small"]], 0.5)
+        self.assertEqual(rates, {"small": 30600})
+
     def test_without_a_baseline_the_order_is_the_rotation(self):
         for r in range(6):
             self.assertEqual(runner.round_order(contenders.ORDER, r), runner.rotate(contenders.ORDER, r))
         self.assertEqual(runner.round_order(["baseline", "nginx"], 1), ["nginx", "baseline"])
+
+
+def _floor_rounds():
+    """relay, shardgate and nginx; CPU per request at the fixed rate per
+    round. Round 2 is slow for everyone: the paired ratio must not care."""
+    cpu = [  # (relay, shardgate, nginx)
+        (8.0, 11.0, 14.0),  # (11-8)/(14-8) = 0.5
+        (16.0, 25.0, 28.0),  # 9/12 = 0.75
+        (8.0, 12.0, 13.0),  # 4/5 = 0.8
+    ]
+    rounds = []
+    for i, (r, s, n) in enumerate(cpu):
+        runs = {"relay": {"small": _run(90000, r, 300)}, "shardgate": {"small": _run(60000, s, 500)},
+                "nginx": {"small": _run(50000, n, 1000)}}
+        rounds.append({"round": i + 1, "order": list(runs), "open_rate": {"small": 10000}, "runs": runs})
+    return rounds
+
+
+class RelayFloor(unittest.TestCase):
+    def test_overhead_above_the_relay_over_nginxs_is_paired_within_a_round(self):
+        r = summary.over_floor_ratios(_floor_rounds(), "shardgate", "small")
+        self.assertEqual([round(x, 3) for x in r], [0.5, 0.75, 0.8])
+        s = summary.summarise(_floor_rounds(), {}, ["relay", "shardgate", "nginx"], ["small"])
+        over = s["scenarios"]["small"]["contenders"]["shardgate"]["over_floor"]
+        self.assertAlmostEqual(over["median"], 0.75)
+        self.assertAlmostEqual(over["min"], 0.5)
+        self.assertAlmostEqual(over["max"], 0.8)
+        # Not for the floor itself, nor for the reference (1 by definition).
+        self.assertIsNone(s["scenarios"]["small"]["contenders"]["relay"]["over_floor"])
+        self.assertIsNone(s["scenarios"]["small"]["contenders"]["nginx"]["over_floor"])
+
+    def test_rounds_where_nginx_is_not_above_the_relay_are_left_out(self):
+        rounds = _floor_rounds()
+        rounds[2]["runs"]["relay"]["small"]["open"]["cpu_us_per_req"] = 13.0  # = nginx
+        del rounds[1]["runs"]["relay"]["small"]
+        self.assertEqual([None if x is None else round(x, 3)
+                          for x in summary.over_floor_ratios(rounds, "shardgate", "small")], [0.5, None, None])
+        f = summary.floor_figures(rounds, "small")
+        self.assertEqual(f["rounds_without_gap"], 1)
+        self.assertEqual(f["floor_cpu"]["n"], 2)
+
+    def test_without_a_relay_there_is_no_ratio(self):
+        s = summary.summarise(_rounds(), {}, ["shardgate", "nginx"], ["small"])
+        self.assertIsNone(s["scenarios"]["small"]["contenders"]["shardgate"]["over_floor"])
+        self.assertIsNone(s["scenarios"]["small"]["floor"])
+        self.assertNotIn("relay floor", report.markdown(dict(Output().data(), summary=s)))
+
+    def test_a_small_gap_is_marked_noisy_and_a_new_connection_row_is_marked(self):
+        f = summary.floor_figures(_floor_rounds(), "small")
+        # nginx - relay: 6, 12, 5 us; shares 6/14, 12/28, 5/13.
+        self.assertAlmostEqual(f["gap_us"]["median"], 6.0)
+        self.assertAlmostEqual(f["gap_share"]["median"], 6 / 14)
+        self.assertFalse(f["noisy"])
+        self.assertFalse(f["new_conn"])
+        rounds = _floor_rounds()
+        for rec in rounds:
+            rec["runs"]["relay"]["small"]["open"]["cpu_us_per_req"] = (
+                0.8 * rec["runs"]["nginx"]["small"]["open"]["cpu_us_per_req"])
+            for c in rec["runs"]:
+                rec["runs"][c]["newconn"] = rec["runs"][c].pop("small")
+        f = summary.floor_figures(rounds, "newconn")
+        self.assertAlmostEqual(f["gap_share"]["median"], 0.2)
+        self.assertTrue(f["noisy"])
+        self.assertTrue(f["new_conn"])
+
+    def test_every_table_has_the_column_and_the_floor_is_explained(self):
+        data = Output().data()
+        rounds = _floor_rounds()
+        names = ["relay", "shardgate", "nginx"]
+        data.update(rounds=rounds, memory={})
+        data["config"]["contenders"] = names
+        data["summary"] = summary.summarise(rounds, {}, names, ["small"])
+        md = report.markdown(data)
+        self.assertIn("| scenario | contender | req/s at saturation | CPU/request at fixed rate | "
+                      "overhead above relay ÷ nginx's | p99 | p99.9 |", md)
+        # shardgate: 0.75 (0.50-0.80); CPU ratio 11/14, 25/28, 12/13.
+        self.assertIn("| small | shardgate | 1.20× (1.20–1.20) | 0.89× (0.79–0.92) | 0.75× (0.50–0.80) |", md)
+        self.assertIn("| small | relay | 1.80× (1.80–1.80) | 0.57× (0.57–0.62) | – |", md)
+        # The figures table: the column after "of which kernel".
+        self.assertIn("| contender | req/s at saturation | CPU µs/req at saturation | CPU µs/req at fixed rate | "
+                      "of which kernel | overhead above relay ÷ nginx's | p50 µs", md)
+        self.assertIn("| shardgate | 60,000 (60,000–60,000) | 9.6 (8.8–20.0) | 12.0 (11.0–25.0) | 10.8 (9.9–22.5) | "
+                      "0.75× (0.50–0.80) |", md)
+        self.assertIn("| small | 8.0 (8.0–16.0) | 6.0 (5.0–12.0) | 43% (38%–43%) | usable |", md)
+        self.assertNotIn("‡", md)
+        self.assertIn("`relay`, a byte relay with no HTTP", md)
+        self.assertGreater(len(xml.dom.minidom.parseString(chart.svg(data)).getElementsByTagName("polyline")), 2)
+
+    def test_marked_cells_say_why(self):
+        rounds = _floor_rounds()
+        for rec in rounds:
+            for c in rec["runs"]:
+                rec["runs"][c]["newconn"] = rec["runs"][c].pop("small")
+            rec["runs"]["relay"]["newconn"]["open"]["cpu_us_per_req"] = (
+                0.9 * rec["runs"]["nginx"]["newconn"]["open"]["cpu_us_per_req"])
+        s = summary.summarise(rounds, {}, ["relay", "shardgate", "nginx"], ["newconn"])
+        cell = report.over_floor_cell(s["scenarios"]["newconn"], "shardgate")
+        self.assertTrue(cell.endswith(" †‡"), cell)
+        md = "\n".join(report.floor_section(s))
+        self.assertIn("† too noisy to steer by (nginx − relay under 25% of nginx's CPU)", md)
+        self.assertIn("‡: on a new-connection row the relay pays an upstream connect", md)
+
+    def test_a_relay_above_nginx_is_no_floor_and_gives_no_ratio(self):
+        # New connections: the relay's upstream connect and close per
+        # request can cost more than nginx's whole request.
+        rounds = _floor_rounds()
+        for rec in rounds:
+            for c in rec["runs"]:
+                rec["runs"][c]["newconn"] = rec["runs"][c].pop("small")
+            rec["runs"]["relay"]["newconn"]["open"]["cpu_us_per_req"] = (
+                1.3 * rec["runs"]["nginx"]["newconn"]["open"]["cpu_us_per_req"])
+        s = summary.summarise(rounds, {}, ["relay", "shardgate", "nginx"], ["newconn"])
+        sd = s["scenarios"]["newconn"]
+        self.assertIsNone(sd["contenders"]["shardgate"]["over_floor"])
+        self.assertTrue(sd["floor"]["above_reference"])
+        self.assertEqual(sd["floor"]["rounds_without_gap"], 3)
+        self.assertEqual(report.over_floor_cell(sd, "shardgate"), "–")
+        md = "\n".join(report.floor_section(s))
+        self.assertIn("the relay costs more than nginx here: not a floor, no ratio; ‡ the relay also connects", md)
+        self.assertNotIn("too noisy", md)
 
 
 class Figures(unittest.TestCase):
