@@ -33,7 +33,7 @@ the watchdog interval while every shard is alive.
 \fI/etc/shardgate/shardgate.toml\fR
 The configuration the packaged systemd unit runs (\fBshardgate check \-c\fR validates it).
 .TP
-\fI/lib/systemd/system/shardgate.service\fR
+\fI/usr/lib/systemd/system/shardgate.service\fR
 The systemd unit; \fBsystemctl reload shardgate\fR sends SIGHUP.
 .SH EXAMPLES
 .nf
