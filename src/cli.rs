@@ -1,4 +1,5 @@
-//! The command line: `run`, `check`, `proxy`, `echo`, `demo`, `version`.
+//! The command line: `run`, `check`, `proxy`, `echo`, `demo`, `version`,
+//! and for packagers `completions` and `man` (`crate::manual`).
 //!
 //! Tuning flags (`--shards`, `--cpus`, `--io-driver`, timeouts, limits)
 //! override the config file, field by field, for every listener and
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{units, Cidr, Config, IoDriver, ListenerTls};
 
@@ -75,6 +76,19 @@ pub enum Command {
         /// Exit after the self-test instead of serving.
         #[arg(long)]
         once: bool,
+    },
+    /// Print the version and build details: commit, compiler, target, io drivers.
+    Version,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout: `shardgate man | man -l -`.
+    Man {
+        /// Write shardgate.1 and a page per subcommand (shardgate-run.1 …) into this directory instead.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
     },
 }
 
@@ -333,6 +347,16 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Demo { listen, once } => crate::demo::run(listen, once),
+        Command::Version => {
+            print!("{}", crate::build_info::describe());
+            ExitCode::SUCCESS
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "shardgate", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man { out_dir: None } => crate::manual::print(Cli::command()),
+        Command::Man { out_dir: Some(dir) } => crate::manual::write_pages(Cli::command(), &dir),
     }
 }
 

@@ -21,6 +21,7 @@
 //! The stage order is written once, in [`pipeline`].
 
 pub mod admin;
+pub mod build_info;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -31,7 +32,9 @@ pub mod fuzzing;
 pub mod http1;
 pub mod io;
 pub mod listener;
+pub mod manual;
 pub mod memory;
+pub mod notify;
 pub mod pipeline;
 pub mod shard;
 pub mod tls;

@@ -7,6 +7,10 @@
 //! certificates and keys: new handshakes use them, open connections are
 //! untouched, and a broken file leaves the old certificates serving (and
 //! says why in the log). Reloading the rest of the config is a later issue.
+//!
+//! Under systemd (`Type=notify`) this thread also tells the service manager
+//! `READY=1` once every shard serves, `STOPPING=1` when the drain starts,
+//! and pings the watchdog while every shard is alive (`crate::notify`).
 
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -20,6 +24,7 @@ use super::{Control, Shard, TlsConfigs};
 use crate::admin::{self, ShardCounters};
 use crate::config::Config;
 use crate::listener::{bind_shared, SocketOptions};
+use crate::notify::{Notifier, ServiceStatus};
 use crate::tls::sni::SniResolver;
 use crate::upstream::stream::UpstreamTls;
 
@@ -28,6 +33,8 @@ const CONTROL_QUEUE: usize = 4;
 
 enum Event {
     Signal(i32),
+    /// The shard's runtime is up and its main task (accept loops) starts.
+    ShardServing,
     ShardExited(usize, Result<(), String>),
 }
 
@@ -88,7 +95,12 @@ pub fn serve(config: Config) -> Result<(), String> {
         let config = config.clone();
         let shard_counters = counters[id].clone();
         let tls = tls.clone();
+        let serving = events.clone();
         let handle = spawn_shard(id, &placement, move || {
+            // Called once the runtime is built (the last start-up step
+            // that can fail); the listening sockets have been in the
+            // kernel's listen state since the bind above.
+            let _ = serving.send(Event::ShardServing);
             let shard = Rc::new(Shard::new(id, config, shard_counters, tls));
             super::run(shard, listeners, rx)
         })
@@ -109,20 +121,24 @@ pub fn serve(config: Config) -> Result<(), String> {
     let mut running = n;
     let mut draining = false;
     let mut failure: Option<String> = None;
+    let mut service = ServiceStatus::new(Notifier::from_env(), n);
     while running > 0 {
-        match inbox.recv() {
+        match next_event(&inbox, &mut service) {
             Ok(Event::Signal(SIGHUP)) => reload_certificates(&config, &resolvers),
             Ok(Event::Signal(signal)) => {
                 if draining {
                     continue;
                 }
                 draining = true;
+                service.stopping();
                 tracing::info!(signal, drain_timeout = ?config.server.drain_timeout, "draining");
                 let deadline = Instant::now() + config.server.drain_timeout;
                 for c in &controls {
                     let _ = c.try_send(Control::Drain { deadline });
                 }
             }
+            // Taken by `next_event` (service-manager readiness).
+            Ok(Event::ShardServing) => {}
             Ok(Event::ShardExited(id, result)) => {
                 running -= 1;
                 if let Err(e) = result {
@@ -132,6 +148,7 @@ pub fn serve(config: Config) -> Result<(), String> {
                 if !draining {
                     // A shard ended on its own: take the rest down cleanly.
                     draining = true;
+                    service.stopping();
                     failure.get_or_insert(format!("shard {id} exited unexpectedly"));
                     let deadline = Instant::now() + config.server.drain_timeout;
                     for c in &controls {
@@ -146,6 +163,34 @@ pub fn serve(config: Config) -> Result<(), String> {
     match failure {
         Some(f) => Err(f),
         None => Ok(()),
+    }
+}
+
+/// The next event for the supervisor's loop, keeping the service manager
+/// informed on the way: shards serving (`READY=1` once all do) and exiting
+/// (the watchdog stops) are seen here, and between events the watchdog is
+/// pinged from this thread when due.
+fn next_event(inbox: &mpsc::Receiver<Event>, service: &mut ServiceStatus) -> Result<Event, mpsc::RecvError> {
+    loop {
+        let event = match service.wait_limit(Instant::now()) {
+            None => Some(inbox.recv()?),
+            Some(wait) => match inbox.recv_timeout(wait) {
+                Ok(event) => Some(event),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(mpsc::RecvError),
+            },
+        };
+        match event {
+            Some(Event::ShardServing) => service.shard_serving(),
+            Some(event) => {
+                if matches!(event, Event::ShardExited(..)) {
+                    service.shard_exited();
+                }
+                service.ping_if_due(Instant::now());
+                return Ok(event);
+            }
+            None => service.ping_if_due(Instant::now()),
+        }
     }
 }
 

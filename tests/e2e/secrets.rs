@@ -27,7 +27,8 @@ fn start(config: &ProxyConfig, dir: &TempDir, env: &[(&str, &str)]) -> (Proxy, P
     let file = dir.write("shardgate.toml", &config.to_toml());
     let mut args = vec!["run".to_string(), "-c".to_string(), file.display().to_string()];
     args.extend(runtime_args());
-    let proxy = Proxy::spawn_with_env(&args, env, &config.listener_names(), "main", None)
+    let env: Vec<(&str, Option<&str>)> = env.iter().map(|&(name, value)| (name, Some(value))).collect();
+    let proxy = Proxy::spawn_with_env(&args, &env, &config.listener_names(), "main", None)
         .unwrap_or_else(|e| panic!("{e}\n--- config ---\n{}", config.to_toml()));
     (proxy, file)
 }

@@ -121,12 +121,18 @@ pub struct Proxy {
 impl Proxy {
     /// `shardgate run -c FILE` on `config`, plus `extra` arguments.
     pub fn run(config: &ProxyConfig, extra: &[&str]) -> Proxy {
+        Proxy::run_with_env(config, extra, &[])
+    }
+
+    /// `run`, with environment variables set (`Some`) or removed (`None`)
+    /// for the process, e.g. the service manager's `NOTIFY_SOCKET`.
+    pub fn run_with_env(config: &ProxyConfig, extra: &[&str], env: &[(&str, Option<&str>)]) -> Proxy {
         let dir = TempDir::new();
         let file = dir.write("shardgate.toml", &config.to_toml());
         let mut args = vec!["run".to_string(), "-c".to_string(), file.display().to_string()];
         args.extend(runtime_args());
         args.extend(extra.iter().map(|a| a.to_string()));
-        Proxy::spawn(&args, &config.listener_names(), "main", Some(dir))
+        Proxy::spawn_with_env(&args, env, &config.listener_names(), "main", Some(dir))
             .unwrap_or_else(|e| panic!("{e}\n--- config ---\n{}", config.to_toml()))
     }
 
@@ -162,18 +168,24 @@ impl Proxy {
         Proxy::spawn_with_env(args, &[], expected, primary, dir)
     }
 
-    /// [`Proxy::spawn`] with `env` added to the process environment.
+    /// `spawn` with environment variables set or removed.
     pub fn spawn_with_env(
         args: &[String],
-        env: &[(&str, &str)],
+        env: &[(&str, Option<&str>)],
         expected: &[String],
         primary: &str,
         dir: Option<TempDir>,
     ) -> Result<Proxy, String> {
         let command_line = format!("shardgate {}", args.join(" "));
-        let mut child = shardgate()
+        let mut command = shardgate();
+        for (name, value) in env {
+            match value {
+                Some(v) => command.env(name, v),
+                None => command.env_remove(name),
+            };
+        }
+        let mut child = command
             .args(args)
-            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
