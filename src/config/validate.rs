@@ -429,8 +429,10 @@ impl Check<'_> {
         names: &mut HashMap<String, usize>,
     ) -> Route {
         let path = &FieldPath::root("routes").index(i);
-        let name = r.name.clone().unwrap_or_else(|| path.to_string());
-        self.name("routes", i, &name, names);
+        let errors_before = self.errors.len();
+        if let Some(name) = &r.name {
+            self.name("routes", i, name, names);
+        }
         let matcher = match &r.matcher {
             Some(m) => self.matcher(&path.key("match"), m),
             None => RouteMatch::default(),
@@ -476,7 +478,29 @@ impl Check<'_> {
             let a = self.https_redirect(&path.key("https_redirect"), h);
             action = action.or(a);
         }
-        Route { name, matcher, action: action.unwrap_or(RouteAction::Proxy { cluster: 0 }), max_request_body_bytes }
+        let action = action.unwrap_or(RouteAction::Proxy { cluster: 0 });
+        let name = match &r.name {
+            Some(name) => name.clone(),
+            None => {
+                let name = content_name(&matcher, &action, r.cluster.as_deref());
+                // A route with errors of its own stands on defaults: its
+                // name would say nothing, and its errors are the news.
+                if self.errors.len() > errors_before {
+                    return Route { name, matcher, action, max_request_body_bytes };
+                }
+                if let Some(&first) = names.get(&name) {
+                    let msg = format!(
+                        "same match and action as routes[{first}]: name one of them (a route without a name is \
+                         named after its match and action, {name})"
+                    );
+                    self.error(path, msg);
+                } else {
+                    names.insert(name.clone(), i);
+                }
+                name
+            }
+        };
+        Route { name, matcher, action, max_request_body_bytes }
     }
 
     fn matcher(&mut self, path: &FieldPath, m: &MatchFile) -> RouteMatch {
@@ -614,6 +638,20 @@ impl Check<'_> {
     }
 }
 
+/// The name of a route without one: `route-` and 12 hex digits of a
+/// stable hash of its match and action (the cluster by name). State kept
+/// per route (rate-limit buckets) is keyed by the name, so it must not
+/// depend on the route's position: inserting a route before it would hand
+/// its state to another route.
+fn content_name(matcher: &RouteMatch, action: &RouteAction, cluster: Option<&str>) -> String {
+    let action = match (action, cluster) {
+        (RouteAction::Proxy { .. }, Some(cluster)) => format!("cluster={cluster}"),
+        (other, _) => format!("{other:?}"),
+    };
+    let hash = crate::shard::identity::fingerprint(&format!("{matcher:?}|{action}"));
+    format!("route-{:012x}", hash >> 16)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,6 +777,32 @@ mod tests {
         let c = load_str(text, "t.toml").unwrap();
         assert_eq!(c.listeners[0].routes, vec![1]);
         assert_eq!(c.listeners[1].routes, vec![0, 1]);
-        assert_eq!(c.routes[0].name, "routes[0]");
+        assert!(c.routes[0].name.starts_with("route-"), "{}", c.routes[0].name);
+    }
+
+    #[test]
+    fn a_route_without_a_name_is_named_by_its_content_not_its_position() {
+        let head = "[[listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\n\
+                    [[clusters]]\nname = \"api\"\nendpoints = [\"127.0.0.1:1\"]\n";
+        let api = "[[routes]]\ncluster = \"api\"\n[routes.match]\npath_prefix = \"/api/\"\n";
+        let teapot = "[[routes]]\ndirect = { status = 418 }\n";
+        let one = load_str(&format!("{head}{api}{teapot}"), "t.toml").unwrap();
+        let two = load_str(&format!("{head}{teapot}{api}"), "t.toml").unwrap();
+        assert_eq!(one.routes[0].name, two.routes[1].name, "the /api/ route moved and kept its name");
+        assert_eq!(one.routes[1].name, two.routes[0].name);
+        assert_ne!(one.routes[0].name, one.routes[1].name);
+        assert!(one.routes[0].name.starts_with("route-") && one.routes[0].name.len() == 18, "{}", one.routes[0].name);
+        let other_cluster = format!(
+            "{head}[[clusters]]\nname = \"b\"\nendpoints = [\"127.0.0.1:1\"]\n{}",
+            api.replace("\"api\"\n[routes", "\"b\"\n[routes")
+        );
+        let three = load_str(&other_cluster, "t.toml").unwrap();
+        assert_ne!(three.routes[0].name, one.routes[0].name, "another cluster: another route");
+
+        let errs = load_str(&format!("{head}{teapot}{api}{teapot}"), "t.toml").unwrap_err();
+        assert_eq!(errs.0.len(), 1, "{errs}");
+        assert_eq!(errs.0[0].path, "routes[2]");
+        assert!(errs.0[0].message.starts_with("same match and action as routes[0]: name one of them"), "{errs}");
+        assert_eq!(errs.0[0].line, Some(13));
     }
 }

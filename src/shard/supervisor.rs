@@ -15,13 +15,13 @@ use std::time::Instant;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+use super::generation::Generation;
+use super::identity::{Identities, ListenerId};
 use super::spawn::{spawn_shard, Placement};
-use super::{Control, Shard, TlsConfigs};
+use super::{Control, Shard};
 use crate::admin::{self, ShardCounters};
 use crate::config::Config;
 use crate::listener::{bind_shared, SocketOptions};
-use crate::tls::sni::SniResolver;
-use crate::upstream::stream::UpstreamTls;
 
 /// Control messages queued per shard; only drain is sent today.
 const CONTROL_QUEUE: usize = 4;
@@ -55,10 +55,11 @@ pub fn serve(config: Config) -> Result<(), String> {
 
     // Certificates and keys before any socket: a bad file fails startup
     // before anything is announced as listening.
-    let (tls, resolvers) = build_tls(&config)?;
+    let (generation, _) = Generation::build(1, config.clone(), &mut Identities::default(), None)?;
+    let generation = Arc::new(generation);
 
     // Bind everything first: a busy or bad address fails startup cleanly.
-    let mut per_shard: Vec<Vec<(usize, std::net::TcpListener)>> = (0..n).map(|_| Vec::new()).collect();
+    let mut per_shard: Vec<Vec<(ListenerId, std::net::TcpListener)>> = (0..n).map(|_| Vec::new()).collect();
     for (index, l) in config.listeners.iter().enumerate() {
         let (sockets, bound) = bind_shared(
             l.addr,
@@ -67,7 +68,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         )
         .map_err(|e| format!("listeners[{index}] ({}): cannot listen on {}: {e}", l.name, l.addr))?;
         for (shard, socket) in sockets.into_iter().enumerate() {
-            per_shard[shard].push((index, socket));
+            per_shard[shard].push((generation.listeners[index], socket));
         }
         tracing::info!(listener = %l.name, addr = %bound, shards = n, "listening");
     }
@@ -84,11 +85,10 @@ pub fn serve(config: Config) -> Result<(), String> {
     for (id, listeners) in per_shard.into_iter().enumerate() {
         let (tx, rx) = async_channel::bounded::<Control>(CONTROL_QUEUE);
         controls.push(tx);
-        let config = config.clone();
+        let generation = generation.clone();
         let shard_counters = counters[id].clone();
-        let tls = tls.clone();
         let handle = spawn_shard(id, &placement, move || {
-            let shard = Rc::new(Shard::new(id, config, shard_counters, tls));
+            let shard = Rc::new(Shard::new(id, generation, shard_counters));
             super::run(shard, listeners, rx)
         })
         .map_err(|e| format!("cannot start shard {id}: {e}"))?;
@@ -110,7 +110,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     let mut failure: Option<String> = None;
     while running > 0 {
         match inbox.recv() {
-            Ok(Event::Signal(SIGHUP)) => reload_certificates(&config, &resolvers),
+            Ok(Event::Signal(SIGHUP)) => reload_certificates(&generation),
             Ok(Event::Signal(signal)) => {
                 if draining {
                     continue;
@@ -148,51 +148,15 @@ pub fn serve(config: Config) -> Result<(), String> {
     }
 }
 
-/// The certificate resolver of each TLS listener (by listener index).
-type Reloaders = Vec<(usize, Arc<SniResolver>)>;
-
-/// Builds every listener's and cluster's rustls config once, here on the
-/// main thread; the shards share them (and so the session ticket keys).
-fn build_tls(config: &Config) -> Result<(TlsConfigs, Reloaders), String> {
-    let mut tls = TlsConfigs::default();
-    let mut resolvers = Vec::new();
-    for (i, l) in config.listeners.iter().enumerate() {
-        let Some(t) = &l.tls else {
-            tls.listeners.push(None);
-            continue;
-        };
-        let (server, resolver) = crate::tls::server_config::build_server_config(t)
-            .map_err(|e| format!("listeners[{i}] ({}): {e}", l.name))?;
-        tls.listeners.push(Some(server));
-        resolvers.push((i, resolver));
-    }
-    for (i, c) in config.clusters.iter().enumerate() {
-        let Some(t) = &c.tls else {
-            tls.clusters.push(None);
-            continue;
-        };
-        let client = crate::tls::client_config::build_client_config(t)
-            .map_err(|e| format!("clusters[{i}] ({}): {e}", c.name))?;
-        let server_names = c
-            .endpoint_hosts
-            .iter()
-            .map(|host| crate::tls::client_config::server_name(t, host))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("clusters[{i}] ({}): {e}", c.name))?;
-        tls.clusters.push(Some(Arc::new(UpstreamTls { config: client, server_names })));
-    }
-    Ok((tls, resolvers))
-}
-
 /// SIGHUP: new certificates for new handshakes; on any error the listener
 /// keeps what it had.
-fn reload_certificates(config: &Config, resolvers: &[(usize, Arc<SniResolver>)]) {
-    if resolvers.is_empty() {
+fn reload_certificates(generation: &Generation) {
+    let config = &generation.config;
+    if config.listeners.iter().all(|l| l.tls.is_none()) {
         tracing::info!("SIGHUP: no TLS listener to reload (config reload is a later feature)");
     }
-    for (i, resolver) in resolvers {
-        let l = &config.listeners[*i];
-        let Some(t) = &l.tls else { continue };
+    for (l, resolver) in config.listeners.iter().zip(&generation.tls.resolvers) {
+        let (Some(t), Some(resolver)) = (&l.tls, resolver) else { continue };
         match resolver.reload(&t.certificates) {
             Ok(()) => tracing::info!(listener = %l.name, "SIGHUP: certificates reloaded"),
             Err(e) => {
