@@ -3,6 +3,7 @@
 //! scrape.
 //!
 //! `GET /stats` -> `{"shards":[{"shard":0,"accepted":N,"requests":N,"active":N},…]}`.
+//! `POST /reload` -> reloads the config (see `server.rs`).
 //! The metrics issue will add Prometheus output and histograms here.
 //!
 //! - [`server`]: accept loop, one thread per admin connection up to
@@ -16,5 +17,6 @@ pub mod stats;
 
 pub use counters::ShardCounters;
 pub use server::{
-    spawn, ADMIN_MAX_REQUEST_BYTES, ADMIN_REQUEST_DEADLINE, ADMIN_RESPONSE_DEADLINE, MAX_ADMIN_CONNECTIONS,
+    spawn, ReloadHook, ReloadOutcome, ADMIN_MAX_REQUEST_BYTES, ADMIN_REQUEST_DEADLINE, ADMIN_RESPONSE_DEADLINE,
+    MAX_ADMIN_CONNECTIONS,
 };

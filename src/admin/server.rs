@@ -10,6 +10,11 @@
 //! (408) as surely as a silent one, and meanwhile it holds only its own
 //! thread. The response is bounded the same way ([`ADMIN_RESPONSE_DEADLINE`]).
 //! One request per connection (`connection: close`).
+//!
+//! `POST /reload` asks the main thread to reload the config (the same as
+//! SIGHUP) and waits for the outcome: 200 with the new generation number
+//! and any warnings, or 422 with every error (field path and line) when
+//! the file is refused, the running config unchanged.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -38,8 +43,22 @@ const ADMIN_MAX_HEADERS: usize = 32;
 /// accept thread does not spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
+/// Runs a config reload on the main thread and waits for its outcome.
+pub type ReloadHook = Arc<dyn Fn() -> Result<ReloadOutcome, Vec<String>> + Send + Sync>;
+
+/// A reload that took effect.
+#[derive(Debug, Clone)]
+pub struct ReloadOutcome {
+    pub generation: u64,
+    pub warnings: Vec<String>,
+}
+
 /// Serves the admin endpoints on `listener` until the process exits.
-pub fn spawn(listener: TcpListener, shards: Arc<Vec<Arc<ShardCounters>>>) -> io::Result<()> {
+pub fn spawn(
+    listener: TcpListener,
+    shards: Arc<Vec<Arc<ShardCounters>>>,
+    reload: Option<ReloadHook>,
+) -> io::Result<()> {
     std::thread::Builder::new().name("shardgate-admin".into()).spawn(move || {
         let open = Arc::new(AtomicUsize::new(0));
         for stream in listener.incoming() {
@@ -56,9 +75,10 @@ pub fn spawn(listener: TcpListener, shards: Arc<Vec<Arc<ShardCounters>>>) -> io:
                 continue;
             };
             let shards = shards.clone();
+            let reload = reload.clone();
             let spawned = std::thread::Builder::new().name("shardgate-admin-conn".into()).spawn(move || {
                 let _slot = slot;
-                if let Err(e) = serve(stream, &shards) {
+                if let Err(e) = serve(stream, &shards, reload.as_ref()) {
                     tracing::debug!(error = %e, "admin request failed");
                 }
             });
@@ -116,10 +136,14 @@ enum HeadError {
     Io(io::Error),
 }
 
-fn serve(mut stream: TcpStream, shards: &[Arc<ShardCounters>]) -> io::Result<()> {
+fn serve(mut stream: TcpStream, shards: &[Arc<ShardCounters>], reload: Option<&ReloadHook>) -> io::Result<()> {
     let accepted = Instant::now();
     let (status, body) = match read_head(&mut stream, accepted + ADMIN_REQUEST_DEADLINE) {
-        Ok(head) => answer(&head, shards),
+        Ok(head) => match (answer(&head, shards), reload) {
+            (Err(ready), _) => ready,
+            (Ok(()), Some(hook)) => reload_answer(hook()),
+            (Ok(()), None) => ("404 Not Found", "{\"error\":\"not found\"}\n".to_string()),
+        },
         Err(HeadError::Closed) => return Ok(()),
         Err(HeadError::Deadline) => (
             "408 Request Timeout",
@@ -174,27 +198,69 @@ fn head_complete(buf: &[u8]) -> bool {
     !matches!(httparse::Request::new(&mut headers).parse(buf), Ok(httparse::Status::Partial))
 }
 
-/// The status line and JSON body for a complete (or refused) head.
-fn answer(head: &[u8], shards: &[Arc<ShardCounters>]) -> (&'static str, String) {
+/// The response to `POST /reload` once the main thread answered.
+fn reload_answer(outcome: Result<ReloadOutcome, Vec<String>>) -> (&'static str, String) {
+    match outcome {
+        Ok(r) => (
+            "200 OK",
+            format!(
+                "{{\"reloaded\":true,\"generation\":{},\"warnings\":{}}}\n",
+                r.generation,
+                json_strings(&r.warnings)
+            ),
+        ),
+        Err(errors) => {
+            ("422 Unprocessable Content", format!("{{\"reloaded\":false,\"errors\":{}}}\n", json_strings(&errors)))
+        }
+    }
+}
+
+/// A JSON array of strings (RFC 8259 escaping).
+fn json_strings(items: &[String]) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for ch in item.chars() {
+            match ch {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push(']');
+    out
+}
+
+/// The answer to a complete (or refused) head: `Ok` for `POST /reload`
+/// (the main thread answers), otherwise the status line and JSON body.
+fn answer(head: &[u8], shards: &[Arc<ShardCounters>]) -> Result<(), (&'static str, String)> {
     let mut headers = [httparse::EMPTY_HEADER; ADMIN_MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
         Err(httparse::Error::TooManyHeaders) => {
-            return (
+            return Err((
                 "431 Request Header Fields Too Large",
                 format!("{{\"error\":\"more than {ADMIN_MAX_HEADERS} header fields\"}}\n"),
-            )
+            ))
         }
-        _ => return ("400 Bad Request", "{\"error\":\"malformed request head\"}\n".to_string()),
+        _ => return Err(("400 Bad Request", "{\"error\":\"malformed request head\"}\n".to_string())),
     }
     let path = request.path.unwrap_or("");
     let path = path.split_once('?').map_or(path, |(p, _)| p);
-    match (request.method.unwrap_or(""), path) {
+    Err(match (request.method.unwrap_or(""), path) {
         ("GET", "/stats") => ("200 OK", stats_json(shards)),
+        ("POST", "/reload") => return Ok(()),
         ("GET", _) => ("404 Not Found", "{\"error\":\"not found\"}\n".to_string()),
         _ => ("405 Method Not Allowed", "{\"error\":\"method not allowed\"}\n".to_string()),
-    }
+    })
 }
 
 fn response(status: &str, body: &str) -> String {
@@ -242,9 +308,12 @@ mod tests {
         let shards = vec![Arc::new(ShardCounters::default())];
         for (head, want) in REQUESTS {
             assert!(head_complete(head), "{:?}", String::from_utf8_lossy(head));
-            let (status, _) = answer(head, &shards);
+            let (status, _) = answer(head, &shards).unwrap_err();
             assert_eq!(status, *want, "{:?}", String::from_utf8_lossy(head));
         }
+        assert!(answer(b"POST /reload HTTP/1.1\r\n\r\n", &shards).is_ok(), "POST /reload goes to the main thread");
+        let (status, _) = answer(b"GET /reload HTTP/1.1\r\n\r\n", &shards).unwrap_err();
+        assert_eq!(status, "404 Not Found");
         assert!(!head_complete(b"GET /stats HTTP/1.1\r\nHost: admin\r\n"));
     }
 
@@ -256,7 +325,7 @@ mod tests {
         }
         head.extend_from_slice(b"\r\n");
         assert!(head_complete(&head));
-        let (status, _) = answer(&head, &[]);
+        let (status, _) = answer(&head, &[]).unwrap_err();
         assert_eq!(status, "431 Request Header Fields Too Large");
     }
 
@@ -269,5 +338,18 @@ mod tests {
         drop(held);
         assert_eq!(open.load(Ordering::Acquire), 0);
         assert!(ConnectionSlot::take(&open).is_some());
+    }
+
+    #[test]
+    fn reload_answers_carry_the_generation_or_every_error() {
+        let (status, body) = reload_answer(Ok(ReloadOutcome { generation: 3, warnings: vec![] }));
+        assert_eq!(status, "200 OK");
+        assert_eq!(body, "{\"reloaded\":true,\"generation\":3,\"warnings\":[]}\n");
+        let errors = vec!["routes[0].cluster: no cluster named \"x\" (line 6)".to_string(), "b\\\n\u{1}".to_string()];
+        let (status, body) = reload_answer(Err(errors));
+        assert_eq!(status, "422 Unprocessable Content");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["errors"][0], "routes[0].cluster: no cluster named \"x\" (line 6)");
+        assert_eq!(v["errors"][1], "b\\\n\u{1}");
     }
 }

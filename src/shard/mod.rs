@@ -5,7 +5,7 @@
 //! - `registry.rs`: the shard's open connections, for drain.
 //! - `generation.rs`: a config and what is built from it; `identity.rs`:
 //!   endpoint and listener ids that survive reloads.
-//! - `supervisor.rs` (main thread): bind, start, signals.
+//! - `supervisor.rs` (main thread): bind, start, signals, reload.
 //! - this file: the shard's state and its main task (accept loops, pool
 //!   sweeper, control messages from the main thread).
 //!
@@ -17,6 +17,7 @@
 pub mod generation;
 pub mod identity;
 pub mod registry;
+pub mod reload;
 pub mod spawn;
 pub mod supervisor;
 

@@ -1,38 +1,48 @@
 //! The main thread's job once a config is loaded: bind every listener, start
-//! the shards, then wait for signals and shard exits.
+//! the shards, then wait for signals, reload requests and shard exits.
 //!
 //! SIGTERM / SIGINT: every shard stops accepting, closes its idle
 //! connections, lets in-flight requests finish until `drain_timeout`, and
-//! exits; the process then exits 0. SIGHUP re-reads every TLS listener's
-//! certificates and keys: new handshakes use them, open connections are
-//! untouched, and a broken file leaves the old certificates serving (and
-//! says why in the log). Reloading the rest of the config is a later issue.
+//! exits; the process then exits 0. SIGHUP and the admin `POST /reload`
+//! reload the whole config (`reload.rs`): the file is read and validated
+//! here, a new generation is built (TLS certificates and keys read again)
+//! and swapped into every shard between requests; a file with errors
+//! changes nothing and the errors are logged (and returned to the admin
+//! client).
 
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use super::generation::Generation;
 use super::identity::{Identities, ListenerId};
+use super::reload::{reload, ConfigSource, Reloaded, Running};
 use super::spawn::{spawn_shard, Placement};
 use super::{Control, Shard};
 use crate::admin::{self, ShardCounters};
 use crate::config::Config;
 use crate::listener::{bind_shared, SocketOptions};
 
-/// Control messages queued per shard; only drain is sent today.
+/// Control messages queued per shard (reloads and the drain; a reload
+/// waits for room).
 const CONTROL_QUEUE: usize = 4;
+/// How long an admin `POST /reload` waits for the main thread's answer.
+const ADMIN_RELOAD_WAIT: Duration = Duration::from_secs(30);
 
 enum Event {
     Signal(i32),
     ShardExited(usize, Result<(), String>),
+    /// `POST /reload`: the outcome goes back on the channel.
+    Reload(mpsc::Sender<Result<Reloaded, Vec<String>>>),
 }
 
-/// Runs the gateway for `config` until a termination signal has drained it.
-pub fn serve(config: Config) -> Result<(), String> {
+/// Runs the gateway for `config` until a termination signal has drained
+/// it. Reloads read the config from `source`; without one (the demo) a
+/// reload rebuilds the running config (certificate files read again).
+pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String> {
     let config = Arc::new(config);
     let placement = Placement::from_server(&config.server);
     let n = placement.shards;
@@ -55,7 +65,8 @@ pub fn serve(config: Config) -> Result<(), String> {
 
     // Certificates and keys before any socket: a bad file fails startup
     // before anything is announced as listening.
-    let (generation, _) = Generation::build(1, config.clone(), &mut Identities::default(), None)?;
+    let mut ids = Identities::default();
+    let (generation, _) = Generation::build(1, config.clone(), &mut ids, None)?;
     let generation = Arc::new(generation);
 
     // Bind everything first: a busy or bad address fails startup cleanly.
@@ -77,7 +88,16 @@ pub fn serve(config: Config) -> Result<(), String> {
         let listener =
             std::net::TcpListener::bind(a.listen).map_err(|e| format!("admin: cannot listen on {}: {e}", a.listen))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
-        admin::spawn(listener, counters.clone()).map_err(|e| e.to_string())?;
+        let requests = events.clone();
+        let hook: admin::ReloadHook = Arc::new(move || {
+            let (tx, rx) = mpsc::channel();
+            requests.send(Event::Reload(tx)).map_err(|_| vec!["the process is stopping".to_string()])?;
+            match rx.recv_timeout(ADMIN_RELOAD_WAIT) {
+                Ok(outcome) => outcome.map(|r| admin::ReloadOutcome { generation: r.generation, warnings: r.warnings }),
+                Err(_) => Err(vec!["no answer from the main thread".to_string()]),
+            }
+        });
+        admin::spawn(listener, counters.clone(), Some(hook)).map_err(|e| e.to_string())?;
         tracing::info!(listener = %"admin", addr = %bound, "listening");
     }
 
@@ -103,22 +123,40 @@ pub fn serve(config: Config) -> Result<(), String> {
         });
     }
 
+    // The admin hook keeps a sender: the loop below ends by counting
+    // shard exits, not by the channel closing.
     drop(events);
 
+    let mut state = Running { generation, ids, controls };
+    let read_config = move || match &source {
+        Some(source) => source(),
+        None => Ok((*config).clone()),
+    };
     let mut running = n;
     let mut draining = false;
     let mut failure: Option<String> = None;
     while running > 0 {
         match inbox.recv() {
-            Ok(Event::Signal(SIGHUP)) => reload_certificates(&generation),
+            Ok(Event::Signal(SIGHUP)) if !draining => {
+                let _ = reload_logged("SIGHUP", &mut state, read_config());
+            }
+            Ok(Event::Reload(reply)) => {
+                let outcome = match draining {
+                    true => Err(vec!["the process is draining".to_string()]),
+                    false => reload_logged("POST /reload", &mut state, read_config()),
+                };
+                let _ = reply.send(outcome);
+            }
+            Ok(Event::Signal(SIGHUP)) => {}
             Ok(Event::Signal(signal)) => {
                 if draining {
                     continue;
                 }
                 draining = true;
-                tracing::info!(signal, drain_timeout = ?config.server.drain_timeout, "draining");
-                let deadline = Instant::now() + config.server.drain_timeout;
-                for c in &controls {
+                let drain_timeout = state.generation.config.server.drain_timeout;
+                tracing::info!(signal, drain_timeout = ?drain_timeout, "draining");
+                let deadline = Instant::now() + drain_timeout;
+                for c in &state.controls {
                     let _ = c.try_send(Control::Drain { deadline });
                 }
             }
@@ -132,8 +170,8 @@ pub fn serve(config: Config) -> Result<(), String> {
                     // A shard ended on its own: take the rest down cleanly.
                     draining = true;
                     failure.get_or_insert(format!("shard {id} exited unexpectedly"));
-                    let deadline = Instant::now() + config.server.drain_timeout;
-                    for c in &controls {
+                    let deadline = Instant::now() + state.generation.config.server.drain_timeout;
+                    for c in &state.controls {
                         let _ = c.try_send(Control::Drain { deadline });
                     }
                 }
@@ -148,20 +186,21 @@ pub fn serve(config: Config) -> Result<(), String> {
     }
 }
 
-/// SIGHUP: new certificates for new handshakes; on any error the listener
-/// keeps what it had.
-fn reload_certificates(generation: &Generation) {
-    let config = &generation.config;
-    if config.listeners.iter().all(|l| l.tls.is_none()) {
-        tracing::info!("SIGHUP: no TLS listener to reload (config reload is a later feature)");
-    }
-    for (l, resolver) in config.listeners.iter().zip(&generation.tls.resolvers) {
-        let (Some(t), Some(resolver)) = (&l.tls, resolver) else { continue };
-        match resolver.reload(&t.certificates) {
-            Ok(()) => tracing::info!(listener = %l.name, "SIGHUP: certificates reloaded"),
-            Err(e) => {
-                tracing::error!(listener = %l.name, error = %e, "SIGHUP: certificate reload failed; keeping the old certificates")
+/// Runs a reload and logs its outcome: every error of a refused one.
+fn reload_logged(
+    origin: &str,
+    state: &mut Running,
+    config: Result<Config, crate::config::ConfigErrors>,
+) -> Result<Reloaded, Vec<String>> {
+    let outcome = reload(state, config);
+    match &outcome {
+        Ok(r) => tracing::info!(generation = r.generation, "{origin}: config reloaded"),
+        Err(errors) => {
+            for e in errors {
+                tracing::error!("{origin}: {e}");
             }
+            tracing::error!(errors = errors.len(), "{origin}: reload refused; the running config keeps serving");
         }
     }
+    outcome
 }
