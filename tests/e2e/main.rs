@@ -26,6 +26,7 @@ mod memory;
 mod paths;
 mod pool_liveness;
 mod relay;
+mod reload;
 mod routing;
 mod shards;
 mod shutdown;
