@@ -10,7 +10,8 @@
 //!
 //! The runtime shape holds only resolved, typed values (durations, socket
 //! addresses, indices instead of names) so the request path never parses a
-//! string from the config. Shards receive it as an `Arc<Config>` snapshot.
+//! string from the config. Shards receive it inside an `Arc<Generation>`
+//! (`shard/generation.rs`), with what is built from it.
 
 pub mod bounds;
 pub mod cidr;
