@@ -171,6 +171,13 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
         }
         let newest = shard.generation();
         let Some(listener) = newest.shared.listener_index(self.listener_id) else { return };
+        if newest.config().listeners[listener].tls.is_some() != self.tls.is_some() {
+            // The listener switched between plain text and TLS: this
+            // connection cannot follow. It ends after this request, served
+            // on its own generation.
+            self.registration.set_closing();
+            return;
+        }
         self.config = newest.config().clone();
         self.generation = newest;
         self.listener = listener;

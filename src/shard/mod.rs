@@ -41,7 +41,13 @@ pub enum Control {
     /// sockets of the listeners it adds. Listeners of the old generation
     /// that are not in it stop accepting; their connections end after
     /// their request in progress.
-    Reload { generation: Arc<Generation>, added: Vec<(ListenerId, std::net::TcpListener)> },
+    /// The shard sends its id on `installed` once the generation is in
+    /// place (new connections and requests get it from then on).
+    Reload {
+        generation: Arc<Generation>,
+        added: Vec<(ListenerId, std::net::TcpListener)>,
+        installed: std::sync::mpsc::Sender<usize>,
+    },
     /// Stop accepting, finish in-flight requests, close idle connections.
     Drain { deadline: Instant },
 }
@@ -182,7 +188,7 @@ pub async fn run(
 
     let deadline = loop {
         match control.recv().await {
-            Ok(Control::Reload { generation, added }) => {
+            Ok(Control::Reload { generation, added, installed }) => {
                 let number = generation.number;
                 let previous = shard.install(generation);
                 let current = shard.generation();
@@ -198,6 +204,7 @@ pub async fn run(
                     }
                 }
                 start_accepting(&shard, &mut accepting, added);
+                let _ = installed.send(shard.id);
                 tracing::debug!(shard = shard.id, generation = number, "generation installed");
             }
             Ok(Control::Drain { deadline }) => break deadline,

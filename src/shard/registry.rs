@@ -262,6 +262,13 @@ impl Registration {
         self.registry.draining() || self.registry.conns.borrow().get(self.key).is_none_or(|e| e.closing)
     }
 
+    /// Ends the connection after the request in progress.
+    pub fn set_closing(&self) {
+        if let Some(e) = self.registry.conns.borrow_mut().get_mut(self.key) {
+            e.closing = true;
+        }
+    }
+
     /// Idle between requests until `deadline`, then closed by the sweeper.
     pub fn set_idle_until(&self, deadline: Instant) {
         if let Some(e) = self.registry.conns.borrow_mut().get_mut(self.key) {

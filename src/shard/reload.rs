@@ -18,6 +18,10 @@ use super::Control;
 use crate::config::{Config, ConfigErrors};
 use crate::listener::{bind_shared, SocketOptions};
 
+/// How long a reload waits for every shard to install the new generation
+/// before it answers (a shard installs it between two turns of its loop).
+const INSTALL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Reads the config again: the file with the command line's overrides, or
 /// the command line's config for `shardgate proxy`.
 pub type ConfigSource = Box<dyn Fn() -> Result<Config, ConfigErrors> + Send>;
@@ -92,11 +96,27 @@ pub fn reload(running: &mut Running, config: Result<Config, ConfigErrors>) -> Re
         tracing::info!(listener = %generation.config.listeners[i].name, "certificates reloaded");
     }
     let generation = Arc::new(generation);
+    let (installed, acks) = std::sync::mpsc::channel();
+    let mut sent = 0;
     for (control, added) in running.controls.iter().zip(added) {
         // A shard takes control messages between requests; the queue is
         // short and only drained by it, so this waits at most for one
         // shard's current turn of its event loop.
-        let _ = control.send_blocking(Control::Reload { generation: generation.clone(), added });
+        let message = Control::Reload { generation: generation.clone(), added, installed: installed.clone() };
+        if control.send_blocking(message).is_ok() {
+            sent += 1;
+        }
+    }
+    // The reload is answered once every shard runs the new generation: a
+    // request sent after the answer is served by it.
+    let deadline = std::time::Instant::now() + INSTALL_WAIT;
+    for _ in 0..sent {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if acks.recv_timeout(left).is_err() {
+            warnings
+                .push(format!("not every shard installed generation {} within {INSTALL_WAIT:?}", generation.number));
+            break;
+        }
     }
     for (name, addr) in announced {
         tracing::info!(listener = %name, addr = %addr, "listening");

@@ -129,3 +129,30 @@ fn sighup_as_soon_as_the_listeners_are_reported_reloads_instead_of_killing_the_p
         );
     }
 }
+
+/// A reload that makes a plain listener (same name and address) an HTTPS
+/// one: new connections speak TLS; a plain keep-alive connection open
+/// before cannot, so its next request is served on its own generation and
+/// the connection ends with it.
+#[test]
+fn a_listener_that_becomes_https_serves_new_connections_with_tls_and_closes_plain_ones() {
+    let pki = Pki::new();
+    let (_, files) = pki.server("becomes-https", &["switch.test"]);
+    let upstream = Upstream::path_echo();
+    let plain = ProxyConfig::new().shards(1).everything_to(upstream.addr());
+    let https = plain.clone().tls("main", &tls_lines(&[files.toml()], &[]));
+    let proxy = Proxy::run_toml(&plain.to_toml(), &["main", "admin"]);
+    let mut open = Client::connect(proxy.addr());
+    assert_eq!(open.get("/before").text(), "GET /before");
+
+    proxy.write_config(&https.to_toml());
+    let r = proxy.reload();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (_, response) = TlsClient::trusting(&pki.ca).get(proxy.addr(), "switch.test", "/tls");
+    assert_eq!(response.text(), "GET /tls", "a new connection speaks TLS");
+
+    open.send(b"GET /after HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let response = open.read_response_then_close().expect("the plain connection's last response");
+    assert_eq!(response.text(), "GET /after");
+    assert!(response.closed, "the plain connection ends after its request");
+}
