@@ -6,7 +6,8 @@
 //! Beside the stages: `units.rs` (size, duration and CPU list syntax, shared
 //! with command-line flags), `bounds.rs` (allowed ranges, also shared with
 //! flags), `values.rs` (hosts, paths, headers, addresses), `spans.rs` (field
-//! path -> line), `errors.rs`, and `summary.rs` (`shardgate check`'s output).
+//! path -> line), `errors.rs`, `fingerprint.rs` (a stable hash for names
+//! derived from content), and `summary.rs` (`shardgate check`'s output).
 //!
 //! The runtime shape holds only resolved, typed values (durations, socket
 //! addresses, indices instead of names) so the request path never parses a
@@ -17,6 +18,7 @@ pub mod bounds;
 pub mod cidr;
 mod errors;
 mod file;
+pub mod fingerprint;
 mod spans;
 mod summary;
 mod tls;

@@ -35,6 +35,9 @@ use super::{
 };
 
 mod listener;
+mod route_name;
+
+use route_name::content_name;
 
 /// Reads and validates the config file at `path`; relative file names in it
 /// (certificates, keys, CA bundles) are relative to its directory.
@@ -638,20 +641,6 @@ impl Check<'_> {
     }
 }
 
-/// The name of a route without one: `route-` and 12 hex digits of a
-/// stable hash of its match and action (the cluster by name). State kept
-/// per route (rate-limit buckets) is keyed by the name, so it must not
-/// depend on the route's position: inserting a route before it would hand
-/// its state to another route.
-fn content_name(matcher: &RouteMatch, action: &RouteAction, cluster: Option<&str>) -> String {
-    let action = match (action, cluster) {
-        (RouteAction::Proxy { .. }, Some(cluster)) => format!("cluster={cluster}"),
-        (other, _) => format!("{other:?}"),
-    };
-    let hash = crate::shard::identity::fingerprint(&format!("{matcher:?}|{action}"));
-    format!("route-{:012x}", hash >> 16)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -778,31 +767,5 @@ mod tests {
         assert_eq!(c.listeners[0].routes, vec![1]);
         assert_eq!(c.listeners[1].routes, vec![0, 1]);
         assert!(c.routes[0].name.starts_with("route-"), "{}", c.routes[0].name);
-    }
-
-    #[test]
-    fn a_route_without_a_name_is_named_by_its_content_not_its_position() {
-        let head = "[[listeners]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\n\
-                    [[clusters]]\nname = \"api\"\nendpoints = [\"127.0.0.1:1\"]\n";
-        let api = "[[routes]]\ncluster = \"api\"\n[routes.match]\npath_prefix = \"/api/\"\n";
-        let teapot = "[[routes]]\ndirect = { status = 418 }\n";
-        let one = load_str(&format!("{head}{api}{teapot}"), "t.toml").unwrap();
-        let two = load_str(&format!("{head}{teapot}{api}"), "t.toml").unwrap();
-        assert_eq!(one.routes[0].name, two.routes[1].name, "the /api/ route moved and kept its name");
-        assert_eq!(one.routes[1].name, two.routes[0].name);
-        assert_ne!(one.routes[0].name, one.routes[1].name);
-        assert!(one.routes[0].name.starts_with("route-") && one.routes[0].name.len() == 18, "{}", one.routes[0].name);
-        let other_cluster = format!(
-            "{head}[[clusters]]\nname = \"b\"\nendpoints = [\"127.0.0.1:1\"]\n{}",
-            api.replace("\"api\"\n[routes", "\"b\"\n[routes")
-        );
-        let three = load_str(&other_cluster, "t.toml").unwrap();
-        assert_ne!(three.routes[0].name, one.routes[0].name, "another cluster: another route");
-
-        let errs = load_str(&format!("{head}{teapot}{api}{teapot}"), "t.toml").unwrap_err();
-        assert_eq!(errs.0.len(), 1, "{errs}");
-        assert_eq!(errs.0[0].path, "routes[2]");
-        assert!(errs.0[0].message.starts_with("same match and action as routes[0]: name one of them"), "{errs}");
-        assert_eq!(errs.0[0].line, Some(13));
     }
 }
