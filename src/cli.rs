@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::config::{units, Cidr, Config, IoDriver, ListenerTls};
+use crate::config::{units, Cidr, Config, ConfigError, ConfigErrors, IoDriver, ListenerTls};
+use crate::shard::reload::ConfigSource;
 
 #[derive(Debug, Parser)]
 #[command(name = "shardgate", version, about = "Thread-per-core HTTP/1.1 reverse proxy, API gateway and load balancer")]
@@ -307,7 +308,16 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            run_with(&mut cfg, &tuning)
+            // A reload reads the file again and applies the same flags.
+            let flags = tuning.clone();
+            let source: ConfigSource = Box::new(move || {
+                let mut c = Config::load(&config)?;
+                flags
+                    .apply(&mut c)
+                    .map_err(|message| ConfigErrors(vec![ConfigError { path: String::new(), line: None, message }]))?;
+                Ok(c)
+            });
+            run_with(&mut cfg, &tuning, Some(source))
         }
         Command::Check { config } => match Config::load(&config) {
             Ok(c) => {
@@ -326,7 +336,7 @@ pub fn main() -> ExitCode {
             if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
                 cfg.listeners[0].tls = Some(ListenerTls::single(cert, key));
             }
-            run_with(&mut cfg, &tuning)
+            run_with(&mut cfg, &tuning, None)
         }
         Command::Echo { listen, shards, io_driver } => {
             // Handlers first, so a signal right after the `listening` line
@@ -360,12 +370,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run_with(cfg: &mut Config, tuning: &Tuning) -> ExitCode {
+fn run_with(cfg: &mut Config, tuning: &Tuning, source: Option<ConfigSource>) -> ExitCode {
     if let Err(e) = tuning.apply(cfg) {
         eprintln!("{e}");
         return ExitCode::from(2);
     }
-    match crate::shard::supervisor::serve(cfg.clone()) {
+    match crate::shard::supervisor::serve(cfg.clone(), source) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shardgate: {e}");

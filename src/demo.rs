@@ -47,7 +47,7 @@ pub fn run(listen: SocketAddr, once: bool) -> ExitCode {
             }
         }
     });
-    match crate::shard::supervisor::serve(config) {
+    match crate::shard::supervisor::serve(config, None) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("demo: {e}");

@@ -18,6 +18,8 @@ use std::sync::Arc;
 use rustls::{HandshakeKind, ProtocolVersion, ServerConnection};
 
 use crate::http1::conn::{self, TlsInfo};
+use crate::shard::generation::ShardGeneration;
+use crate::shard::identity::ListenerId;
 use crate::shard::Shard;
 use crate::tls::stream::TlsStream;
 
@@ -107,19 +109,25 @@ fn ensure_not_in_use(addr: SocketAddr) -> io::Result<()> {
     })
 }
 
-/// Accepts connections on one listener until the shard drains.
+/// Accepts connections on one listener until the shard drains or a
+/// reload removes the listener. Each connection starts on the shard's
+/// newest generation (its limits and TLS config).
 pub async fn accept_loop(
     shard: Rc<Shard>,
-    listener_index: usize,
+    id: ListenerId,
     listener: monoio::net::TcpListener,
     cancel: monoio::io::CancelHandle,
 ) {
-    let max_connections = shard.config.listeners[listener_index].limits.max_connections_per_shard;
     loop {
         let accepted = listener.cancelable_accept(cancel.clone()).await;
         if shard.draining() {
             break;
         }
+        let generation = shard.generation();
+        let Some(listener_index) = generation.shared.listener_index(id) else {
+            // Removed by a reload: the socket closes with this task.
+            break;
+        };
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
@@ -131,34 +139,42 @@ pub async fn accept_loop(
         // TCP_NODELAY is inherited from the listening socket (Linux
         // clones the listener's options; a test checks): no setsockopt here.
         let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+        let max_connections = generation.config().listeners[listener_index].limits.max_connections_per_shard;
         if shard.counters.active() >= max_connections as u64 {
             monoio::spawn(reject_over_limit(stream));
             continue;
         }
         shard.counters.connection_opened();
         let shard = shard.clone();
-        let tls = shard.tls.listeners[listener_index].clone();
-        monoio::spawn(connection(shard, listener_index, stream, peer, fd, tls));
+        monoio::spawn(connection(shard, Accepted { generation, listener_index, id }, stream, peer, fd));
     }
+}
+
+/// Which listener accepted a connection, in which generation.
+pub struct Accepted {
+    pub generation: Rc<ShardGeneration>,
+    /// Index into the generation's `Config::listeners`.
+    pub listener_index: usize,
+    pub id: ListenerId,
 }
 
 /// One downstream connection's task, from accept to close.
 async fn connection(
     shard: Rc<Shard>,
-    listener_index: usize,
+    accepted: Accepted,
     stream: monoio::net::TcpStream,
     peer: std::net::SocketAddr,
     fd: std::os::fd::RawFd,
-    tls: Option<Arc<rustls::ServerConfig>>,
 ) {
-    match tls {
-        None => conn::serve(shard.clone(), listener_index, stream, peer, fd, None).await,
+    match accepted.generation.shared.tls.listeners[accepted.listener_index].clone() {
+        None => conn::serve(shard.clone(), accepted, stream, peer, fd, None).await,
         Some(tls) => {
             // Boxed: a TLS connection's state is larger (rustls session,
             // record buffers); plain connections should not be sized for it.
             Box::pin(async {
-                if let Some((stream, info)) = accept_tls(&shard, listener_index, stream, tls).await {
-                    conn::serve(shard.clone(), listener_index, stream, peer, fd, Some(info)).await;
+                let listener = &accepted.generation.config().listeners[accepted.listener_index];
+                if let Some((stream, info)) = accept_tls(&shard, listener, stream, tls).await {
+                    conn::serve(shard.clone(), accepted, stream, peer, fd, Some(info)).await;
                 }
             })
             .await
@@ -173,11 +189,10 @@ async fn connection(
 /// TLS alert rustls sent.
 async fn accept_tls(
     shard: &Shard,
-    listener_index: usize,
+    listener: &crate::config::Listener,
     stream: monoio::net::TcpStream,
     config: Arc<rustls::ServerConfig>,
 ) -> Option<(TlsStream<ServerConnection>, TlsInfo)> {
-    let listener = &shard.config.listeners[listener_index];
     let session = match ServerConnection::new(config) {
         Ok(s) => s,
         Err(e) => {
@@ -292,13 +307,22 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             vec!["127.0.0.1:1".parse().unwrap()],
         ));
-        let shard = std::rc::Rc::new(crate::shard::Shard::new(0, config, Default::default(), Default::default()));
+        let (generation, _) = crate::shard::generation::Generation::build(
+            1,
+            config,
+            &mut crate::shard::identity::Identities::default(),
+            None,
+        )
+        .unwrap();
+        let shard = std::rc::Rc::new(crate::shard::Shard::new(0, std::sync::Arc::new(generation), Default::default()));
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap();
         rt.block_on(async {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
             let stream = monoio::net::TcpStream::from_std(client).unwrap();
-            let task = super::connection(shard, 0, stream, "127.0.0.1:1".parse().unwrap(), -1, None);
+            let accepted =
+                super::Accepted { generation: shard.generation(), listener_index: 0, id: super::ListenerId(0) };
+            let task = super::connection(shard, accepted, stream, "127.0.0.1:1".parse().unwrap(), -1);
             let size = std::mem::size_of_val(&task);
             assert!(size <= MAX_CONNECTION_TASK_BYTES, "connection task is {size} bytes");
         });

@@ -5,6 +5,7 @@
 //! `GET /stats` -> `{"shards":[{"shard":0,"accepted":N,"requests":N,"active":N},…]}`.
 //! `GET /config` -> the effective config as `shardgate check` prints it,
 //! secrets shown as their source only.
+//! `POST /reload` -> reloads the config (see `server.rs`).
 //! The metrics issue will add Prometheus output and histograms here.
 //!
 //! - [`auth`]: the bearer token (`admin.token`) every request must carry when set.
@@ -20,5 +21,6 @@ pub mod stats;
 
 pub use counters::ShardCounters;
 pub use server::{
-    spawn, AdminState, ADMIN_MAX_REQUEST_BYTES, ADMIN_REQUEST_DEADLINE, ADMIN_RESPONSE_DEADLINE, MAX_ADMIN_CONNECTIONS,
+    spawn, AdminState, ReloadHook, ReloadOutcome, ADMIN_MAX_REQUEST_BYTES, ADMIN_REQUEST_DEADLINE,
+    ADMIN_RESPONSE_DEADLINE, MAX_ADMIN_CONNECTIONS,
 };

@@ -12,6 +12,11 @@
 //! One request per connection (`connection: close`). With `admin.token`
 //! set, a request without the right bearer token gets 401 whatever it asks
 //! for (`auth.rs`).
+//!
+//! `POST /reload` asks the main thread to reload the config (the same as
+//! SIGHUP) and waits for the outcome: 200 with the new generation number
+//! and any warnings, or 422 with every error (field path and line) when
+//! the file is refused, the running config unchanged.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -23,6 +28,7 @@ use super::auth::{authorized, CHALLENGE};
 use super::stats::stats_json;
 use super::ShardCounters;
 use crate::config::Config;
+use arc_swap::ArcSwap;
 
 /// Time from accepting an admin connection to having its complete request
 /// head: one deadline for all the reads together (nginx's
@@ -42,11 +48,23 @@ const ADMIN_MAX_HEADERS: usize = 32;
 /// accept thread does not spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
-/// What the admin threads serve from: the shards' counters and the config
-/// (its `admin.token`, and `/config`).
+/// What the admin threads serve from: the shards' counters, the running
+/// config (its `admin.token`, and `/config`; the main thread stores the new
+/// one after every reload) and the way to ask for a reload.
 pub struct AdminState {
     pub shards: Arc<Vec<Arc<ShardCounters>>>,
-    pub config: Arc<Config>,
+    pub config: Arc<ArcSwap<Config>>,
+    pub reload: Option<ReloadHook>,
+}
+
+/// Runs a config reload on the main thread and waits for its outcome.
+pub type ReloadHook = Arc<dyn Fn() -> Result<ReloadOutcome, Vec<String>> + Send + Sync>;
+
+/// A reload that took effect.
+#[derive(Debug, Clone)]
+pub struct ReloadOutcome {
+    pub generation: u64,
+    pub warnings: Vec<String>,
 }
 
 /// Serves the admin endpoints on `listener` until the process exits.
@@ -131,7 +149,13 @@ enum HeadError {
 fn serve(mut stream: TcpStream, state: &AdminState) -> io::Result<()> {
     let accepted = Instant::now();
     let reply = match read_head(&mut stream, accepted + ADMIN_REQUEST_DEADLINE) {
-        Ok(head) => answer(&head, state),
+        Ok(head) => match answer(&head, state) {
+            Answer::Reply(reply) => reply,
+            Answer::Reload => match &state.reload {
+                Some(hook) => reload_answer(hook()),
+                None => Reply::json("404 Not Found", "{\"error\":\"not found\"}\n"),
+            },
+        },
         Err(HeadError::Closed) => return Ok(()),
         Err(HeadError::Deadline) => Reply::json(
             "408 Request Timeout",
@@ -203,34 +227,84 @@ impl Reply {
     }
 }
 
-/// The reply to a complete (or refused) head.
-fn answer(head: &[u8], state: &AdminState) -> Reply {
+/// The response to `POST /reload` once the main thread answered.
+fn reload_answer(outcome: Result<ReloadOutcome, Vec<String>>) -> Reply {
+    match outcome {
+        Ok(r) => Reply::json(
+            "200 OK",
+            format!(
+                "{{\"reloaded\":true,\"generation\":{},\"warnings\":{}}}\n",
+                r.generation,
+                json_strings(&r.warnings)
+            ),
+        ),
+        Err(errors) => Reply::json(
+            "422 Unprocessable Content",
+            format!("{{\"reloaded\":false,\"errors\":{}}}\n", json_strings(&errors)),
+        ),
+    }
+}
+
+/// A JSON array of strings (RFC 8259 escaping).
+fn json_strings(items: &[String]) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for ch in item.chars() {
+            match ch {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push(']');
+    out
+}
+
+/// What a request head asks for: a reply made here, or a reload (which
+/// the main thread answers).
+enum Answer {
+    Reply(Reply),
+    Reload,
+}
+
+/// The answer to a complete (or refused) head.
+fn answer(head: &[u8], state: &AdminState) -> Answer {
     let mut headers = [httparse::EMPTY_HEADER; ADMIN_MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
         Err(httparse::Error::TooManyHeaders) => {
-            return Reply::json(
+            return Answer::Reply(Reply::json(
                 "431 Request Header Fields Too Large",
                 format!("{{\"error\":\"more than {ADMIN_MAX_HEADERS} header fields\"}}\n"),
-            )
+            ))
         }
-        _ => return Reply::json("400 Bad Request", "{\"error\":\"malformed request head\"}\n"),
+        _ => return Answer::Reply(Reply::json("400 Bad Request", "{\"error\":\"malformed request head\"}\n")),
     }
-    let token = state.config.admin.as_ref().and_then(|a| a.token.as_ref());
+    let config = state.config.load();
+    let token = config.admin.as_ref().and_then(|a| a.token.as_ref());
     if !authorized(token, request.headers) {
-        return Reply::json("401 Unauthorized", "{\"error\":\"missing or wrong bearer token\"}\n");
+        return Answer::Reply(Reply::json("401 Unauthorized", "{\"error\":\"missing or wrong bearer token\"}\n"));
     }
     let path = request.path.unwrap_or("");
     let path = path.split_once('?').map_or(path, |(p, _)| p);
-    match (request.method.unwrap_or(""), path) {
+    Answer::Reply(match (request.method.unwrap_or(""), path) {
         ("GET", "/stats") => Reply::json("200 OK", stats_json(&state.shards)),
         // The effective config as `shardgate check` prints it: secrets
         // appear as their source (`<secret from env:NAME>`), never a value.
-        ("GET", "/config") => Reply::text("200 OK", state.config.summary()),
+        ("GET", "/config") => Reply::text("200 OK", config.summary()),
+        ("POST", "/reload") => return Answer::Reload,
         ("GET", _) => Reply::json("404 Not Found", "{\"error\":\"not found\"}\n"),
         _ => Reply::json("405 Method Not Allowed", "{\"error\":\"method not allowed\"}\n"),
-    }
+    })
 }
 
 fn response(reply: &Reply) -> String {
@@ -281,7 +355,11 @@ mod tests {
 
     fn state(config: &str) -> AdminState {
         let config = Config::parse(config, "t.toml").expect("test config");
-        AdminState { shards: Arc::new(vec![Arc::new(ShardCounters::default())]), config: Arc::new(config) }
+        AdminState {
+            shards: Arc::new(vec![Arc::new(ShardCounters::default())]),
+            config: Arc::new(ArcSwap::from_pointee(config)),
+            reload: None,
+        }
     }
 
     const OPEN: &str = "[admin]\nlisten = \"127.0.0.1:0\"\n[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n";
@@ -291,9 +369,12 @@ mod tests {
         let state = state(OPEN);
         for (head, want) in REQUESTS {
             assert!(head_complete(head), "{:?}", String::from_utf8_lossy(head));
-            let reply = answer(head, &state);
+            let Answer::Reply(reply) = answer(head, &state) else { panic!("{:?}", String::from_utf8_lossy(head)) };
             assert_eq!(reply.status, *want, "{:?}", String::from_utf8_lossy(head));
         }
+        assert!(matches!(answer(b"POST /reload HTTP/1.1\r\n\r\n", &state), Answer::Reload), "to the main thread");
+        let Answer::Reply(reply) = answer(b"GET /reload HTTP/1.1\r\n\r\n", &state) else { panic!() };
+        assert_eq!(reply.status, "404 Not Found");
         assert!(!head_complete(b"GET /stats HTTP/1.1\r\nHost: admin\r\n"));
     }
 
@@ -305,7 +386,7 @@ mod tests {
         }
         head.extend_from_slice(b"\r\n");
         assert!(head_complete(&head));
-        let reply = answer(&head, &state(OPEN));
+        let Answer::Reply(reply) = answer(&head, &state(OPEN)) else { panic!() };
         assert_eq!(reply.status, "431 Request Header Fields Too Large");
     }
 
@@ -316,13 +397,17 @@ mod tests {
         );
         for path in ["/stats", "/config", "/nothing"] {
             let head = format!("GET {path} HTTP/1.1\r\n\r\n");
-            let reply = answer(head.as_bytes(), &state);
+            let Answer::Reply(reply) = answer(head.as_bytes(), &state) else { panic!() };
             assert_eq!(reply.status, "401 Unauthorized", "{path}");
             assert!(response(&reply).contains("\r\nwww-authenticate: Bearer realm=\"shardgate admin\"\r\n"));
             let head = format!("GET {path} HTTP/1.1\r\nAuthorization: Bearer inline-tok\r\n\r\n");
-            assert_ne!(answer(head.as_bytes(), &state).status, "401 Unauthorized", "{path}");
+            let Answer::Reply(reply) = answer(head.as_bytes(), &state) else { panic!() };
+            assert_ne!(reply.status, "401 Unauthorized", "{path}");
         }
-        let reply = answer(b"GET /config HTTP/1.1\r\nAuthorization: Bearer inline-tok\r\n\r\n", &state);
+        let Answer::Reply(reply) = answer(b"GET /config HTTP/1.1\r\nAuthorization: Bearer inline-tok\r\n\r\n", &state)
+        else {
+            panic!()
+        };
         assert_eq!(reply.content_type, "text/plain; charset=utf-8");
         assert!(reply.body.contains("admin: 127.0.0.1:0 token=<secret from the config file>"), "{}", reply.body);
         assert!(!reply.body.contains("inline-tok"), "{}", reply.body);
@@ -337,5 +422,18 @@ mod tests {
         drop(held);
         assert_eq!(open.load(Ordering::Acquire), 0);
         assert!(ConnectionSlot::take(&open).is_some());
+    }
+
+    #[test]
+    fn reload_answers_carry_the_generation_or_every_error() {
+        let Reply { status, body, .. } = reload_answer(Ok(ReloadOutcome { generation: 3, warnings: vec![] }));
+        assert_eq!(status, "200 OK");
+        assert_eq!(body, "{\"reloaded\":true,\"generation\":3,\"warnings\":[]}\n");
+        let errors = vec!["routes[0].cluster: no cluster named \"x\" (line 6)".to_string(), "b\\\n\u{1}".to_string()];
+        let Reply { status, body, .. } = reload_answer(Err(errors));
+        assert_eq!(status, "422 Unprocessable Content");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["errors"][0], "routes[0].cluster: no cluster named \"x\" (line 6)");
+        assert_eq!(v["errors"][1], "b\\\n\u{1}");
     }
 }

@@ -6,16 +6,19 @@
 //! Beside the stages: `units.rs` (size, duration and CPU list syntax, shared
 //! with command-line flags), `bounds.rs` (allowed ranges, also shared with
 //! flags), `values.rs` (hosts, paths, headers, addresses), `spans.rs` (field
-//! path -> line), `errors.rs`, and `summary.rs` (`shardgate check`'s output).
+//! path -> line), `errors.rs`, `fingerprint.rs` (a stable hash for names
+//! derived from content), and `summary.rs` (`shardgate check`'s output).
 //!
 //! The runtime shape holds only resolved, typed values (durations, socket
 //! addresses, indices instead of names) so the request path never parses a
-//! string from the config. Shards receive it as an `Arc<Config>` snapshot.
+//! string from the config. Shards receive it inside an `Arc<Generation>`
+//! (`shard/generation.rs`), with what is built from it.
 
 pub mod bounds;
 pub mod cidr;
 mod errors;
 mod file;
+pub mod fingerprint;
 pub mod secret;
 mod spans;
 mod summary;

@@ -36,6 +36,9 @@ use super::{
 };
 
 mod listener;
+mod route_name;
+
+use route_name::content_name;
 
 /// Reads and validates the config file at `path`; relative file names in it
 /// (certificates, keys, CA bundles, secrets) are relative to its directory.
@@ -473,8 +476,10 @@ impl Check<'_> {
         names: &mut HashMap<String, usize>,
     ) -> Route {
         let path = &FieldPath::root("routes").index(i);
-        let name = r.name.clone().unwrap_or_else(|| path.to_string());
-        self.name("routes", i, &name, names);
+        let errors_before = self.errors.len();
+        if let Some(name) = &r.name {
+            self.name("routes", i, name, names);
+        }
         let matcher = match &r.matcher {
             Some(m) => self.matcher(&path.key("match"), m),
             None => RouteMatch::default(),
@@ -520,7 +525,29 @@ impl Check<'_> {
             let a = self.https_redirect(&path.key("https_redirect"), h);
             action = action.or(a);
         }
-        Route { name, matcher, action: action.unwrap_or(RouteAction::Proxy { cluster: 0 }), max_request_body_bytes }
+        let action = action.unwrap_or(RouteAction::Proxy { cluster: 0 });
+        let name = match &r.name {
+            Some(name) => name.clone(),
+            None => {
+                let name = content_name(&matcher, &action, r.cluster.as_deref());
+                // A route with errors of its own stands on defaults: its
+                // name would say nothing, and its errors are the news.
+                if self.errors.len() > errors_before {
+                    return Route { name, matcher, action, max_request_body_bytes };
+                }
+                if let Some(&first) = names.get(&name) {
+                    let msg = format!(
+                        "same match and action as routes[{first}]: name one of them (a route without a name is \
+                         named after its match and action, {name})"
+                    );
+                    self.error(path, msg);
+                } else {
+                    names.insert(name.clone(), i);
+                }
+                name
+            }
+        };
+        Route { name, matcher, action, max_request_body_bytes }
     }
 
     fn matcher(&mut self, path: &FieldPath, m: &MatchFile) -> RouteMatch {
@@ -783,6 +810,6 @@ mod tests {
         let c = load_str(text, "t.toml").unwrap();
         assert_eq!(c.listeners[0].routes, vec![1]);
         assert_eq!(c.listeners[1].routes, vec![0, 1]);
-        assert_eq!(c.routes[0].name, "routes[0]");
+        assert!(c.routes[0].name.starts_with("route-"), "{}", c.routes[0].name);
     }
 }

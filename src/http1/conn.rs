@@ -28,7 +28,10 @@ use super::Version;
 use crate::config::Config;
 use crate::downstream::client_addr::ClientAddr;
 use crate::error::{reason_phrase, Error, ErrorKind, Side};
+use crate::listener::Accepted;
 use crate::pipeline;
+use crate::shard::generation::ShardGeneration;
+use crate::shard::identity::ListenerId;
 use crate::shard::registry::{Registration, WriteTimeout};
 use crate::shard::Shard;
 use crate::tls::stream::TlsStream;
@@ -60,6 +63,10 @@ pub struct TlsInfo {
 
 /// One downstream connection's state, reused across its requests.
 pub struct Conn<S> {
+    /// The generation the current request runs on: taken when its head
+    /// is in (`take_newest_generation`), unchanged until the next one.
+    pub generation: Rc<ShardGeneration>,
+    /// `generation`'s config (the same `Arc`, at hand for the stages).
     pub config: Arc<Config>,
     /// `Some` on a TLS listener.
     pub tls: Option<TlsInfo>,
@@ -69,7 +76,10 @@ pub struct Conn<S> {
     /// forwarding headers name. Resolved once per request, before the
     /// pipeline; everything keyed by the client reads it.
     pub client: ClientAddr,
+    /// Index of the connection's listener in `config.listeners`.
     pub listener: usize,
+    /// The listener's stable id (its index may differ between generations).
+    pub listener_id: ListenerId,
     /// Bytes read from the client. The current head starts at 0 after
     /// `compact`; bytes past the current message are the next request.
     pub rbuf: Vec<u8>,
@@ -120,14 +130,17 @@ impl From<Error> for Failure {
 
 impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
     pub fn new(
-        config: Arc<Config>,
+        accepted: Accepted,
         stream: S,
         peer: SocketAddr,
-        listener: usize,
         tls: Option<TlsInfo>,
         registration: Registration,
     ) -> Conn<S> {
+        let Accepted { generation, listener_index: listener, id: listener_id } = accepted;
+        let config = generation.config().clone();
         Conn {
+            generation,
+            listener_id,
             send_timeout: config.listeners[listener].limits.body_timeout,
             registration,
             rbuf: Vec::with_capacity(INITIAL_READ_BUFFER_BYTES),
@@ -146,6 +159,42 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
             request_done: true,
             fin_sent: false,
         }
+    }
+
+    /// Moves the connection to the shard's newest generation, if it is
+    /// newer and still has the connection's listener (a removed
+    /// listener's connection serves this last request on its own
+    /// generation, then closes: see `Registry::close_listener`).
+    fn take_newest_generation(&mut self, shard: &Shard) {
+        if shard.is_current(&self.generation) {
+            return;
+        }
+        let newest = shard.generation();
+        let Some(listener) = newest.shared.listener_index(self.listener_id) else { return };
+        if newest.config().listeners[listener].tls.is_some() != self.tls.is_some() {
+            // The listener switched between plain text and TLS: this
+            // connection cannot follow. It ends after this request, served
+            // on its own generation.
+            self.registration.set_closing();
+            return;
+        }
+        self.config = newest.config().clone();
+        self.generation = newest;
+        self.listener = listener;
+        let l = &self.config.listeners[listener];
+        self.send_timeout = l.limits.body_timeout;
+        self.client = ClientAddr::new(self.peer, &l.trusted_proxies);
+    }
+
+    /// The head limits and timeouts of the connection's listener.
+    fn head_limits(&self) -> (HeadLimits, Duration, Duration) {
+        let limits = &self.config.listeners[self.listener].limits;
+        let head = HeadLimits {
+            max_head_bytes: limits.max_request_head_bytes,
+            max_headers: limits.max_header_count,
+            max_uri_bytes: limits.max_uri_bytes,
+        };
+        (head, limits.header_timeout, limits.idle_timeout)
     }
 
     /// Moves unconsumed bytes to the front so the next head starts at 0.
@@ -335,25 +384,22 @@ where
 /// Serves one downstream connection until it closes.
 pub async fn serve<S: Downstream>(
     shard: Rc<Shard>,
-    listener: usize,
+    accepted: Accepted,
     stream: S,
     peer: SocketAddr,
     fd: std::os::fd::RawFd,
     tls: Option<TlsInfo>,
 ) {
-    let config = shard.config.clone();
-    let limits = &config.listeners[listener].limits;
-    let head_limits = HeadLimits {
-        max_head_bytes: limits.max_request_head_bytes,
-        max_headers: limits.max_header_count,
-        max_uri_bytes: limits.max_uri_bytes,
-    };
-    let registration = shard.registry.register(fd);
-    let mut c = Conn::new(config.clone(), stream, peer, listener, tls, registration);
+    let registration = shard.registry.register(fd, accepted.id);
+    let mut c = Conn::new(accepted, stream, peer, tls, registration);
     let mut first = true;
     // Whether the client has been sending requests in quick succession.
     let mut in_use = false;
     loop {
+        // The head is read under the limits of the generation the
+        // connection is on (the previous request's); the request then
+        // takes the newest one.
+        let (head_limits, header_timeout, idle_timeout) = c.head_limits();
         c.compact();
         if c.rbuf.is_empty() {
             // Between requests a connection keeps only a small head buffer:
@@ -365,13 +411,13 @@ pub async fn serve<S: Downstream>(
         }
         let head_deadline = if c.rbuf.is_empty() && !first {
             // Idle between requests: wait for a first byte, or close.
-            if shard.draining() {
+            if c.registration.closing() {
                 break;
             }
             // No timer here: the shard's sweeper shuts the socket down at
             // the deadline, which ends this wait (see shard/registry.rs).
             let idle_since = Instant::now();
-            c.registration.set_idle_until(idle_since + limits.idle_timeout);
+            c.registration.set_idle_until(idle_since + idle_timeout);
             if !in_use && S::IDLE_WITHOUT_BUFFER {
                 c.rbuf = Vec::new();
                 shard.counters.idle_without_buffer(true);
@@ -393,17 +439,17 @@ pub async fn serve<S: Downstream>(
             }
             let now = Instant::now();
             in_use = now - idle_since < IN_USE_GAP;
-            now + limits.header_timeout
+            now + header_timeout
         } else if first {
             // A new connection has header_timeout from accept, not from its
             // first byte: a client that never sends anything is slowloris too.
             first = false;
-            Instant::now() + limits.header_timeout
+            Instant::now() + header_timeout
         } else {
             if !c.registration.set_idle(false) {
                 break;
             }
-            Instant::now() + limits.header_timeout
+            Instant::now() + header_timeout
         };
 
         // Read until the head is complete.
@@ -414,7 +460,7 @@ pub async fn serve<S: Downstream>(
                 Err(e) => break Err(e),
             }
             let was_empty = c.rbuf.is_empty();
-            if was_empty && shard.draining() {
+            if was_empty && c.registration.closing() {
                 break Err(Error::new(ErrorKind::DownstreamClosed, "draining"));
             }
             if c.rbuf.len() == c.rbuf.capacity() {
@@ -447,7 +493,8 @@ pub async fn serve<S: Downstream>(
             Ok(()) => {
                 c.pos = c.head.head_len;
                 c.request_done = c.head.framing == Framing::Empty;
-                c.client.resolve(&c.head, &c.rbuf, &config.listeners[listener].trusted_proxies);
+                c.take_newest_generation(&shard);
+                c.client.resolve(&c.head, &c.rbuf, &c.config.listeners[c.listener].trusted_proxies);
                 resolve_request_id(&shard, &mut c);
                 // Boxed: the pipeline's state (the largest part of a
                 // connection's future) exists only while a request is being
@@ -468,7 +515,7 @@ pub async fn serve<S: Downstream>(
         };
         shard.buffers.give(&mut c.ubuf);
         shard.buffers.give(&mut c.wbuf);
-        if next == Next::Close || shard.draining() {
+        if next == Next::Close || c.registration.closing() {
             break;
         }
     }

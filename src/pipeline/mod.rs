@@ -31,6 +31,7 @@ use crate::error::{Error, ErrorKind};
 use crate::http1::conn::{Conn, Downstream, Failure, Next};
 use crate::http1::parse::{origin_form, Framing};
 use crate::http1::response::ResponseHead;
+use crate::shard::generation::ShardGeneration;
 use crate::shard::Shard;
 use crate::upstream::balance;
 use crate::upstream::forward::{self, ExchangeError};
@@ -39,7 +40,10 @@ use crate::upstream::send::{self, SendError};
 
 /// Runs every stage for the request whose head is parsed in `c`.
 pub async fn handle<S: Downstream>(shard: &Shard, c: &mut Conn<S>) -> Result<Next, Failure> {
-    let config = &shard.config;
+    // The request's generation, taken once: every stage reads this one,
+    // whatever reloads happen while the request is served.
+    let generation = c.generation.clone();
+    let config = generation.config();
 
     // Stage: route.
     let target = origin_form(c.head.target.of(&c.rbuf));
@@ -67,7 +71,7 @@ pub async fn handle<S: Downstream>(shard: &Shard, c: &mut Conn<S>) -> Result<Nex
 
     // Stage: action.
     match &route.action {
-        RouteAction::Proxy { cluster } => proxy(shard, c, *cluster, body_limit, query).await,
+        RouteAction::Proxy { cluster } => proxy(shard, &generation, c, *cluster, body_limit, query).await,
         RouteAction::Direct { status, headers, body } => {
             let headers: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
             let close = !c.request_done || !c.head.wants_keep_alive();
@@ -103,6 +107,7 @@ pub async fn handle<S: Downstream>(shard: &Shard, c: &mut Conn<S>) -> Result<Nex
 /// The proxy action, phase by phase (see the table at the top).
 async fn proxy<S: Downstream>(
     shard: &Shard,
+    generation: &ShardGeneration,
     c: &mut Conn<S>,
     cluster: usize,
     body_limit: u64,
@@ -111,9 +116,9 @@ async fn proxy<S: Downstream>(
     let mut request = forward::prepare(shard, c, cluster, body_limit, query).await?;
     let mut attempt = Attempt::first();
     loop {
-        let endpoint = balance::select(shard, cluster);
+        let endpoint = balance::select(generation, cluster);
         // A try that failed before any response byte: (why, on a reused connection?).
-        let (failure, reused) = match send::send(shard, endpoint, attempt, &mut c.wbuf).await {
+        let (failure, reused) = match send::send(shard, &generation.shared, endpoint, attempt, &mut c.wbuf).await {
             Err(SendError::Connect(error)) => return Err(error.into()),
             Err(SendError::Write { failure, reused }) => (failure, reused),
             Ok(upstream) => {

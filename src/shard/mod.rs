@@ -3,47 +3,53 @@
 //!
 //! - `spawn.rs`: threads, CPU pinning, io driver choice.
 //! - `registry.rs`: the shard's open connections, for drain.
+//! - `generation.rs`: a config and what is built from it; `identity.rs`:
+//!   endpoint and listener ids that survive reloads.
+//! - `supervisor.rs` (main thread): bind, start, signals, reload.
 //! - this file: the shard's state and its main task (accept loops, pool
 //!   sweeper, control messages from the main thread).
 //!
 //! Shard state is `!Send` (`Rc`, `Cell`, `RefCell`): nothing on the data
-//! path takes a lock. What crosses threads: the `Arc<Config>` snapshot, the
-//! counters (single-writer atomics) and the control channel.
+//! path takes a lock. What crosses threads: `Arc<Generation>` snapshots
+//! (in control messages), the counters (single-writer atomics) and the
+//! control channel.
 
+pub mod generation;
+pub mod identity;
 pub mod registry;
+pub mod reload;
 pub mod spawn;
 pub mod supervisor;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::admin::ShardCounters;
-use crate::config::Config;
 use crate::http1::buffers::BufferPool;
-use crate::upstream::balance::RoundRobin;
 use crate::upstream::pool::Pool;
-use crate::upstream::stream::UpstreamTls;
-use crate::upstream::{endpoint_bases, EndpointId};
+use generation::{Generation, ShardGeneration};
+use identity::ListenerId;
 use registry::Registry;
 
 /// Messages from the main thread to a shard.
 #[derive(Debug)]
 pub enum Control {
+    /// A new generation, swapped in between requests, and this shard's
+    /// sockets of the listeners it adds. Listeners of the old generation
+    /// that are not in it stop accepting; their connections end after
+    /// their request in progress.
+    /// The shard sends its id on `installed` once the generation is in
+    /// place (new connections and requests get it from then on).
+    Reload {
+        generation: Arc<Generation>,
+        added: Vec<(ListenerId, std::net::TcpListener)>,
+        installed: std::sync::mpsc::Sender<usize>,
+    },
     /// Stop accepting, finish in-flight requests, close idle connections.
     Drain { deadline: Instant },
-}
-
-/// TLS configs built once on the main thread from the config and shared by
-/// every shard: one ticket key set per listener, so a session resumes on
-/// whichever shard accepts the resumed connection.
-#[derive(Clone, Default)]
-pub struct TlsConfigs {
-    /// Per listener (index as in `Config::listeners`).
-    pub listeners: Vec<Option<Arc<rustls::ServerConfig>>>,
-    /// Per cluster.
-    pub clusters: Vec<Option<Arc<UpstreamTls>>>,
 }
 
 /// Connections that must have closed since the last peak before the
@@ -54,36 +60,47 @@ const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 pub struct Shard {
     pub id: usize,
-    pub config: Arc<Config>,
+    /// The newest generation. A request never reads it: it uses the one
+    /// its connection took when the request's head was in.
+    current: RefCell<Rc<ShardGeneration>>,
     pub counters: Arc<ShardCounters>,
+    /// Keyed by stable endpoint slots: survives reloads.
     pub pool: Pool,
-    /// One per cluster.
-    pub balancers: Vec<RoundRobin>,
-    endpoint_base: Vec<usize>,
     pub registry: Rc<Registry>,
     pub buffers: BufferPool,
-    pub tls: TlsConfigs,
     request_ids: RequestIds,
 }
 
 impl Shard {
-    pub fn new(id: usize, config: Arc<Config>, counters: Arc<ShardCounters>, tls: TlsConfigs) -> Shard {
+    pub fn new(id: usize, generation: Arc<Generation>, counters: Arc<ShardCounters>) -> Shard {
         Shard {
             id,
-            pool: Pool::new(&config),
-            balancers: config.clusters.iter().map(|_| RoundRobin::new(id)).collect(),
-            endpoint_base: endpoint_bases(&config),
-            config,
+            pool: Pool::new(&generation),
+            current: RefCell::new(Rc::new(ShardGeneration::new(id, generation, None))),
             counters,
             registry: Rc::new(Registry::default()),
             buffers: BufferPool::default(),
-            tls,
             request_ids: RequestIds::new(id),
         }
     }
 
-    pub fn endpoint_id(&self, cluster: usize, index: usize) -> EndpointId {
-        self.endpoint_base[cluster] + index
+    /// The shard's newest generation.
+    pub fn generation(&self) -> Rc<ShardGeneration> {
+        self.current.borrow().clone()
+    }
+
+    /// Whether `held` is the newest generation (no reference count touched).
+    pub fn is_current(&self, held: &Rc<ShardGeneration>) -> bool {
+        Rc::ptr_eq(&self.current.borrow(), held)
+    }
+
+    /// Swaps in `generation` (between requests: nothing awaits here). The
+    /// pool keeps the connections of endpoints the new generation keeps.
+    /// Returns the previous one.
+    pub fn install(&self, generation: Arc<Generation>) -> Rc<ShardGeneration> {
+        self.pool.install(&generation);
+        let next = Rc::new(ShardGeneration::new(self.id, generation, Some(&self.current.borrow())));
+        self.current.replace(next)
     }
 
     pub fn draining(&self) -> bool {
@@ -133,22 +150,17 @@ impl RequestIds {
     }
 }
 
-/// The shard's main task: runs its accept loops and the pool sweeper until
-/// told to drain, then waits for its connections to finish.
+/// The shard's main task: runs its accept loops and the pool sweeper,
+/// installs new generations, and when told to drain waits for its
+/// connections to finish.
 pub async fn run(
     shard: Rc<Shard>,
-    listeners: Vec<(usize, std::net::TcpListener)>,
+    listeners: Vec<(ListenerId, std::net::TcpListener)>,
     control: async_channel::Receiver<Control>,
 ) {
-    let canceller = monoio::io::Canceller::new();
-    for (index, std_listener) in listeners {
-        match monoio::net::TcpListener::from_std(std_listener) {
-            Ok(listener) => {
-                monoio::spawn(crate::listener::accept_loop(shard.clone(), index, listener, canceller.handle()));
-            }
-            Err(e) => tracing::error!(shard = shard.id, error = %e, "cannot register listener with the io driver"),
-        }
-    }
+    // One canceller per listener: a reload stops the ones it removes.
+    let mut accepting: HashMap<ListenerId, monoio::io::Canceller> = HashMap::new();
+    start_accepting(&shard, &mut accepting, listeners);
     let sweeper = shard.clone();
     monoio::spawn(async move {
         // Connections open at the last peak since memory was returned.
@@ -174,12 +186,35 @@ pub async fn run(
         }
     });
 
-    // A closed channel (main thread gone) means drain too.
-    let deadline = match control.recv().await {
-        Ok(Control::Drain { deadline }) => deadline,
-        Err(_) => Instant::now() + shard.config.server.drain_timeout,
+    let deadline = loop {
+        match control.recv().await {
+            Ok(Control::Reload { generation, added, installed }) => {
+                let number = generation.number;
+                let previous = shard.install(generation);
+                let current = shard.generation();
+                // Listeners the new generation no longer has: stop
+                // accepting (the sockets close) and end their connections
+                // after the request in progress.
+                for id in &previous.shared.listeners {
+                    if current.shared.listener_index(*id).is_none() {
+                        if let Some(canceller) = accepting.remove(id) {
+                            canceller.cancel();
+                        }
+                        shard.registry.close_listener(*id);
+                    }
+                }
+                start_accepting(&shard, &mut accepting, added);
+                let _ = installed.send(shard.id);
+                tracing::debug!(shard = shard.id, generation = number, "generation installed");
+            }
+            Ok(Control::Drain { deadline }) => break deadline,
+            // A closed channel (main thread gone) means drain too.
+            Err(_) => break Instant::now() + shard.generation().config().server.drain_timeout,
+        }
     };
-    canceller.cancel();
+    for (_, canceller) in accepting.drain() {
+        canceller.cancel();
+    }
     shard.registry.drain();
     shard.pool.clear();
     while !shard.registry.is_empty() && Instant::now() < deadline {
@@ -190,5 +225,23 @@ pub async fn run(
     let left = shard.registry.len();
     if left > 0 {
         tracing::warn!(shard = shard.id, connections = left, "drain timeout: closing remaining connections");
+    }
+}
+
+/// Spawns an accept loop for each of `listeners` (this shard's sockets).
+fn start_accepting(
+    shard: &Rc<Shard>,
+    accepting: &mut HashMap<ListenerId, monoio::io::Canceller>,
+    listeners: Vec<(ListenerId, std::net::TcpListener)>,
+) {
+    for (id, std_listener) in listeners {
+        match monoio::net::TcpListener::from_std(std_listener) {
+            Ok(listener) => {
+                let canceller = monoio::io::Canceller::new();
+                monoio::spawn(crate::listener::accept_loop(shard.clone(), id, listener, canceller.handle()));
+                accepting.insert(id, canceller);
+            }
+            Err(e) => tracing::error!(shard = shard.id, error = %e, "cannot register listener with the io driver"),
+        }
     }
 }

@@ -37,6 +37,8 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::identity::ListenerId;
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     fd: RawFd,
@@ -51,6 +53,11 @@ struct Entry {
     acked: Option<u64>,
     /// The sweeper or a drain shut the socket down.
     shut: bool,
+    /// The listener that accepted the connection.
+    listener: ListenerId,
+    /// Its listener was removed by a reload: the connection ends after
+    /// the request in progress, as in a drain.
+    closing: bool,
 }
 
 /// How often the shard's sweeper runs `Registry::expire`: the precision of
@@ -73,7 +80,7 @@ pub struct Registration {
 }
 
 impl Registry {
-    pub fn register(self: &Rc<Registry>, fd: RawFd) -> Registration {
+    pub fn register(self: &Rc<Registry>, fd: RawFd, listener: ListenerId) -> Registration {
         let key = self.conns.borrow_mut().insert(Entry {
             fd,
             idle: true,
@@ -81,6 +88,8 @@ impl Registry {
             write_deadline: None,
             acked: None,
             shut: false,
+            listener,
+            closing: false,
         });
         Registration { registry: self.clone(), key }
     }
@@ -132,6 +141,20 @@ impl Registry {
                     abort_on_close(entry.fd);
                 }
                 shutdown(entry.fd);
+            }
+        }
+    }
+
+    /// A reload removed `listener`: its idle connections are shut down
+    /// now, its busy ones end after their request (`Registration::closing`).
+    pub fn close_listener(&self, listener: ListenerId) {
+        for (_, entry) in self.conns.borrow_mut().iter_mut() {
+            if entry.listener == listener {
+                entry.closing = true;
+                if entry.idle {
+                    entry.shut = true;
+                    shutdown(entry.fd);
+                }
             }
         }
     }
@@ -233,6 +256,19 @@ impl Registration {
         self.registry.conns.borrow().get(self.key).is_none_or(|e| e.shut)
     }
 
+    /// The connection should end after the request in progress: the
+    /// shard drains, or a reload removed its listener.
+    pub fn closing(&self) -> bool {
+        self.registry.draining() || self.registry.conns.borrow().get(self.key).is_none_or(|e| e.closing)
+    }
+
+    /// Ends the connection after the request in progress.
+    pub fn set_closing(&self) {
+        if let Some(e) = self.registry.conns.borrow_mut().get_mut(self.key) {
+            e.closing = true;
+        }
+    }
+
     /// Idle between requests until `deadline`, then closed by the sweeper.
     pub fn set_idle_until(&self, deadline: Instant) {
         if let Some(e) = self.registry.conns.borrow_mut().get_mut(self.key) {
@@ -289,9 +325,9 @@ mod tests {
         let (expired, mut expired_peer) = pair();
         let (not_yet, mut not_yet_peer) = pair();
         let (busy, mut busy_peer) = pair();
-        let a = registry.register(expired.as_raw_fd());
-        let b = registry.register(not_yet.as_raw_fd());
-        let c = registry.register(busy.as_raw_fd());
+        let a = registry.register(expired.as_raw_fd(), ListenerId(0));
+        let b = registry.register(not_yet.as_raw_fd(), ListenerId(0));
+        let c = registry.register(busy.as_raw_fd(), ListenerId(0));
         let now = Instant::now();
         a.set_idle_until(now - Duration::from_millis(1));
         b.set_idle_until(now + Duration::from_secs(60));
@@ -311,8 +347,8 @@ mod tests {
         let registry = Rc::new(Registry::default());
         let (idle, mut idle_peer) = pair();
         let (busy, mut busy_peer) = pair();
-        let _a = registry.register(idle.as_raw_fd());
-        let b = registry.register(busy.as_raw_fd());
+        let _a = registry.register(idle.as_raw_fd(), ListenerId(0));
+        let b = registry.register(busy.as_raw_fd(), ListenerId(0));
         b.set_idle(false);
         registry.drain();
         assert!(registry.draining());
@@ -326,8 +362,8 @@ mod tests {
         let registry = Rc::new(Registry::default());
         let (stalled, mut stalled_peer) = pair();
         let (moving, mut moving_peer) = pair();
-        let a = registry.register(stalled.as_raw_fd());
-        let b = registry.register(moving.as_raw_fd());
+        let a = registry.register(stalled.as_raw_fd(), ListenerId(0));
+        let b = registry.register(moving.as_raw_fd(), ListenerId(0));
         a.set_idle(false);
         b.set_idle(false);
         a.set_write_timeout(Some(WriteTimeout::new(Duration::from_millis(1))));
@@ -338,5 +374,25 @@ mod tests {
         assert!(peer_sees_eof(&mut stalled_peer));
         assert!(!peer_sees_eof(&mut moving_peer));
         assert!(a.was_shut() && !b.was_shut());
+    }
+
+    #[test]
+    fn closing_a_listener_shuts_its_idle_connections_and_marks_its_busy_ones() {
+        let registry = Rc::new(Registry::default());
+        let (idle, mut idle_peer) = pair();
+        let (busy, mut busy_peer) = pair();
+        let (other, mut other_peer) = pair();
+        let a = registry.register(idle.as_raw_fd(), ListenerId(1));
+        let b = registry.register(busy.as_raw_fd(), ListenerId(1));
+        let c = registry.register(other.as_raw_fd(), ListenerId(2));
+        b.set_idle(false);
+        c.set_idle(false);
+        registry.close_listener(ListenerId(1));
+        assert!(peer_sees_eof(&mut idle_peer), "the idle connection of the removed listener is shut down");
+        assert!(a.was_shut());
+        assert!(!peer_sees_eof(&mut busy_peer), "a busy connection finishes its request");
+        assert!(b.closing(), "and ends after it");
+        assert!(!peer_sees_eof(&mut other_peer));
+        assert!(!c.closing(), "another listener's connection is untouched");
     }
 }

@@ -1,12 +1,14 @@
 //! The main thread's job once a config is loaded: bind every listener, start
-//! the shards, then wait for signals and shard exits.
+//! the shards, then wait for signals, reload requests and shard exits.
 //!
 //! SIGTERM / SIGINT: every shard stops accepting, closes its idle
 //! connections, lets in-flight requests finish until `drain_timeout`, and
-//! exits; the process then exits 0. SIGHUP re-reads every TLS listener's
-//! certificates and keys: new handshakes use them, open connections are
-//! untouched, and a broken file leaves the old certificates serving (and
-//! says why in the log). Reloading the rest of the config is a later issue.
+//! exits; the process then exits 0. SIGHUP and the admin `POST /reload`
+//! reload the whole config (`reload.rs`): the file is read and validated
+//! here, a new generation is built (TLS certificates and keys read again)
+//! and swapped into every shard between requests; a file with errors
+//! changes nothing and the errors are logged (and returned to the admin
+//! client).
 //!
 //! Under systemd (`Type=notify`) this thread also tells the service manager
 //! `READY=1` once every shard serves, `STOPPING=1` when the drain starts,
@@ -15,31 +17,39 @@
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+use super::generation::Generation;
+use super::identity::{Identities, ListenerId};
+use super::reload::{reload, ConfigSource, Reloaded, Running};
 use super::spawn::{spawn_shard, Placement};
-use super::{Control, Shard, TlsConfigs};
+use super::{Control, Shard};
 use crate::admin::{self, ShardCounters};
 use crate::config::Config;
 use crate::listener::{bind_shared, SocketOptions};
 use crate::notify::{Notifier, ServiceStatus};
-use crate::tls::sni::SniResolver;
-use crate::upstream::stream::UpstreamTls;
 
-/// Control messages queued per shard; only drain is sent today.
+/// Control messages queued per shard (reloads and the drain; a reload
+/// waits for room).
 const CONTROL_QUEUE: usize = 4;
+/// How long an admin `POST /reload` waits for the main thread's answer.
+const ADMIN_RELOAD_WAIT: Duration = Duration::from_secs(30);
 
 enum Event {
     Signal(i32),
     /// The shard's runtime is up and its main task (accept loops) starts.
     ShardServing,
     ShardExited(usize, Result<(), String>),
+    /// `POST /reload`: the outcome goes back on the channel.
+    Reload(mpsc::Sender<Result<Reloaded, Vec<String>>>),
 }
 
-/// Runs the gateway for `config` until a termination signal has drained it.
-pub fn serve(config: Config) -> Result<(), String> {
+/// Runs the gateway for `config` until a termination signal has drained
+/// it. Reloads read the config from `source`; without one (the demo) a
+/// reload rebuilds the running config (certificate files read again).
+pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String> {
     let config = Arc::new(config);
     let placement = Placement::from_server(&config.server);
     let n = placement.shards;
@@ -62,10 +72,12 @@ pub fn serve(config: Config) -> Result<(), String> {
 
     // Certificates and keys before any socket: a bad file fails startup
     // before anything is announced as listening.
-    let (tls, resolvers) = build_tls(&config)?;
+    let mut ids = Identities::default();
+    let (generation, _) = Generation::build(1, config.clone(), &mut ids, None)?;
+    let generation = Arc::new(generation);
 
     // Bind everything first: a busy or bad address fails startup cleanly.
-    let mut per_shard: Vec<Vec<(usize, std::net::TcpListener)>> = (0..n).map(|_| Vec::new()).collect();
+    let mut per_shard: Vec<Vec<(ListenerId, std::net::TcpListener)>> = (0..n).map(|_| Vec::new()).collect();
     for (index, l) in config.listeners.iter().enumerate() {
         let (sockets, bound) = bind_shared(
             l.addr,
@@ -74,16 +86,28 @@ pub fn serve(config: Config) -> Result<(), String> {
         )
         .map_err(|e| format!("listeners[{index}] ({}): cannot listen on {}: {e}", l.name, l.addr))?;
         for (shard, socket) in sockets.into_iter().enumerate() {
-            per_shard[shard].push((index, socket));
+            per_shard[shard].push((generation.listeners[index], socket));
         }
         tracing::info!(listener = %l.name, addr = %bound, shards = n, "listening");
     }
     let counters: Arc<Vec<Arc<ShardCounters>>> = Arc::new((0..n).map(|_| Arc::new(ShardCounters::default())).collect());
+    // The admin threads' view of the running config (token, `/config`):
+    // replaced after every reload that takes effect.
+    let admin_config = Arc::new(arc_swap::ArcSwap::new(config.clone()));
     if let Some(a) = &config.admin {
         let listener =
             std::net::TcpListener::bind(a.listen).map_err(|e| format!("admin: cannot listen on {}: {e}", a.listen))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
-        let state = admin::AdminState { shards: counters.clone(), config: config.clone() };
+        let requests = events.clone();
+        let hook: admin::ReloadHook = Arc::new(move || {
+            let (tx, rx) = mpsc::channel();
+            requests.send(Event::Reload(tx)).map_err(|_| vec!["the process is stopping".to_string()])?;
+            match rx.recv_timeout(ADMIN_RELOAD_WAIT) {
+                Ok(outcome) => outcome.map(|r| admin::ReloadOutcome { generation: r.generation, warnings: r.warnings }),
+                Err(_) => Err(vec!["no answer from the main thread".to_string()]),
+            }
+        });
+        let state = admin::AdminState { shards: counters.clone(), config: admin_config.clone(), reload: Some(hook) };
         admin::spawn(listener, state).map_err(|e| e.to_string())?;
         tracing::info!(listener = %"admin", addr = %bound, "listening");
     }
@@ -92,16 +116,15 @@ pub fn serve(config: Config) -> Result<(), String> {
     for (id, listeners) in per_shard.into_iter().enumerate() {
         let (tx, rx) = async_channel::bounded::<Control>(CONTROL_QUEUE);
         controls.push(tx);
-        let config = config.clone();
+        let generation = generation.clone();
         let shard_counters = counters[id].clone();
-        let tls = tls.clone();
         let serving = events.clone();
         let handle = spawn_shard(id, &placement, move || {
             // Called once the runtime is built (the last start-up step
             // that can fail); the listening sockets have been in the
             // kernel's listen state since the bind above.
             let _ = serving.send(Event::ShardServing);
-            let shard = Rc::new(Shard::new(id, config, shard_counters, tls));
+            let shard = Rc::new(Shard::new(id, generation, shard_counters));
             super::run(shard, listeners, rx)
         })
         .map_err(|e| format!("cannot start shard {id}: {e}"))?;
@@ -116,24 +139,47 @@ pub fn serve(config: Config) -> Result<(), String> {
         });
     }
 
+    // The admin hook keeps a sender: the loop below ends by counting
+    // shard exits, not by the channel closing.
     drop(events);
 
+    let mut state = Running { generation, ids, controls };
+    let read_config = move || match &source {
+        Some(source) => source(),
+        None => Ok((*config).clone()),
+    };
     let mut running = n;
     let mut draining = false;
     let mut failure: Option<String> = None;
     let mut service = ServiceStatus::new(Notifier::from_env(), n);
     while running > 0 {
         match next_event(&inbox, &mut service) {
-            Ok(Event::Signal(SIGHUP)) => reload_certificates(&config, &resolvers),
+            Ok(Event::Signal(SIGHUP)) if !draining => {
+                if reload_logged("SIGHUP", &mut state, read_config()).is_ok() {
+                    admin_config.store(state.generation.config.clone());
+                }
+            }
+            Ok(Event::Reload(reply)) => {
+                let outcome = match draining {
+                    true => Err(vec!["the process is draining".to_string()]),
+                    false => reload_logged("POST /reload", &mut state, read_config()),
+                };
+                if outcome.is_ok() {
+                    admin_config.store(state.generation.config.clone());
+                }
+                let _ = reply.send(outcome);
+            }
+            Ok(Event::Signal(SIGHUP)) => {}
             Ok(Event::Signal(signal)) => {
                 if draining {
                     continue;
                 }
                 draining = true;
                 service.stopping();
-                tracing::info!(signal, drain_timeout = ?config.server.drain_timeout, "draining");
-                let deadline = Instant::now() + config.server.drain_timeout;
-                for c in &controls {
+                let drain_timeout = state.generation.config.server.drain_timeout;
+                tracing::info!(signal, drain_timeout = ?drain_timeout, "draining");
+                let deadline = Instant::now() + drain_timeout;
+                for c in &state.controls {
                     let _ = c.try_send(Control::Drain { deadline });
                 }
             }
@@ -150,8 +196,8 @@ pub fn serve(config: Config) -> Result<(), String> {
                     draining = true;
                     service.stopping();
                     failure.get_or_insert(format!("shard {id} exited unexpectedly"));
-                    let deadline = Instant::now() + config.server.drain_timeout;
-                    for c in &controls {
+                    let deadline = Instant::now() + state.generation.config.server.drain_timeout;
+                    for c in &state.controls {
                         let _ = c.try_send(Control::Drain { deadline });
                     }
                 }
@@ -194,56 +240,21 @@ fn next_event(inbox: &mpsc::Receiver<Event>, service: &mut ServiceStatus) -> Res
     }
 }
 
-/// The certificate resolver of each TLS listener (by listener index).
-type Reloaders = Vec<(usize, Arc<SniResolver>)>;
-
-/// Builds every listener's and cluster's rustls config once, here on the
-/// main thread; the shards share them (and so the session ticket keys).
-fn build_tls(config: &Config) -> Result<(TlsConfigs, Reloaders), String> {
-    let mut tls = TlsConfigs::default();
-    let mut resolvers = Vec::new();
-    for (i, l) in config.listeners.iter().enumerate() {
-        let Some(t) = &l.tls else {
-            tls.listeners.push(None);
-            continue;
-        };
-        let (server, resolver) = crate::tls::server_config::build_server_config(t)
-            .map_err(|e| format!("listeners[{i}] ({}): {e}", l.name))?;
-        tls.listeners.push(Some(server));
-        resolvers.push((i, resolver));
-    }
-    for (i, c) in config.clusters.iter().enumerate() {
-        let Some(t) = &c.tls else {
-            tls.clusters.push(None);
-            continue;
-        };
-        let client = crate::tls::client_config::build_client_config(t)
-            .map_err(|e| format!("clusters[{i}] ({}): {e}", c.name))?;
-        let server_names = c
-            .endpoint_hosts
-            .iter()
-            .map(|host| crate::tls::client_config::server_name(t, host))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("clusters[{i}] ({}): {e}", c.name))?;
-        tls.clusters.push(Some(Arc::new(UpstreamTls { config: client, server_names })));
-    }
-    Ok((tls, resolvers))
-}
-
-/// SIGHUP: new certificates for new handshakes; on any error the listener
-/// keeps what it had.
-fn reload_certificates(config: &Config, resolvers: &[(usize, Arc<SniResolver>)]) {
-    if resolvers.is_empty() {
-        tracing::info!("SIGHUP: no TLS listener to reload (config reload is a later feature)");
-    }
-    for (i, resolver) in resolvers {
-        let l = &config.listeners[*i];
-        let Some(t) = &l.tls else { continue };
-        match resolver.reload(&t.certificates) {
-            Ok(()) => tracing::info!(listener = %l.name, "SIGHUP: certificates reloaded"),
-            Err(e) => {
-                tracing::error!(listener = %l.name, error = %e, "SIGHUP: certificate reload failed; keeping the old certificates")
+/// Runs a reload and logs its outcome: every error of a refused one.
+fn reload_logged(
+    origin: &str,
+    state: &mut Running,
+    config: Result<Config, crate::config::ConfigErrors>,
+) -> Result<Reloaded, Vec<String>> {
+    let outcome = reload(state, config);
+    match &outcome {
+        Ok(r) => tracing::info!(generation = r.generation, "{origin}: config reloaded"),
+        Err(errors) => {
+            for e in errors {
+                tracing::error!("{origin}: {e}");
             }
+            tracing::error!(errors = errors.len(), "{origin}: reload refused; the running config keeps serving");
         }
     }
+    outcome
 }

@@ -131,8 +131,14 @@ impl SniResolver {
     /// stays as built (it is part of the listener, not of the files).
     pub fn reload(&self, files: &[CertificateFiles]) -> Result<(), String> {
         let table = SniTable::load(files, self.strict)?;
-        self.table.store(Arc::new(table));
+        self.store(table);
         Ok(())
+    }
+
+    /// Swaps in a table loaded beforehand (a config reload loads every
+    /// listener's files first and stores them only if all of it succeeded).
+    pub fn store(&self, table: SniTable) {
+        self.table.store(Arc::new(table));
     }
 
     /// The certificate a ClientHello with this SNI gets.

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 
 use super::EndpointId;
-use crate::shard::Shard;
+use crate::shard::generation::ShardGeneration;
 
 /// One endpoint of one cluster, as the selection phase chose it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,16 +13,16 @@ pub struct Endpoint {
     pub cluster: usize,
     /// Position in the cluster's endpoint list.
     pub index: usize,
-    /// The shard-wide id its pool and state are kept under.
+    /// The stable id its pool and state are kept under.
     pub id: EndpointId,
 }
 
-/// The select-endpoint phase: which endpoint of `cluster` the next try
-/// goes to.
-pub fn select(shard: &Shard, cluster: usize) -> Endpoint {
-    let len = shard.config.clusters[cluster].endpoints.len();
-    let index = shard.balancers[cluster].pick(len);
-    Endpoint { cluster, index, id: shard.endpoint_id(cluster, index) }
+/// The select-endpoint phase: which endpoint of `cluster` (in the
+/// request's generation) the next try goes to.
+pub fn select(generation: &ShardGeneration, cluster: usize) -> Endpoint {
+    let ids = &generation.shared.endpoints[cluster];
+    let index = generation.balancers[cluster].pick(ids.len());
+    Endpoint { cluster, index, id: ids[index] }
 }
 
 /// Per-shard round robin over a cluster's endpoints. Each shard starts at
@@ -35,6 +35,16 @@ pub struct RoundRobin {
 impl RoundRobin {
     pub fn new(shard: usize) -> RoundRobin {
         RoundRobin { next: Cell::new(shard) }
+    }
+
+    /// Continues from `position` (a previous generation's, for the same cluster).
+    pub fn at(position: usize) -> RoundRobin {
+        RoundRobin { next: Cell::new(position) }
+    }
+
+    /// Where the next pick starts.
+    pub fn position(&self) -> usize {
+        self.next.get()
     }
 
     /// Index of the endpoint to use among `len` (> 0).

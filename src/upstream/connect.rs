@@ -10,12 +10,13 @@ use rustls::ClientConnection;
 use super::balance::Endpoint;
 use super::stream::UpstreamStream;
 use crate::error::{Error, ErrorKind};
+use crate::shard::generation::Generation;
 use crate::shard::Shard;
 use crate::tls::stream::TlsStream;
 
-pub async fn connect(shard: &Shard, endpoint: Endpoint) -> Result<UpstreamStream, Error> {
+pub async fn connect(shard: &Shard, generation: &Generation, endpoint: Endpoint) -> Result<UpstreamStream, Error> {
     shard.counters.upstream_connect();
-    let cluster = &shard.config.clusters[endpoint.cluster];
+    let cluster = &generation.config.clusters[endpoint.cluster];
     let addr = cluster.endpoints[endpoint.index];
     let deadline = monoio::time::Instant::now() + cluster.connect_timeout;
     let stream = match monoio::time::timeout_at(deadline, TcpStream::connect_addr(addr)).await {
@@ -29,7 +30,7 @@ pub async fn connect(shard: &Shard, endpoint: Endpoint) -> Result<UpstreamStream
         Err(_) => return Err(Error::new(ErrorKind::UpstreamConnectTimeout, "upstream connect timed out")),
     };
     let _ = stream.set_nodelay(true);
-    let Some(tls) = shard.tls.clusters[endpoint.cluster].as_ref() else {
+    let Some(tls) = generation.tls.clusters[endpoint.cluster].as_ref() else {
         return Ok(UpstreamStream::Plain(stream));
     };
     let session = ClientConnection::new(tls.config.clone(), tls.server_names[endpoint.index].clone())

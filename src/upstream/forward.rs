@@ -221,7 +221,7 @@ pub async fn exchange<S: Downstream>(
     mut upstream: Upstream,
     stages: ResponseStages,
 ) -> Result<Next, ExchangeError> {
-    let response_timeout = shard.config.clusters[upstream.endpoint.cluster].response_timeout;
+    let response_timeout = c.config.clusters[upstream.endpoint.cluster].response_timeout;
     let timeout = req.body_timeout;
     let upload_done = Cell::new(c.request_done);
     let head_seen = Cell::new(false);
@@ -261,7 +261,7 @@ pub async fn exchange<S: Downstream>(
             let keep = KeepAlive {
                 client_wants: client_keep_alive,
                 request_read: upload_done.get(),
-                draining: shard.draining(),
+                draining: registration.closing(),
             };
             let close = closes_connection(mode, keep);
             let mut body = BodyDecoder::new(resp.framing);

@@ -15,20 +15,6 @@ pub mod retry;
 pub mod send;
 pub mod stream;
 
-/// Index of an endpoint across all clusters of a config (cluster order,
-/// then endpoint order): pools and health state are vectors indexed by it.
-pub type EndpointId = usize;
-
-/// `base[c] + i` is the id of endpoint `i` of cluster `c`.
-pub fn endpoint_bases(config: &crate::config::Config) -> Vec<usize> {
-    let mut next = 0;
-    config
-        .clusters
-        .iter()
-        .map(|c| {
-            let base = next;
-            next += c.endpoints.len();
-            base
-        })
-        .collect()
-}
+/// An endpoint's stable slot (per cluster name and address as written,
+/// across reloads): pools and health state are vectors indexed by it.
+pub use crate::shard::identity::EndpointId;

@@ -11,38 +11,78 @@ use std::time::{Duration, Instant};
 
 use super::stream::UpstreamStream;
 use super::EndpointId;
-use crate::config::Config;
+use crate::shard::generation::Generation;
 
 struct Idle {
     stream: UpstreamStream,
     since: Instant,
 }
 
-/// Limits of one endpoint's idle list (from its cluster).
+/// Limits of one endpoint's idle list (from its cluster), and the version
+/// of the connection settings its connections must have been made with.
 #[derive(Debug, Clone, Copy)]
 struct Policy {
     max_idle: usize,
     idle_timeout: Duration,
+    settings: u32,
 }
 
+/// Idle connections per endpoint slot (`EndpointId::slot`, stable across
+/// reloads: a reload that keeps an endpoint keeps its connections).
+#[derive(Default)]
 pub struct Pool {
     idle: RefCell<Vec<Vec<Idle>>>,
-    policy: Vec<Policy>,
+    /// Per slot; `None` for an endpoint not in the current generation.
+    policy: RefCell<Vec<Option<Policy>>>,
 }
 
 impl Pool {
-    pub fn new(config: &Config) -> Pool {
-        let policy: Vec<Policy> = config
-            .clusters
-            .iter()
-            .flat_map(|c| {
-                std::iter::repeat_n(
-                    Policy { max_idle: c.max_idle_per_endpoint, idle_timeout: c.idle_timeout },
-                    c.endpoints.len(),
-                )
-            })
-            .collect();
-        Pool { idle: RefCell::new(policy.iter().map(|_| Vec::new()).collect()), policy }
+    /// A pool for the endpoints of `generation`.
+    pub fn new(generation: &Generation) -> Pool {
+        let pool = Pool::default();
+        pool.install(generation);
+        pool
+    }
+
+    /// Takes the endpoints and limits of a new generation (between
+    /// requests, on the shard's thread): connections of endpoints that
+    /// are gone, or whose connection settings changed, are closed; those
+    /// of endpoints it keeps stay.
+    pub fn install(&self, generation: &Generation) {
+        let mut policy = self.policy.borrow_mut();
+        let mut idle = self.idle.borrow_mut();
+        let mut next: Vec<Option<Policy>> = vec![None; policy.len()];
+        for (c, ids) in generation.config.clusters.iter().zip(&generation.endpoints) {
+            for id in ids {
+                if id.slot() >= next.len() {
+                    next.resize(id.slot() + 1, None);
+                }
+                next[id.slot()] = Some(Policy {
+                    max_idle: c.max_idle_per_endpoint,
+                    idle_timeout: c.idle_timeout,
+                    settings: id.settings(),
+                });
+            }
+        }
+        idle.resize_with(next.len(), Vec::new);
+        for (slot, list) in idle.iter_mut().enumerate() {
+            let same = match (policy.get(slot).copied().flatten(), next[slot]) {
+                (Some(old), Some(new)) => old.settings == new.settings,
+                _ => false,
+            };
+            if !same {
+                list.clear();
+            } else if let Some(p) = next[slot] {
+                list.truncate(p.max_idle);
+            }
+        }
+        *policy = next;
+    }
+
+    /// The endpoint's policy when `ep` is an endpoint of the current
+    /// generation with its current connection settings.
+    fn live(&self, ep: EndpointId) -> Option<Policy> {
+        self.policy.borrow().get(ep.slot()).copied().flatten().filter(|p| p.settings == ep.settings())
     }
 
     /// The most recently returned idle connection that has not expired
@@ -52,9 +92,9 @@ impl Pool {
     /// after a HEAD/204/304 answer, an unsolicited response), is closed
     /// here and never carries a request.
     pub fn checkout(&self, ep: EndpointId) -> Option<UpstreamStream> {
+        let timeout = self.live(ep)?.idle_timeout;
         let mut idle = self.idle.borrow_mut();
-        let list = &mut idle[ep];
-        let timeout = self.policy[ep].idle_timeout;
+        let list = &mut idle[ep.slot()];
         while let Some(mut conn) = list.pop() {
             if conn.since.elapsed() < timeout && conn.stream.is_reusable() {
                 return Some(conn.stream);
@@ -63,11 +103,14 @@ impl Pool {
         None
     }
 
-    /// Keeps `stream` for reuse unless the endpoint's idle list is full.
+    /// Keeps `stream` for reuse unless the endpoint's idle list is full,
+    /// or a reload removed the endpoint or changed its connection settings
+    /// while the stream was in use (then it is closed).
     pub fn put(&self, ep: EndpointId, stream: UpstreamStream) {
+        let Some(policy) = self.live(ep) else { return };
         let mut idle = self.idle.borrow_mut();
-        let list = &mut idle[ep];
-        if list.len() < self.policy[ep].max_idle {
+        let list = &mut idle[ep.slot()];
+        if list.len() < policy.max_idle {
             list.push(Idle { stream, since: Instant::now() });
         }
     }
@@ -76,10 +119,13 @@ impl Pool {
     /// shard's sweeper once a second).
     pub fn sweep(&self) {
         let now = Instant::now();
+        let policy = self.policy.borrow();
         let mut idle = self.idle.borrow_mut();
-        for (ep, list) in idle.iter_mut().enumerate() {
-            let timeout = self.policy[ep].idle_timeout;
-            list.retain(|c| now.duration_since(c.since) < timeout);
+        for (list, p) in idle.iter_mut().zip(policy.iter()) {
+            match p {
+                Some(p) => list.retain(|c| now.duration_since(c.since) < p.idle_timeout),
+                None => list.clear(),
+            }
         }
     }
 
@@ -91,6 +137,6 @@ impl Pool {
     }
 
     pub fn idle_count(&self, ep: EndpointId) -> usize {
-        self.idle.borrow()[ep].len()
+        self.idle.borrow().get(ep.slot()).map_or(0, Vec::len)
     }
 }

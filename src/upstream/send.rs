@@ -13,6 +13,7 @@ use super::retry::{Attempt, TryFailure};
 use super::stream::UpstreamStream;
 use crate::error::{Error, ErrorKind};
 use crate::http1::io::write_all;
+use crate::shard::generation::Generation;
 use crate::shard::Shard;
 
 /// A connection to an endpoint with a request on its way.
@@ -31,9 +32,11 @@ pub enum SendError {
     Write { failure: TryFailure, reused: bool },
 }
 
-/// Sends `request` (head and body bytes in hand) to `endpoint`.
+/// Sends `request` (head and body bytes in hand) to `endpoint` of the
+/// request's `generation`.
 pub async fn send(
     shard: &Shard,
+    generation: &Generation,
     endpoint: Endpoint,
     attempt: Attempt,
     request: &mut Vec<u8>,
@@ -45,7 +48,7 @@ pub async fn send(
             shard.counters.upstream_reuse();
             s
         }
-        None => connect(shard, endpoint).await.map_err(SendError::Connect)?,
+        None => connect(shard, generation, endpoint).await.map_err(SendError::Connect)?,
     };
     if write_all(&mut stream, request).await.is_err() {
         let error = Error::new(ErrorKind::UpstreamClosed, "upstream closed the connection while the request was sent");

@@ -27,6 +27,7 @@ mod memory;
 mod paths;
 mod pool_liveness;
 mod relay;
+mod reload;
 mod routing;
 mod secrets;
 mod service;

@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::client::Client;
+use super::client::{Client, Response};
 use super::config::ProxyConfig;
 use super::tempdir::TempDir;
 
@@ -115,6 +115,8 @@ pub struct Proxy {
     primary: String,
     log: Arc<Mutex<Vec<String>>>,
     command_line: String,
+    /// The config file of `shardgate run -c FILE` (rewritten by reload tests).
+    config_file: Option<std::path::PathBuf>,
     _dir: Option<TempDir>,
 }
 
@@ -134,6 +136,31 @@ impl Proxy {
         args.extend(extra.iter().map(|a| a.to_string()));
         Proxy::spawn_with_env(&args, env, &config.listener_names(), "main", Some(dir))
             .unwrap_or_else(|e| panic!("{e}\n--- config ---\n{}", config.to_toml()))
+    }
+
+    /// `shardgate run -c FILE` on config text written by the test; waits
+    /// for the listeners `names` (`main` is `addr()`).
+    pub fn run_toml(text: &str, names: &[&str]) -> Proxy {
+        let dir = TempDir::new();
+        let file = dir.write("shardgate.toml", text);
+        let mut args = vec!["run".to_string(), "-c".to_string(), file.display().to_string()];
+        args.extend(runtime_args());
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut proxy =
+            Proxy::spawn(&args, &names, "main", Some(dir)).unwrap_or_else(|e| panic!("{e}\n--- config ---\n{text}"));
+        proxy.config_file = Some(file);
+        proxy
+    }
+
+    /// Replaces the config file's text (for a reload).
+    pub fn write_config(&self, text: &str) {
+        let file = self.config_file.as_ref().expect("a proxy started from a config file");
+        std::fs::write(file, text).expect("rewrite the config file");
+    }
+
+    /// `POST /reload` on the admin listener.
+    pub fn reload(&self) -> Response {
+        Client::connect(self.admin()).request(b"POST /reload HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
     }
 
     /// `shardgate proxy --listen 127.0.0.1:0 --upstream A,B --shards 1`, plus `extra`.
@@ -206,6 +233,7 @@ impl Proxy {
             primary: primary.to_string(),
             log,
             command_line,
+            config_file: None,
             _dir: dir,
         };
 
