@@ -14,10 +14,11 @@
 # TLS listener's files and the proxy gets SIGHUP; the soak then checks that
 # new handshakes get the new certificate.
 #
-# SIGHUP today re-reads the TLS certificates only. The soak's config file
-# is never changed, so when SIGHUP reloads the whole config the soak keeps
-# working unchanged: each reload re-reads the same config and a new
-# certificate behind the same file names.
+# SIGHUP reloads the whole config (a new generation, certificates read
+# again). The soak's config file is never changed, so each reload builds a
+# generation from the same file with a new certificate behind the same file
+# names: unchanged clusters keep their pooled connections, and the load
+# runs through every swap.
 #
 # A minute is MINUTE-7 s of load, then 7 quiet seconds: the load processes
 # drain and exit, the upstream pools empty (2 s idle timeout), and the
