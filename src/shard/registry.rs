@@ -138,7 +138,8 @@ impl Registry {
                 entry.write_deadline = None;
                 entry.shut = true;
                 if write_expired {
-                    abort_on_close(entry.fd);
+                    // A FIN would wait behind the bytes it never read.
+                    crate::io::reset_on_close(entry.fd);
                 }
                 shutdown(entry.fd);
             }
@@ -191,26 +192,6 @@ fn bytes_acked(fd: RawFd) -> u64 {
         } else {
             0
         }
-    }
-}
-
-/// A client whose writes stalled is reset when its connection closes, not
-/// sent a FIN: the FIN would queue behind the bytes it never read, and the
-/// kernel would keep the orphaned socket and its send buffer (MiBs) for as
-/// long as the client keeps its window shut (nginx's
-/// `reset_timedout_connection`, HAProxy's `nolinger`).
-fn abort_on_close(fd: RawFd) {
-    let abort = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: a valid `linger` for the length given, on a live
-    // connection's socket.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&abort as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
     }
 }
 

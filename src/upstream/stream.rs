@@ -75,17 +75,7 @@ impl Drop for UpstreamStream {
         // ours; `fd` stays open until the stream's own drop, after this.
         let queued = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut unacknowledged) } == 0 && unacknowledged > 0;
         if queued {
-            let abort = libc::linger { l_onoff: 1, l_linger: 0 };
-            // SAFETY: a valid `linger` for the length given, on an open fd.
-            unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_LINGER,
-                    (&abort as *const libc::linger).cast(),
-                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
-                );
-            }
+            crate::io::reset_on_close(fd);
         }
     }
 }
