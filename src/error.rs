@@ -110,6 +110,64 @@ impl ErrorKind {
             | UpstreamBodyTimeout => Side::Upstream,
         }
     }
+
+    /// Every kind in declaration order (so `ALL[k.index()] == k`), for
+    /// tables keyed by kind (metrics).
+    pub const ALL: [ErrorKind; 18] = {
+        use ErrorKind::*;
+        [
+            BadRequest,
+            UnsupportedTransferCoding,
+            HeadTooLarge,
+            TooManyHeaders,
+            UriTooLong,
+            BodyTooLarge,
+            HeaderTimeout,
+            BodyTimeout,
+            DownstreamClosed,
+            NoRoute,
+            ConnectionLimit,
+            UpstreamConnectFailed,
+            UpstreamConnectTimeout,
+            UpstreamResponseTimeout,
+            UpstreamTlsFailed,
+            UpstreamClosed,
+            UpstreamBadResponse,
+            UpstreamBodyTimeout,
+        ]
+    };
+    /// How many kinds there are.
+    pub const COUNT: usize = ErrorKind::ALL.len();
+
+    /// The kind's name in metric labels and access logs (snake case).
+    pub fn name(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            BadRequest => "bad_request",
+            UnsupportedTransferCoding => "unsupported_transfer_coding",
+            HeadTooLarge => "head_too_large",
+            TooManyHeaders => "too_many_headers",
+            UriTooLong => "uri_too_long",
+            BodyTooLarge => "body_too_large",
+            HeaderTimeout => "header_timeout",
+            BodyTimeout => "body_timeout",
+            DownstreamClosed => "downstream_closed",
+            NoRoute => "no_route",
+            ConnectionLimit => "connection_limit",
+            UpstreamConnectFailed => "upstream_connect_failed",
+            UpstreamConnectTimeout => "upstream_connect_timeout",
+            UpstreamResponseTimeout => "upstream_response_timeout",
+            UpstreamTlsFailed => "upstream_tls_failed",
+            UpstreamClosed => "upstream_closed",
+            UpstreamBadResponse => "upstream_bad_response",
+            UpstreamBodyTimeout => "upstream_body_timeout",
+        }
+    }
+
+    /// A dense index (0..COUNT) for per-kind counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// A data-path error: kind, side and a short human cause.
@@ -197,6 +255,15 @@ mod tests {
         (ErrorKind::UpstreamBadResponse, Some(502)),
         (ErrorKind::DownstreamClosed, None),
     ];
+
+    #[test]
+    fn all_is_in_declaration_order_with_distinct_names() {
+        let mut names = std::collections::HashSet::new();
+        for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i, "{kind:?}");
+            assert!(names.insert(kind.name()), "{kind:?}");
+        }
+    }
 
     #[test]
     fn kinds_map_to_statuses() {

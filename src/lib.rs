@@ -35,6 +35,7 @@ pub mod listener;
 pub mod manual;
 pub mod memory;
 pub mod notify;
+pub mod observe;
 pub mod pipeline;
 pub mod shard;
 pub mod tls;

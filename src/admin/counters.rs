@@ -4,6 +4,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::downstream::outcome::Outcome;
+
 #[derive(Debug, Default)]
 pub struct ShardCounters {
     accepted: AtomicU64,
@@ -18,6 +20,8 @@ pub struct ShardCounters {
     tls12: AtomicU64,
     tls_failures: AtomicU64,
     idle_without_buffer: AtomicU64,
+    /// Finished requests by status class: 1xx..5xx, and none sent.
+    statuses: [AtomicU64; 6],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +40,8 @@ pub struct Snapshot {
     /// Keep-alive connections waiting for a request with no head buffer
     /// (see `http1::conn::IN_USE_GAP`).
     pub idle_without_buffer: u64,
+    /// Finished requests by status class: `[1xx, 2xx, 3xx, 4xx, 5xx, none]`.
+    pub statuses: [u64; 6],
 }
 
 /// Single-writer increment: only the owning shard thread calls these.
@@ -54,6 +60,14 @@ impl ShardCounters {
     }
     pub fn request(&self) {
         add(&self.requests, 1);
+    }
+    /// A request finished (the record step).
+    pub fn request_done(&self, outcome: &Outcome) {
+        let class = match outcome.status {
+            100..=599 => (outcome.status / 100 - 1) as usize,
+            _ => 5,
+        };
+        add(&self.statuses[class], 1);
     }
     pub fn upstream_connect(&self) {
         add(&self.upstream_connects, 1);
@@ -96,6 +110,7 @@ impl ShardCounters {
             tls12: self.tls12.load(Relaxed),
             tls_failures: self.tls_failures.load(Relaxed),
             idle_without_buffer: self.idle_without_buffer.load(Relaxed),
+            statuses: std::array::from_fn(|i| self.statuses[i].load(Relaxed)),
         }
     }
 }

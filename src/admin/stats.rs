@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::ShardCounters;
 
-/// `{"shards":[{"shard":0,"accepted":N,"requests":N,"active":N,…},…]}`.
+/// `{"shards":[{"shard":0,"accepted":N,"requests":N,"active":N,…,
+/// "statuses":{"1xx":N,…,"5xx":N,"none":N}},…]}`.
 pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
     let rows: Vec<String> = shards
         .iter()
@@ -13,7 +14,7 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
         .map(|(i, c)| {
             let s = c.snapshot();
             format!(
-                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{},\"idle_without_buffer\":{}}}",
+                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{},\"idle_without_buffer\":{},\"statuses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{},\"none\":{}}}}}",
                 s.accepted,
                 s.requests,
                 s.active,
@@ -25,7 +26,13 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
                 s.tls13,
                 s.tls12,
                 s.tls_failures,
-                s.idle_without_buffer
+                s.idle_without_buffer,
+                s.statuses[0],
+                s.statuses[1],
+                s.statuses[2],
+                s.statuses[3],
+                s.statuses[4],
+                s.statuses[5]
             )
         })
         .collect();

@@ -5,5 +5,8 @@
 //! - `client_addr.rs`: the effective client address (`trusted_proxies`),
 //!   computed once per connection and request; everything keyed by "the
 //!   client" reads it.
+//! - `outcome.rs`: what happened to a request, for the record step
+//!   (`observe/record.rs`).
 
 pub mod client_addr;
+pub mod outcome;

@@ -68,6 +68,8 @@ pub struct Shard {
     pub pool: Pool,
     pub registry: Rc<Registry>,
     pub buffers: BufferPool,
+    /// Histograms and buffers of the record step (`observe/`).
+    pub observe: crate::observe::ShardObserve,
     request_ids: RequestIds,
 }
 
@@ -80,6 +82,7 @@ impl Shard {
             counters,
             registry: Rc::new(Registry::default()),
             buffers: BufferPool::default(),
+            observe: crate::observe::ShardObserve::default(),
             request_ids: RequestIds::new(id),
         }
     }

@@ -1,0 +1,18 @@
+//! Observability: what the proxy reports about the requests it served.
+//!
+//! Every request ends in one call of [`record::record`] with its
+//! [`Outcome`](crate::downstream::outcome::Outcome) and the request's
+//! identity ([`record::Record`]); that one step feeds the counters, the
+//! latency histograms, the access log and the trace exporter, also for
+//! errors and refused requests.
+//!
+//! - [`record`]: the record step.
+//! - [`names`]: every metric name, in one file.
+
+pub mod names;
+pub mod record;
+
+/// A shard's own observability state (`!Send`, touched only by its
+/// shard): each consumer's buffers and histograms, one field each.
+#[derive(Default)]
+pub struct ShardObserve {}

@@ -1,0 +1,40 @@
+//! The record step: the one place a finished request is reported, called
+//! by the connection loop after every request (served, refused or failed)
+//! while the request's head is still in the connection buffer.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::downstream::outcome::Outcome;
+use crate::http1::parse::RequestHead;
+use crate::shard::generation::ShardGeneration;
+use crate::shard::Shard;
+
+/// A finished request as the record step sees it: its outcome, and who
+/// asked what. Borrowed from the connection: nothing is copied unless a
+/// consumer (the access log) needs it.
+pub struct Record<'a> {
+    /// The generation the request ran on: names of its listener, route,
+    /// cluster and endpoint.
+    pub generation: &'a ShardGeneration,
+    /// Index of the listener in `generation.config().listeners`.
+    pub listener: usize,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The effective client (the peer, or whom a trusted proxy names).
+    pub client: IpAddr,
+    /// The request head; its spans point into `rbuf`. `None` when the
+    /// head could not be parsed (the outcome says why).
+    pub head: Option<&'a RequestHead>,
+    pub rbuf: &'a [u8],
+    /// The normalised path (empty before routing).
+    pub path: &'a [u8],
+    pub request_id: &'a [u8],
+    /// "TLSv1.3"/"TLSv1.2" on a TLS listener.
+    pub tls_version: Option<&'static str>,
+    pub outcome: &'a Outcome,
+}
+
+/// Reports one finished request.
+pub fn record(shard: &Shard, r: &Record<'_>) {
+    shard.counters.request_done(r.outcome);
+}
