@@ -31,6 +31,9 @@ pub struct Record<'a> {
     pub request_id: &'a [u8],
     /// "TLSv1.3"/"TLSv1.2" on a TLS listener.
     pub tls_version: Option<&'static str>,
+    /// The W3C trace id (32 lowercase hex digits) when the request is
+    /// traced (filled by the tracing stage, `observe/trace/`).
+    pub trace_id: Option<&'a [u8]>,
     pub outcome: &'a Outcome,
 }
 
