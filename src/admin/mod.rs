@@ -6,7 +6,8 @@
 //! `GET /config` -> the effective config as `shardgate check` prints it,
 //! secrets shown as their source only.
 //! `POST /reload` -> reloads the config (see `server.rs`).
-//! The metrics issue will add Prometheus output and histograms here.
+//! `GET /metrics` -> Prometheus text (`observe/metrics/`): the shards'
+//! snapshots, merged on the admin thread.
 //!
 //! - [`auth`]: the bearer token (`admin.token`) every request must carry when set.
 //! - [`server`]: accept loop, one thread per admin connection up to

@@ -298,6 +298,7 @@ fn answer(head: &[u8], state: &AdminState) -> Answer {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     Answer::Reply(match (request.method.unwrap_or(""), path) {
         ("GET", "/stats") => Reply::json("200 OK", stats_json(&state.shards)),
+        ("GET", "/metrics") => metrics_reply(&state.shards),
         // The effective config as `shardgate check` prints it: secrets
         // appear as their source (`<secret from env:NAME>`), never a value.
         ("GET", "/config") => Reply::text("200 OK", config.summary()),
@@ -305,6 +306,13 @@ fn answer(head: &[u8], state: &AdminState) -> Answer {
         ("GET", _) => Reply::json("404 Not Found", "{\"error\":\"not found\"}\n"),
         _ => Reply::json("405 Method Not Allowed", "{\"error\":\"method not allowed\"}\n"),
     })
+}
+
+/// `GET /metrics`: the shards' snapshots merged, as Prometheus text.
+fn metrics_reply(shards: &[Arc<ShardCounters>]) -> Reply {
+    use crate::observe::metrics::{exposition::render, gather, text::CONTENT_TYPE, Scope};
+    let body = render(shards, &gather(shards, Scope::Metrics));
+    Reply { status: "200 OK", content_type: CONTENT_TYPE, body }
 }
 
 fn response(reply: &Reply) -> String {
@@ -347,6 +355,7 @@ mod tests {
         (b"GET /stats HTTP/1.1\r\nHost: admin\r\n\r\n", "200 OK"),
         (b"GET /stats?pretty HTTP/1.1\r\n\r\n", "200 OK"),
         (b"GET /config HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /metrics HTTP/1.1\r\n\r\n", "200 OK"),
         (b"GET /other HTTP/1.1\r\n\r\n", "404 Not Found"),
         (b"POST /stats HTTP/1.1\r\n\r\n", "405 Method Not Allowed"),
         (b"GET /stats HTTP/1.1\r\nBad Header\r\n\r\n", "400 Bad Request"),

@@ -27,6 +27,7 @@ use serde::Deserialize;
 pub struct FileConfig {
     pub server: Option<ServerFile>,
     pub admin: Option<AdminFile>,
+    pub metrics: Option<super::metrics::MetricsFile>,
     /// Defaults for every listener.
     pub limits: Option<LimitsFile>,
     #[serde(default)]

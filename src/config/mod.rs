@@ -19,6 +19,7 @@ pub mod cidr;
 mod errors;
 mod file;
 pub mod fingerprint;
+pub mod metrics;
 pub mod secret;
 mod spans;
 mod summary;
@@ -35,6 +36,7 @@ use bytes::Bytes;
 
 pub use cidr::Cidr;
 pub use errors::{ConfigError, ConfigErrors, ConfigWarning};
+pub use metrics::Metrics;
 pub use secret::Secret;
 
 /// Default limits. Each is overridable in `[limits]`, per listener in
@@ -89,6 +91,8 @@ pub struct Config {
     /// All routes in file order; listeners refer to them by index.
     pub routes: Vec<Route>,
     pub clusters: Vec<Cluster>,
+    /// `[metrics]`: per-label counters and latency histograms on or off.
+    pub metrics: Metrics,
     /// Header names the proxy asserts, over all listeners: removed from
     /// every request on every listener (see [`AssertedHeaders`]).
     pub asserted_headers: AssertedHeaders,
@@ -593,6 +597,7 @@ impl Config {
         Config {
             server: Server::default(),
             admin: None,
+            metrics: Metrics::default(),
             listeners: vec![Listener {
                 name: "proxy".to_owned(),
                 addr: listen,

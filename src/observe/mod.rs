@@ -8,11 +8,15 @@
 //!
 //! - [`record`]: the record step.
 //! - [`names`]: every metric name, in one file.
+//! - [`metrics`]: counters and latency histograms, `/metrics`.
 
+pub mod metrics;
 pub mod names;
 pub mod record;
 
 /// A shard's own observability state (`!Send`, touched only by its
 /// shard): each consumer's buffers and histograms, one field each.
 #[derive(Default)]
-pub struct ShardObserve {}
+pub struct ShardObserve {
+    pub metrics: metrics::ShardMetrics,
+}

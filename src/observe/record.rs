@@ -40,4 +40,7 @@ pub struct Record<'a> {
 /// Reports one finished request.
 pub fn record(shard: &Shard, r: &Record<'_>) {
     shard.counters.request_done(r.outcome);
+    if r.generation.config().metrics.enabled {
+        shard.observe.metrics.record(r);
+    }
 }

@@ -1,0 +1,272 @@
+//! `GET /metrics`: the shards' snapshots merged on the admin thread and
+//! written as Prometheus text. Labelled series are summed over shards by
+//! their labels; per-shard series keep a `shard` label; quantiles are
+//! given per shard and for all shards merged (`shard="all"`).
+//! Every name comes from `observe/names.rs`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::latency::{bound_label, Latency, BUCKET_BOUNDS_NANOS, QUANTILES};
+use super::series::{
+    EndpointLabels, RequestCells, RequestLabels, ShardSnapshot, STATUS_CLASSES, TOTAL, UPSTREAM_CONNECT, UPSTREAM_HEAD,
+};
+use super::text::{Exposition, Kind};
+use crate::admin::ShardCounters;
+use crate::error::ErrorKind;
+use crate::observe::names as n;
+
+/// The three latency families: (index in a snapshot, histogram name,
+/// quantile gauge name, what it measures).
+const LATENCIES: [(usize, &str, &str, &str); 3] = [
+    (
+        TOTAL,
+        n::REQUEST_DURATION,
+        n::REQUEST_DURATION_QUANTILES,
+        "from the request's first byte to its response's last byte (or failure)",
+    ),
+    (
+        UPSTREAM_CONNECT,
+        n::UPSTREAM_CONNECT_DURATION,
+        n::UPSTREAM_CONNECT_DURATION_QUANTILES,
+        "connecting to the upstream (TCP and TLS), tries that connected",
+    ),
+    (
+        UPSTREAM_HEAD,
+        n::UPSTREAM_HEAD_DURATION,
+        n::UPSTREAM_HEAD_DURATION_QUANTILES,
+        "from the request head sent upstream to the response head in",
+    ),
+];
+
+/// Request series of all shards, summed by labels.
+pub fn merge_requests(snapshots: &[ShardSnapshot]) -> BTreeMap<RequestLabels, RequestCells> {
+    let mut all: BTreeMap<RequestLabels, RequestCells> = BTreeMap::new();
+    for s in snapshots {
+        for (labels, cells) in &s.requests {
+            all.entry(labels.clone()).or_default().merge(cells);
+        }
+    }
+    all
+}
+
+/// Endpoint series of all shards, summed by labels.
+pub fn merge_endpoints(snapshots: &[ShardSnapshot]) -> BTreeMap<EndpointLabels, RequestCells> {
+    let mut all: BTreeMap<EndpointLabels, RequestCells> = BTreeMap::new();
+    for s in snapshots {
+        for (labels, cells) in &s.endpoints {
+            all.entry(labels.clone()).or_default().merge(cells);
+        }
+    }
+    all
+}
+
+/// One latency of all shards merged (`which`: [`TOTAL`], …).
+pub fn merge_latency(snapshots: &[ShardSnapshot], which: usize) -> Latency {
+    let mut all = Latency::new();
+    for l in snapshots.iter().filter_map(|s| s.latency.get(which)) {
+        all.merge(l);
+    }
+    all
+}
+
+/// The whole `/metrics` document. `snapshots[i]` is shard `i`'s answer
+/// (`None`: it did not answer in time).
+pub fn render(counters: &[Arc<ShardCounters>], snapshots: &[Option<ShardSnapshot>]) -> String {
+    let answered: Vec<ShardSnapshot> = snapshots.iter().flatten().cloned().collect();
+    let mut e = Exposition::default();
+    request_families(&mut e, &merge_requests(&answered));
+    endpoint_families(&mut e, &merge_endpoints(&answered), &answered);
+    shard_families(&mut e, counters, &answered);
+    for (which, histogram, quantiles, what) in LATENCIES {
+        e.family(histogram, Kind::Histogram, &format!("Latency {what}, per shard."));
+        for s in &answered {
+            if let Some(l) = s.latency.get(which) {
+                histogram_samples(&mut e, histogram, &s.shard.to_string(), l);
+            }
+        }
+        e.family(
+            quantiles,
+            Kind::Gauge,
+            &format!("Quantiles (1 = max) of the latency {what}; shard=\"all\" merges the shards."),
+        );
+        for s in &answered {
+            if let Some(l) = s.latency.get(which) {
+                quantile_samples(&mut e, quantiles, &s.shard.to_string(), l);
+            }
+        }
+        quantile_samples(&mut e, quantiles, "all", &merge_latency(&answered, which));
+    }
+    e.family(n::METRICS_SHARDS_MISSING, Kind::Gauge, "Shards that did not answer this scrape in time.");
+    e.sample(n::METRICS_SHARDS_MISSING, &[], snapshots.iter().filter(|s| s.is_none()).count());
+    e.finish()
+}
+
+fn request_families(e: &mut Exposition, all: &BTreeMap<RequestLabels, RequestCells>) {
+    e.family(n::REQUESTS_TOTAL, Kind::Counter, "Requests by listener, route, cluster and status class sent.");
+    for (l, c) in all {
+        for (i, class) in STATUS_CLASSES.iter().enumerate() {
+            if c.statuses[i] > 0 {
+                let set =
+                    [("listener", l.listener.as_str()), ("route", &l.route), ("cluster", &l.cluster), ("class", class)];
+                e.sample(n::REQUESTS_TOTAL, &set, c.statuses[i]);
+            }
+        }
+    }
+    e.family(n::ERRORS_TOTAL, Kind::Counter, "Failed requests by listener, route, cluster and error kind.");
+    for (l, c) in all {
+        for kind in ErrorKind::ALL {
+            let count = c.errors[kind.index()];
+            if count > 0 {
+                let set = [
+                    ("listener", l.listener.as_str()),
+                    ("route", &l.route),
+                    ("cluster", &l.cluster),
+                    ("kind", kind.name()),
+                ];
+                e.sample(n::ERRORS_TOTAL, &set, count);
+            }
+        }
+    }
+    let scalars: [(&str, &str, fn(&RequestCells) -> u64); 3] = [
+        (n::RECEIVED_BYTES_TOTAL, "Request bytes received from clients.", |c| c.received),
+        (n::SENT_BYTES_TOTAL, "Response bytes sent to clients.", |c| c.sent),
+        (n::RETRIES_TOTAL, "Upstream tries beyond the first.", |c| c.retries),
+    ];
+    for (name, help, value) in scalars {
+        e.family(name, Kind::Counter, help);
+        for (l, c) in all {
+            let set = [("listener", l.listener.as_str()), ("route", &l.route), ("cluster", &l.cluster)];
+            e.sample(name, &set, value(c));
+        }
+    }
+}
+
+fn endpoint_families(e: &mut Exposition, all: &BTreeMap<EndpointLabels, RequestCells>, shards: &[ShardSnapshot]) {
+    e.family(
+        n::ENDPOINT_REQUESTS_TOTAL,
+        Kind::Counter,
+        "Requests whose last try went to the endpoint, by status class sent.",
+    );
+    for (l, c) in all {
+        for (i, class) in STATUS_CLASSES.iter().enumerate() {
+            if c.statuses[i] > 0 {
+                let set = [("cluster", l.cluster.as_str()), ("endpoint", &l.endpoint), ("class", class)];
+                e.sample(n::ENDPOINT_REQUESTS_TOTAL, &set, c.statuses[i]);
+            }
+        }
+    }
+    e.family(
+        n::ENDPOINT_ERRORS_TOTAL,
+        Kind::Counter,
+        "Failed requests whose last try went to the endpoint, by error kind.",
+    );
+    for (l, c) in all {
+        for kind in ErrorKind::ALL {
+            let count = c.errors[kind.index()];
+            if count > 0 {
+                let set = [("cluster", l.cluster.as_str()), ("endpoint", &l.endpoint), ("kind", kind.name())];
+                e.sample(n::ENDPOINT_ERRORS_TOTAL, &set, count);
+            }
+        }
+    }
+    let scalars: [(&str, &str, fn(&RequestCells) -> u64); 2] = [
+        (n::ENDPOINT_RECEIVED_BYTES_TOTAL, "Request bytes from clients of requests sent to the endpoint.", |c| {
+            c.received
+        }),
+        (n::ENDPOINT_SENT_BYTES_TOTAL, "Response bytes to clients of requests sent to the endpoint.", |c| c.sent),
+    ];
+    for (name, help, value) in scalars {
+        e.family(name, Kind::Counter, help);
+        for (l, c) in all {
+            e.sample(name, &[("cluster", l.cluster.as_str()), ("endpoint", &l.endpoint)], value(c));
+        }
+    }
+    let mut idle: BTreeMap<&EndpointLabels, u64> = BTreeMap::new();
+    for (l, count) in shards.iter().flat_map(|s| &s.pool_idle) {
+        *idle.entry(l).or_default() += count;
+    }
+    e.family(n::POOL_IDLE_CONNECTIONS, Kind::Gauge, "Idle keep-alive upstream connections, all shards' pools.");
+    for (l, count) in idle {
+        e.sample(n::POOL_IDLE_CONNECTIONS, &[("cluster", l.cluster.as_str()), ("endpoint", &l.endpoint)], count);
+    }
+}
+
+fn shard_families(e: &mut Exposition, counters: &[Arc<ShardCounters>], answered: &[ShardSnapshot]) {
+    let counts: Vec<_> = counters.iter().map(|c| c.snapshot()).collect();
+    e.family(n::SHARD_REQUESTS_TOTAL, Kind::Counter, "Finished requests by shard and status class.");
+    for (shard, s) in counts.iter().enumerate() {
+        let shard = shard.to_string();
+        for (i, class) in STATUS_CLASSES.iter().enumerate() {
+            e.sample(n::SHARD_REQUESTS_TOTAL, &[("shard", shard.as_str()), ("class", class)], s.statuses[i]);
+        }
+    }
+    type Field = fn(&crate::admin::counters::Snapshot) -> u64;
+    let per_shard: [(&str, Kind, &str, Field); 7] = [
+        (n::CONNECTIONS_ACCEPTED_TOTAL, Kind::Counter, "Downstream connections accepted.", |s| s.accepted),
+        (n::CONNECTIONS_ACTIVE, Kind::Gauge, "Open downstream connections.", |s| s.active),
+        (n::UPSTREAM_CONNECTS_TOTAL, Kind::Counter, "Upstream connections started.", |s| s.upstream_connects),
+        (n::UPSTREAM_REUSED_TOTAL, Kind::Counter, "Requests sent over a pooled upstream connection.", |s| {
+            s.upstream_reused
+        }),
+        (n::UPSTREAM_RETRIES_TOTAL, Kind::Counter, "Upstream tries beyond the first.", |s| s.upstream_retries),
+        (n::TLS_RESUMPTIONS_TOTAL, Kind::Counter, "Downstream TLS handshakes that resumed a session.", |s| {
+            s.tls_resumed
+        }),
+        (n::TLS_FAILURES_TOTAL, Kind::Counter, "Downstream TLS handshakes that failed or timed out.", |s| {
+            s.tls_failures
+        }),
+    ];
+    for (name, kind, help, value) in per_shard {
+        e.family(name, kind, help);
+        for (shard, s) in counts.iter().enumerate() {
+            e.sample(name, &[("shard", shard.to_string().as_str())], value(s));
+        }
+    }
+    e.family(n::TLS_HANDSHAKES_TOTAL, Kind::Counter, "Completed downstream TLS handshakes, by shard and version.");
+    for (shard, s) in counts.iter().enumerate() {
+        let shard = shard.to_string();
+        e.sample(n::TLS_HANDSHAKES_TOTAL, &[("shard", shard.as_str()), ("version", "1.2")], s.tls12);
+        e.sample(n::TLS_HANDSHAKES_TOTAL, &[("shard", shard.as_str()), ("version", "1.3")], s.tls13);
+    }
+    e.family(n::LISTENER_CONNECTIONS, Kind::Gauge, "Open downstream connections by shard and listener.");
+    for s in answered {
+        let shard = s.shard.to_string();
+        for (listener, count) in &s.listener_connections {
+            e.sample(n::LISTENER_CONNECTIONS, &[("shard", shard.as_str()), ("listener", listener)], count);
+        }
+    }
+}
+
+fn histogram_samples(e: &mut Exposition, name: &str, shard: &str, l: &Latency) {
+    let bucket = format!("{name}_bucket");
+    let cumulative = l.cumulative();
+    for (i, &bound) in BUCKET_BOUNDS_NANOS.iter().enumerate() {
+        e.sample(&bucket, &[("shard", shard), ("le", &bound_label(bound))], cumulative[i]);
+    }
+    e.sample(&bucket, &[("shard", shard), ("le", "+Inf")], l.count());
+    e.sample(&format!("{name}_sum"), &[("shard", shard)], l.sum_seconds());
+    e.sample(&format!("{name}_count"), &[("shard", shard)], l.count());
+}
+
+fn quantile_samples(e: &mut Exposition, name: &str, shard: &str, l: &Latency) {
+    let q = l.quantiles();
+    for (i, (_, label)) in QUANTILES.iter().enumerate() {
+        e.sample(name, &[("shard", shard), ("quantile", label)], q.values[i]);
+    }
+    e.sample(name, &[("shard", shard), ("quantile", "1")], q.max);
+}
+
+/// `"latency_seconds":{"p50":s,"p90":s,"p99":s,"p999":s,"max":s,"count":N}`
+/// for one shard's row of `/stats` (zeros when it did not answer).
+pub fn stats_latency_json(snapshot: Option<&ShardSnapshot>) -> String {
+    let q = snapshot.and_then(|s| s.latency.get(TOTAL)).map(Latency::quantiles).unwrap_or(super::latency::Quantiles {
+        values: [0.0; 4],
+        max: 0.0,
+        count: 0,
+    });
+    format!(
+        "\"latency_seconds\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{},\"count\":{}}}",
+        q.values[0], q.values[1], q.values[2], q.values[3], q.max, q.count
+    )
+}
