@@ -9,8 +9,8 @@ use super::ShardCounters;
 use crate::observe::metrics::{exposition::stats_latency_json, gather, Scope};
 
 /// `{"shards":[{"shard":0,"accepted":N,"requests":N,"active":N,…,
-/// "statuses":{"1xx":N,…,"5xx":N,"none":N},
-/// "latency_seconds":{"p50":s,"p90":s,"p99":s,"p999":s,"max":s,"count":N}},…]}`
+/// "latency_seconds":{"p50":s,"p90":s,"p99":s,"p999":s,"max":s,"count":N},
+/// "statuses":{"1xx":N,…,"5xx":N,"none":N}},…]}`
 /// (latency of whole requests; zeros for a shard that did not answer).
 pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
     let latency = gather(shards, Scope::Stats);
@@ -20,7 +20,7 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
         .map(|(i, c)| {
             let s = c.snapshot();
             format!(
-                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{},\"idle_without_buffer\":{},\"statuses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{},\"none\":{}}},{}}}",
+                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{},\"idle_without_buffer\":{},{},\"statuses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{},\"none\":{}}}}}",
                 s.accepted,
                 s.requests,
                 s.active,
@@ -33,13 +33,13 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
                 s.tls12,
                 s.tls_failures,
                 s.idle_without_buffer,
+                stats_latency_json(latency[i].as_ref()),
                 s.statuses[0],
                 s.statuses[1],
                 s.statuses[2],
                 s.statuses[3],
                 s.statuses[4],
-                s.statuses[5],
-                stats_latency_json(latency[i].as_ref())
+                s.statuses[5]
             )
         })
         .collect();

@@ -39,6 +39,9 @@ const LATENCIES: [(usize, &str, &str, &str); 3] = [
     ),
 ];
 
+/// A counter family read from a series' cells: (name, help, value).
+type Scalar = (&'static str, &'static str, fn(&RequestCells) -> u64);
+
 /// Request series of all shards, summed by labels.
 pub fn merge_requests(snapshots: &[ShardSnapshot]) -> BTreeMap<RequestLabels, RequestCells> {
     let mut all: BTreeMap<RequestLabels, RequestCells> = BTreeMap::new();
@@ -128,7 +131,7 @@ fn request_families(e: &mut Exposition, all: &BTreeMap<RequestLabels, RequestCel
             }
         }
     }
-    let scalars: [(&str, &str, fn(&RequestCells) -> u64); 3] = [
+    let scalars: [Scalar; 3] = [
         (n::RECEIVED_BYTES_TOTAL, "Request bytes received from clients.", |c| c.received),
         (n::SENT_BYTES_TOTAL, "Response bytes sent to clients.", |c| c.sent),
         (n::RETRIES_TOTAL, "Upstream tries beyond the first.", |c| c.retries),
@@ -170,7 +173,7 @@ fn endpoint_families(e: &mut Exposition, all: &BTreeMap<EndpointLabels, RequestC
             }
         }
     }
-    let scalars: [(&str, &str, fn(&RequestCells) -> u64); 2] = [
+    let scalars: [Scalar; 2] = [
         (n::ENDPOINT_RECEIVED_BYTES_TOTAL, "Request bytes from clients of requests sent to the endpoint.", |c| {
             c.received
         }),
@@ -269,4 +272,88 @@ pub fn stats_latency_json(snapshot: Option<&ShardSnapshot>) -> String {
         "\"latency_seconds\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{},\"count\":{}}}",
         q.values[0], q.values[1], q.values[2], q.values[3], q.max, q.count
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn labels(route: &str) -> RequestLabels {
+        RequestLabels { listener: "web".into(), route: route.into(), cluster: "c".into() }
+    }
+
+    fn shard(id: usize, ok: u64, millis: u64) -> ShardSnapshot {
+        let mut cells = RequestCells::default();
+        cells.statuses[1] = ok;
+        cells.sent = ok * 10;
+        let mut total = Latency::new();
+        for _ in 0..ok {
+            total.record(Duration::from_millis(millis));
+        }
+        ShardSnapshot {
+            shard: id,
+            requests: vec![(labels("r\"1\\x"), cells)],
+            endpoints: vec![(EndpointLabels { cluster: "c".into(), endpoint: "127.0.0.1:1".into() }, cells)],
+            pool_idle: vec![(EndpointLabels { cluster: "c".into(), endpoint: "127.0.0.1:1".into() }, 1)],
+            listener_connections: vec![("web".into(), 2)],
+            latency: vec![total, Latency::new(), Latency::new()],
+        }
+    }
+
+    fn line<'a>(text: &'a str, prefix: &str) -> &'a str {
+        text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    }
+
+    #[test]
+    fn shard_snapshots_merge_by_labels_and_keep_per_shard_series_apart() {
+        let counters: Vec<Arc<ShardCounters>> = (0..3).map(|_| Arc::new(ShardCounters::default())).collect();
+        let text = render(&counters, &[Some(shard(0, 3, 1)), Some(shard(1, 2, 30)), None]);
+        let labels = "listener=\"web\",route=\"r\\\"1\\\\x\",cluster=\"c\"";
+        assert_eq!(
+            line(&text, &format!("shardgate_requests_total{{{labels},class=\"2xx\"}}")).rsplit(' ').next(),
+            Some("5")
+        );
+        assert!(line(&text, &format!("shardgate_sent_bytes_total{{{labels}}}")).ends_with(" 50"));
+        assert!(line(&text, "shardgate_endpoint_requests_total{cluster=\"c\",endpoint=\"127.0.0.1:1\",class=\"2xx\"}")
+            .ends_with(" 5"));
+        assert!(line(&text, "shardgate_upstream_pool_idle_connections{").ends_with(" 2"), "both shards' pools");
+        assert!(line(&text, "shardgate_listener_connections{shard=\"1\",listener=\"web\"}").ends_with(" 2"));
+        // Per shard: 1 ms is le=0.001; 30 ms first counts at le=0.05.
+        assert!(line(&text, "shardgate_request_duration_seconds_bucket{shard=\"0\",le=\"0.001\"}").ends_with(" 3"));
+        assert!(line(&text, "shardgate_request_duration_seconds_bucket{shard=\"1\",le=\"0.025\"}").ends_with(" 0"));
+        assert!(line(&text, "shardgate_request_duration_seconds_bucket{shard=\"1\",le=\"0.05\"}").ends_with(" 2"));
+        assert!(line(&text, "shardgate_request_duration_seconds_bucket{shard=\"1\",le=\"+Inf\"}").ends_with(" 2"));
+        assert!(line(&text, "shardgate_request_duration_seconds_count{shard=\"0\"}").ends_with(" 3"));
+        assert!(!text.contains("_count{shard=\"2\"}"), "shard 2 did not answer");
+        // Merged quantiles: the max is shard 1's 30 ms, the median shard 0's 1 ms.
+        let max: f64 = line(&text, "shardgate_request_duration_quantile_seconds{shard=\"all\",quantile=\"1\"}")
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((max - 0.030).abs() < 0.0001, "{max}");
+        assert!(line(&text, "shardgate_request_duration_quantile_seconds{shard=\"all\",quantile=\"0.5\"}")
+            .contains(" 0.001"));
+        assert!(line(&text, "shardgate_metrics_shards_missing ").ends_with(" 1"));
+        // Shard totals come from the counters of all three shards.
+        assert!(text.contains("shardgate_shard_requests_total{shard=\"2\",class=\"none\"} 0\n"));
+        // Each family's HELP and TYPE once.
+        for name in [n::REQUESTS_TOTAL, n::REQUEST_DURATION, n::REQUEST_DURATION_QUANTILES, n::TLS_HANDSHAKES_TOTAL] {
+            assert_eq!(text.matches(&format!("# TYPE {name} ")).count(), 1, "{name}");
+            assert_eq!(text.matches(&format!("# HELP {name} ")).count(), 1, "{name}");
+        }
+    }
+
+    #[test]
+    fn stats_latency_is_zero_for_a_shard_that_did_not_answer() {
+        assert_eq!(
+            stats_latency_json(None),
+            "\"latency_seconds\":{\"p50\":0,\"p90\":0,\"p99\":0,\"p999\":0,\"max\":0,\"count\":0}"
+        );
+        let json = stats_latency_json(Some(&shard(0, 4, 2)));
+        assert!(json.starts_with("\"latency_seconds\":{\"p50\":0.002"), "{json}");
+        assert!(json.ends_with(",\"count\":4}"), "{json}");
+    }
 }
