@@ -12,6 +12,7 @@
 mod harness;
 
 mod admin;
+mod balancing;
 mod bodies;
 mod cli;
 mod differential;
