@@ -214,15 +214,13 @@ struct ResponseDone {
 }
 
 /// The exchange phase: receive head -> response stages -> relay, with the
-/// upload of the rest of a streamed body running at the same time. `sent`:
-/// when the request's head went upstream.
+/// upload of the rest of a streamed body running at the same time.
 pub async fn exchange<S: Downstream>(
     shard: &Shard,
     c: &mut Conn<S>,
     x: &mut Exchange,
     req: &mut Prepared,
     mut upstream: Upstream,
-    sent: Instant,
     stages: ResponseStages,
 ) -> Result<Next, ExchangeError> {
     let response_timeout = c.config.clusters[upstream.endpoint.cluster].response_timeout;
@@ -354,7 +352,7 @@ pub async fn exchange<S: Downstream>(
     x.outcome.bytes_received = x.head.head_len as u64 + req.body_bytes;
     if let Some(at) = head_at.get() {
         x.outcome.upstream_status = Some(resp.status);
-        x.outcome.timings.upstream_head = Some(at - sent);
+        x.outcome.timings.upstream_head = Some(at - upstream.sent_at);
     }
     if started {
         x.outcome.status = resp.status;
