@@ -94,6 +94,8 @@ pub struct Conn<S> {
     /// The normalised request path.
     pub path: Vec<u8>,
     pub request_id: Vec<u8>,
+    /// The request's trace context (`observe/trace/`), `None` when off.
+    pub trace: Option<crate::observe::trace::TraceContext>,
     /// The request body has been read to its end (or there was none).
     pub request_done: bool,
     /// The last response went out with the FIN (`Downstream::write_last`):
@@ -156,6 +158,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
             head: RequestHead::default(),
             path: Vec::new(),
             request_id: Vec::with_capacity(32),
+            trace: None,
             request_done: true,
             fin_sent: false,
         }
@@ -496,6 +499,8 @@ pub async fn serve<S: Downstream>(
                 c.take_newest_generation(&shard);
                 c.client.resolve(&c.head, &c.rbuf, &c.config.listeners[c.listener].trusted_proxies);
                 resolve_request_id(&shard, &mut c);
+                let (tracing, trusted) = (&c.config.tracing, c.client.peer_trusted());
+                c.trace = crate::observe::trace::decide(&shard.observe.trace, tracing, &c.head, &c.rbuf, trusted);
                 // Boxed: the pipeline's state (the largest part of a
                 // connection's future) exists only while a request is being
                 // served, not for every idle keep-alive connection.
@@ -510,6 +515,7 @@ pub async fn serve<S: Downstream>(
                 c.head.method = Method::Get;
                 c.request_done = false;
                 shard.next_request_id(&mut c.request_id);
+                c.trace = None;
                 Box::pin(c.respond_error(e.into())).await
             }
         };
