@@ -14,6 +14,7 @@
 //! (in control messages), the counters (single-writer atomics) and the
 //! control channel.
 
+pub mod buffers;
 pub mod generation;
 pub mod identity;
 pub mod registry;
@@ -28,8 +29,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::admin::ShardCounters;
-use crate::http1::buffers::BufferPool;
+use crate::upstream::endpoint_state::EndpointStates;
 use crate::upstream::pool::Pool;
+use buffers::BufferPool;
 use generation::{Generation, ShardGeneration};
 use identity::ListenerId;
 use registry::Registry;
@@ -66,6 +68,8 @@ pub struct Shard {
     pub counters: Arc<ShardCounters>,
     /// Keyed by stable endpoint slots: survives reloads.
     pub pool: Pool,
+    /// The shard's view of each endpoint (passive marks), by stable slot.
+    pub endpoint_states: EndpointStates,
     pub registry: Rc<Registry>,
     pub buffers: BufferPool,
     /// Histograms and buffers of the record step (`observe/`).
@@ -78,6 +82,7 @@ impl Shard {
         Shard {
             id,
             pool: Pool::new(&generation),
+            endpoint_states: EndpointStates::default(),
             current: RefCell::new(Rc::new(ShardGeneration::new(id, generation, None))),
             counters,
             registry: Rc::new(Registry::default()),
