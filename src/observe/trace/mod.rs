@@ -320,7 +320,7 @@ mod tests {
                 continue;
             }
             assert!(t.parent_id.is_none(), "{headers}");
-            assert!(t.trace_id != [0; 16] && !t.traceparent().starts_with(PARENT[..35].as_bytes()), "{headers}");
+            assert!(t.trace_id != [0; 16] && !t.traceparent().starts_with(&PARENT.as_bytes()[..35]), "{headers}");
             assert!(t.tracestate.is_empty());
         }
     }
