@@ -66,7 +66,12 @@ impl<'a> Span<'a> {
             parent_id: t.parent_id,
             tracestate: &t.tracestate,
             method: r.head.map(|h| h.method_span.of(r.rbuf)),
-            path: r.path,
+            // Before routing (a request refused early) the normalised path
+            // is not there yet: the target as sent, without its query.
+            path: match (r.path, r.head) {
+                (b"", Some(h)) => h.target.of(r.rbuf).split(|&b| b == b'?').next().unwrap_or(b""),
+                (path, _) => path,
+            },
             host: r.head.and_then(|h| h.host).map(|h| h.of(r.rbuf)),
             status: o.status,
             listener: config.listeners.get(r.listener).map_or("", |l| l.name.as_str()),
