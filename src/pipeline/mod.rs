@@ -151,9 +151,7 @@ async fn proxy<S: Downstream>(
                 // the request, whatever its method (nginx's
                 // `proxy_next_upstream error timeout`). One that refused or
                 // timed out is passed over by the next requests too.
-                if matches!(error.kind, ErrorKind::UpstreamConnectFailed | ErrorKind::UpstreamConnectTimeout) {
-                    shard.endpoint_states.connect_failed(endpoint.id);
-                }
+                balance::connect_failed(generation, &shard.endpoint_states, endpoint, &error);
                 tried.add(endpoint.index);
                 connect_error = Some(error);
                 continue;

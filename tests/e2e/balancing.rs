@@ -100,3 +100,26 @@ fn an_endpoint_that_times_out_on_connect_is_passed_over_by_the_next_requests() {
     assert!(started.elapsed() < Duration::from_millis(3000), "requests waited on the silent endpoint");
     assert_eq!(upstream.requests().len(), 11);
 }
+
+#[test]
+fn a_clusters_only_endpoint_is_never_marked_down() {
+    let addr = refusing_addr();
+    let proxy = ProxyConfig::new().shards(1).cluster("one", &[addr]).route(Route::new("all").cluster("one")).start();
+
+    // Down: each request finds out for itself (502, refused), never 503.
+    for _ in 0..3 {
+        assert_eq!(get(proxy.addr(), "/").status, 502);
+    }
+    // Back at the same address: the next request is served.
+    let listener = std::net::TcpListener::bind(addr).expect("rebind the endpoint's address");
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut head = [0u8; 1024];
+        let _ = conn.read(&mut head);
+        conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nback").unwrap();
+    });
+    let response = get(proxy.addr(), "/");
+    assert_eq!((response.status, response.text().as_str()), (200, "back"));
+    server.join().unwrap();
+}

@@ -96,6 +96,17 @@ impl Tried {
     }
 }
 
+/// A try could not connect to `endpoint`: one that refused or did not
+/// accept in time is marked down on this shard. A cluster's only
+/// endpoint is never marked (as nginx: there is nowhere else to go, and
+/// each request finds out for itself whether it is back).
+pub fn connect_failed(generation: &ShardGeneration, states: &EndpointStates, endpoint: Endpoint, error: &Error) {
+    let alone = generation.shared.endpoints[endpoint.cluster].len() == 1;
+    if !alone && matches!(error.kind, ErrorKind::UpstreamConnectFailed | ErrorKind::UpstreamConnectTimeout) {
+        states.connect_failed(endpoint.id);
+    }
+}
+
 /// The select-endpoint phase: an eligible endpoint of `cluster` (in the
 /// request's generation) for the next try, or the reason there is none.
 pub fn select(
