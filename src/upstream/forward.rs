@@ -111,6 +111,7 @@ pub async fn prepare<S: Downstream>(
             // bytes: the cluster's first endpoint stands in.
             fallback_host: config.clusters[cluster].proxy_hosts.first().map(|h| h.as_bytes()),
             underscores_in_headers: config.listeners[c.listener].underscores_in_headers,
+            trace: x.trace.as_ref().map(|t| t.fields()),
             proto: if c.tls.is_some() { "https" } else { "http" },
             request_id: &x.request_id,
             path: &x.path,
