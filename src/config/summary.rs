@@ -91,6 +91,9 @@ impl Config {
             }
             out.push('\n');
         }
+        if let Some(a) = &self.access_log {
+            let _ = writeln!(out, "{}", a.summary());
+        }
         out
     }
 

@@ -308,7 +308,8 @@ impl Check<'_> {
         self.check_redirect_loops(&listeners, &routes);
 
         let asserted_headers = AssertedHeaders::of(&listeners);
-        Config { server, admin, listeners, routes, clusters, asserted_headers }
+        let access_log = f.access_log.as_ref().map(|a| self.access_log(a));
+        Config { server, admin, listeners, routes, clusters, access_log, asserted_headers }
     }
 
     /// Names must be non-empty, free of whitespace and unique within their

@@ -8,11 +8,15 @@
 //!
 //! - [`record`]: the record step.
 //! - [`names`]: every metric name, in one file.
+//! - [`access_log`]: one line per request, written off the shard.
 
+pub mod access_log;
 pub mod names;
 pub mod record;
 
 /// A shard's own observability state (`!Send`, touched only by its
 /// shard): each consumer's buffers and histograms, one field each.
 #[derive(Default)]
-pub struct ShardObserve {}
+pub struct ShardObserve {
+    pub access_log: access_log::ShardAccessLog,
+}

@@ -11,3 +11,9 @@ pub const ERRORS_TOTAL: &str = "shardgate_errors_total";
 pub const RECEIVED_BYTES_TOTAL: &str = "shardgate_received_bytes_total";
 /// Response bytes sent to clients.
 pub const SENT_BYTES_TOTAL: &str = "shardgate_sent_bytes_total";
+/// Access log lines a shard dropped because the writer thread was behind
+/// (`access_log_dropped` per shard in `/stats`).
+pub const ACCESS_LOG_DROPPED_LINES_TOTAL: &str = "shardgate_access_log_dropped_lines_total";
+/// Access log lines the writer could not write (target cannot be opened
+/// or written: reported in the process log once per interval).
+pub const ACCESS_LOG_FAILED_LINES_TOTAL: &str = "shardgate_access_log_failed_lines_total";

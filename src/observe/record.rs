@@ -40,4 +40,5 @@ pub struct Record<'a> {
 /// Reports one finished request.
 pub fn record(shard: &Shard, r: &Record<'_>) {
     shard.counters.request_done(r.outcome);
+    shard.observe.access_log.log(r, &shard.counters);
 }
