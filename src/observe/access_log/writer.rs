@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::access_log::LogTarget;
 
-/// Buffers queued for the writer thread (each up to
-/// `FLUSH_BYTES` plus one line): with 64 KiB buffers, ~4 MiB in flight
-/// before shards start dropping.
-pub const QUEUE_BUFFERS: usize = 64;
+/// Buffers queued for the writer thread (each up to `FLUSH_BYTES` plus
+/// one line, ~1 MiB at most): enough to ride out a short stall of the
+/// disk, small enough that a target that stays stuck costs bounded memory.
+pub const QUEUE_BUFFERS: usize = 16;
 /// A failing target is reported in the process log at most this often.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// A target that could not be opened is tried again at most this often.
