@@ -411,7 +411,7 @@ mod tests {
         let (tx, _rx) = sync_channel(1);
         let sink = Sink { tx };
         assert!(sink.offer(batch("a\n")).is_ok());
-        let back = sink.offer(batch("b\nc\n")).err().expect("full");
+        let back = sink.offer(batch("b\nc\n")).expect_err("full");
         assert_eq!(back.lines, 2);
     }
 }
