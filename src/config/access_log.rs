@@ -331,6 +331,11 @@ mod tests {
         assert_eq!(a.target, LogTarget::File("/tmp/a.log".into()));
         assert_eq!(a.fields, [LogField::Status, LogField::Time]);
         assert_eq!(a.sample, 0.25);
+        // Integers are ratios too.
+        for (text, want) in [("sample = 0", 0.0), ("sample = 1", 1.0)] {
+            let got = load(&format!("[access_log]\n{text}\n")).map(|c| c.access_log.unwrap().sample);
+            assert_eq!(got, Ok(want), "{text}");
+        }
         assert!(a.summary().contains("fields=status,time sample=0.25"), "{}", a.summary());
     }
 
