@@ -13,6 +13,7 @@ mod harness;
 
 mod access_log;
 mod admin;
+mod balancing;
 mod bodies;
 mod cli;
 mod differential;
