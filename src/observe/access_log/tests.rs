@@ -18,7 +18,7 @@ use crate::http1::parse::{parse_request, HeadLimits, RequestHead};
 use crate::observe::record::Record;
 use crate::shard::generation::{Generation, ShardGeneration};
 use crate::shard::identity::Identities;
-use crate::upstream::balance::select;
+use crate::upstream::balance::Endpoint;
 
 const LIMITS: HeadLimits = HeadLimits { max_head_bytes: 16 * 1024, max_headers: 100, max_uri_bytes: 8 * 1024 };
 /// 2000-10-10T20:55:36.007Z
@@ -49,7 +49,7 @@ fn proxied(g: &ShardGeneration) -> Outcome {
     o.upstream_status = Some(200);
     o.route = Some(0);
     o.cluster = Some(0);
-    o.endpoint = Some(select(g, 0));
+    o.endpoint = Some(Endpoint { cluster: 0, index: 0, id: g.shared.endpoints[0][0] });
     o.retries = 1;
     o.bytes_received = 123;
     o.bytes_sent = 4567;
