@@ -15,7 +15,7 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
         .map(|(i, c)| {
             let s = c.snapshot();
             format!(
-                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{},\"idle_without_buffer\":{},\"statuses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{},\"none\":{}}}}}",
+                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{},\"idle_without_buffer\":{},\"access_log_dropped\":{},\"statuses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{},\"none\":{}}}}}",
                 s.accepted,
                 s.requests,
                 s.active,
@@ -28,6 +28,7 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
                 s.tls12,
                 s.tls_failures,
                 s.idle_without_buffer,
+                s.access_log_dropped,
                 s.statuses[0],
                 s.statuses[1],
                 s.statuses[2],

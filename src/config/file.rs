@@ -36,6 +36,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub clusters: Vec<ClusterFile>,
     pub tracing: Option<super::tracing::TracingFile>,
+    pub access_log: Option<super::access_log::AccessLogFile>,
 }
 
 /// `[server]`

@@ -14,6 +14,7 @@
 //! string from the config. Shards receive it inside an `Arc<Generation>`
 //! (`shard/generation.rs`), with what is built from it.
 
+pub mod access_log;
 pub mod bounds;
 pub mod cidr;
 mod errors;
@@ -91,6 +92,8 @@ pub struct Config {
     /// All routes in file order; listeners refer to them by index.
     pub routes: Vec<Route>,
     pub clusters: Vec<Cluster>,
+    /// `[access_log]`; `None`: no access log.
+    pub access_log: Option<access_log::AccessLog>,
     /// Header names the proxy asserts, over all listeners: removed from
     /// every request on every listener (see [`AssertedHeaders`]).
     pub asserted_headers: AssertedHeaders,
@@ -628,6 +631,7 @@ impl Config {
                 idle_timeout: defaults::POOL_IDLE_TIMEOUT,
             }],
             // No listener asserts anything (no client certificates).
+            access_log: None,
             asserted_headers: AssertedHeaders::default(),
             tracing: Tracing::default(),
         }

@@ -94,6 +94,9 @@ impl Config {
         if self.tracing.enabled {
             let _ = writeln!(out, "{}", self.tracing.summary());
         }
+        if let Some(a) = &self.access_log {
+            let _ = writeln!(out, "{}", a.summary());
+        }
         out
     }
 

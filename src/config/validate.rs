@@ -309,7 +309,8 @@ impl Check<'_> {
 
         let asserted_headers = AssertedHeaders::of(&listeners);
         let tracing = self.tracing(f.tracing.as_ref());
-        Config { server, admin, listeners, routes, clusters, asserted_headers, tracing }
+        let access_log = f.access_log.as_ref().map(|a| self.access_log(a));
+        Config { server, admin, listeners, routes, clusters, access_log, asserted_headers, tracing }
     }
 
     /// Names must be non-empty, free of whitespace and unique within their

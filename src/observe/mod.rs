@@ -9,7 +9,9 @@
 //! - [`record`]: the record step.
 //! - [`names`]: every metric name, in one file.
 //! - [`trace`]: W3C trace context and OTLP span export.
+//! - [`access_log`]: one line per request, written off the shard.
 
+pub mod access_log;
 pub mod names;
 pub mod record;
 pub mod trace;
@@ -20,4 +22,5 @@ pub mod trace;
 pub struct ShardObserve {
     /// Ids, sampling and the batch of spans waiting for the exporter.
     pub trace: trace::ShardTrace,
+    pub access_log: access_log::ShardAccessLog,
 }

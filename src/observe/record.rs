@@ -43,4 +43,5 @@ pub struct Record<'a> {
 pub fn record(shard: &Shard, r: &Record<'_>) {
     shard.counters.request_done(r.outcome);
     shard.observe.trace.record(r);
+    shard.observe.access_log.log(r, &shard.counters);
 }

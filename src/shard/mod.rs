@@ -181,6 +181,7 @@ pub async fn run(
             sweeper.registry.expire(Instant::now());
             sweeper.pool.sweep();
             sweeper.buffers.decay();
+            sweeper.observe.access_log.flush(&sweeper.counters);
             let open = sweeper.registry.len();
             peak = peak.max(open);
             // After a burst of buffers went back to the allocator, or a
@@ -234,6 +235,7 @@ pub async fn run(
     if left > 0 {
         tracing::warn!(shard = shard.id, connections = left, "drain timeout: closing remaining connections");
     }
+    shard.observe.access_log.flush(&shard.counters);
 }
 
 /// Spawns an accept loop for each of `listeners` (this shard's sockets).

@@ -11,6 +11,7 @@
 
 mod harness;
 
+mod access_log;
 mod admin;
 mod balancing;
 mod bodies;
