@@ -65,6 +65,7 @@ fn main() {
                     request_id: b"",
                     tls_version: None,
                     trace_id: None,
+                    trace: None,
                     outcome: &outcome,
                 };
                 metrics.record(black_box(&record));

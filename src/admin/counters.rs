@@ -24,6 +24,8 @@ pub struct ShardCounters {
     statuses: [AtomicU64; 6],
     /// How the admin thread asks this shard for its metrics snapshot.
     pub metrics: crate::observe::metrics::MetricsLink,
+    /// Access log lines dropped because the writer was behind.
+    access_log_dropped: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +46,8 @@ pub struct Snapshot {
     pub idle_without_buffer: u64,
     /// Finished requests by status class: `[1xx, 2xx, 3xx, 4xx, 5xx, none]`.
     pub statuses: [u64; 6],
+    /// Access log lines this shard dropped (the writer's queue was full).
+    pub access_log_dropped: u64,
 }
 
 /// Single-writer increment: only the owning shard thread calls these.
@@ -92,6 +96,9 @@ impl ShardCounters {
         add(&self.tls_failures, 1);
     }
     /// A connection starts (`true`) or stops waiting without a buffer.
+    pub fn access_log_dropped(&self, lines: u64) {
+        add(&self.access_log_dropped, lines);
+    }
     pub fn idle_without_buffer(&self, waiting: bool) {
         add(&self.idle_without_buffer, if waiting { 1 } else { u64::MAX }); // MAX: wrapping -1
     }
@@ -113,6 +120,7 @@ impl ShardCounters {
             tls_failures: self.tls_failures.load(Relaxed),
             idle_without_buffer: self.idle_without_buffer.load(Relaxed),
             statuses: std::array::from_fn(|i| self.statuses[i].load(Relaxed)),
+            access_log_dropped: self.access_log_dropped.load(Relaxed),
         }
     }
 }

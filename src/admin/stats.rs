@@ -10,8 +10,9 @@ use crate::observe::metrics::{exposition::stats_latency_json, gather, Scope};
 
 /// `{"shards":[{"shard":0,"accepted":N,"requests":N,"active":N,…,
 /// "latency_seconds":{"p50":s,"p90":s,"p99":s,"p999":s,"max":s,"count":N},
-/// "statuses":{"1xx":N,…,"5xx":N,"none":N}},…]}`
-/// (latency of whole requests; zeros for a shard that did not answer).
+/// "statuses":{"1xx":N,…,"5xx":N,"none":N}},…],"tracing":{…}}`
+/// (latency of whole requests, zeros for a shard that did not answer; span
+/// export counters, `observe/trace/export.rs`).
 pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
     let latency = gather(shards, Scope::Stats);
     let rows: Vec<String> = shards
@@ -20,7 +21,7 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
         .map(|(i, c)| {
             let s = c.snapshot();
             format!(
-                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{},\"idle_without_buffer\":{},{},\"statuses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{},\"none\":{}}}}}",
+                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{},\"idle_without_buffer\":{},\"access_log_dropped\":{},{},\"statuses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{},\"none\":{}}}}}",
                 s.accepted,
                 s.requests,
                 s.active,
@@ -33,6 +34,7 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
                 s.tls12,
                 s.tls_failures,
                 s.idle_without_buffer,
+                s.access_log_dropped,
                 stats_latency_json(latency[i].as_ref()),
                 s.statuses[0],
                 s.statuses[1],
@@ -43,5 +45,6 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
             )
         })
         .collect();
-    format!("{{\"shards\":[{}]}}\n", rows.join(","))
+    let tracing = crate::observe::trace::export::STATS.json();
+    format!("{{\"shards\":[{}],\"tracing\":{tracing}}}\n", rows.join(","))
 }

@@ -36,6 +36,8 @@ pub struct FileConfig {
     pub routes: Vec<RouteFile>,
     #[serde(default)]
     pub clusters: Vec<ClusterFile>,
+    pub tracing: Option<super::tracing::TracingFile>,
+    pub access_log: Option<super::access_log::AccessLogFile>,
 }
 
 /// `[server]`

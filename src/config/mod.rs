@@ -14,6 +14,7 @@
 //! string from the config. Shards receive it inside an `Arc<Generation>`
 //! (`shard/generation.rs`), with what is built from it.
 
+pub mod access_log;
 pub mod bounds;
 pub mod cidr;
 mod errors;
@@ -24,6 +25,7 @@ pub mod secret;
 mod spans;
 mod summary;
 mod tls;
+pub mod tracing;
 pub mod units;
 mod validate;
 mod values;
@@ -34,6 +36,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use self::tracing::{OtlpExport, Tracing, TrustIncoming};
 pub use cidr::Cidr;
 pub use errors::{ConfigError, ConfigErrors, ConfigWarning};
 pub use metrics::Metrics;
@@ -93,9 +96,13 @@ pub struct Config {
     pub clusters: Vec<Cluster>,
     /// `[metrics]`: per-label counters and latency histograms on or off.
     pub metrics: Metrics,
+    /// `[access_log]`; `None`: no access log.
+    pub access_log: Option<access_log::AccessLog>,
     /// Header names the proxy asserts, over all listeners: removed from
     /// every request on every listener (see [`AssertedHeaders`]).
     pub asserted_headers: AssertedHeaders,
+    /// `[tracing]` (off when absent).
+    pub tracing: Tracing,
 }
 
 /// Header names whose value only the proxy may set, because it vouches
@@ -629,7 +636,9 @@ impl Config {
                 idle_timeout: defaults::POOL_IDLE_TIMEOUT,
             }],
             // No listener asserts anything (no client certificates).
+            access_log: None,
             asserted_headers: AssertedHeaders::default(),
+            tracing: Tracing::default(),
         }
     }
 }

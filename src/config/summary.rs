@@ -92,6 +92,12 @@ impl Config {
             }
             out.push('\n');
         }
+        if self.tracing.enabled {
+            let _ = writeln!(out, "{}", self.tracing.summary());
+        }
+        if let Some(a) = &self.access_log {
+            let _ = writeln!(out, "{}", a.summary());
+        }
         out
     }
 

@@ -63,3 +63,15 @@ pub const UPSTREAM_HEAD_DURATION_QUANTILES: &str = "shardgate_upstream_response_
 /// Shards that did not answer this scrape in time (their series are left
 /// out of it).
 pub const METRICS_SHARDS_MISSING: &str = "shardgate_metrics_shards_missing";
+
+/// Spans delivered to the OTLP collector.
+pub const TRACE_SPANS_EXPORTED_TOTAL: &str = "shardgate_trace_spans_exported_total";
+/// Spans dropped, by `reason`: `queue_full` (the exporter fell behind),
+/// `export_failed` (the collector was down, slow or answered an error).
+pub const TRACE_SPANS_DROPPED_TOTAL: &str = "shardgate_trace_spans_dropped_total";
+/// Access log lines a shard dropped because the writer thread was behind
+/// (`access_log_dropped` per shard in `/stats`).
+pub const ACCESS_LOG_DROPPED_LINES_TOTAL: &str = "shardgate_access_log_dropped_lines_total";
+/// Access log lines the writer could not write (target cannot be opened
+/// or written: reported in the process log once per interval).
+pub const ACCESS_LOG_FAILED_LINES_TOTAL: &str = "shardgate_access_log_failed_lines_total";

@@ -34,6 +34,8 @@ pub struct Record<'a> {
     /// The W3C trace id (32 lowercase hex digits) when the request is
     /// traced (filled by the tracing stage, `observe/trace/`).
     pub trace_id: Option<&'a [u8]>,
+    /// The request's trace context (`trace::decide`), when tracing is on.
+    pub trace: Option<&'a crate::observe::trace::TraceContext>,
     pub outcome: &'a Outcome,
 }
 
@@ -43,4 +45,6 @@ pub fn record(shard: &Shard, r: &Record<'_>) {
     if r.generation.config().metrics.enabled {
         shard.observe.metrics.record(r);
     }
+    shard.observe.trace.record(r);
+    shard.observe.access_log.log(r, &shard.counters);
 }

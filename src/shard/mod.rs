@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::admin::ShardCounters;
+use crate::upstream::endpoint_state::EndpointStates;
 use crate::upstream::pool::Pool;
 use buffers::BufferPool;
 use generation::{Generation, ShardGeneration};
@@ -67,6 +68,8 @@ pub struct Shard {
     pub counters: Arc<ShardCounters>,
     /// Keyed by stable endpoint slots: survives reloads.
     pub pool: Pool,
+    /// The shard's view of each endpoint (passive marks), by stable slot.
+    pub endpoint_states: EndpointStates,
     pub registry: Rc<Registry>,
     pub buffers: BufferPool,
     /// Histograms and buffers of the record step (`observe/`).
@@ -79,6 +82,7 @@ impl Shard {
         Shard {
             id,
             pool: Pool::new(&generation),
+            endpoint_states: EndpointStates::default(),
             current: RefCell::new(Rc::new(ShardGeneration::new(id, generation, None))),
             counters,
             registry: Rc::new(Registry::default()),
@@ -178,6 +182,7 @@ pub async fn run(
             sweeper.registry.expire(Instant::now());
             sweeper.pool.sweep();
             sweeper.buffers.decay();
+            sweeper.observe.access_log.flush(&sweeper.counters);
             let open = sweeper.registry.len();
             peak = peak.max(open);
             // After a burst of buffers went back to the allocator, or a
@@ -232,6 +237,7 @@ pub async fn run(
         tracing::warn!(shard = shard.id, connections = left, "drain timeout: closing remaining connections");
     }
     shard.counters.metrics.stop_serving();
+    shard.observe.access_log.flush(&shard.counters);
 }
 
 /// Spawns an accept loop for each of `listeners` (this shard's sockets).

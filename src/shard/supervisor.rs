@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use super::generation::Generation;
 use super::identity::{Identities, ListenerId};
@@ -30,12 +30,16 @@ use crate::admin::{self, ShardCounters};
 use crate::config::Config;
 use crate::listener::{bind_shared, SocketOptions};
 use crate::notify::{Notifier, ServiceStatus};
+use crate::observe::access_log::writer as access_log_writer;
 
 /// Control messages queued per shard (reloads and the drain; a reload
 /// waits for room).
 const CONTROL_QUEUE: usize = 4;
 /// How long an admin `POST /reload` waits for the main thread's answer.
 const ADMIN_RELOAD_WAIT: Duration = Duration::from_secs(30);
+/// How long the exit waits for the access log writer to write what the
+/// shards handed over last.
+const ACCESS_LOG_FINISH_WAIT: Duration = Duration::from_secs(2);
 
 enum Event {
     Signal(i32),
@@ -59,16 +63,25 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
     // default action would kill the process). Signals queue in the channel
     // until the loop below reads them.
     let (events, inbox) = mpsc::channel::<Event>();
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let signal_events = events.clone();
     std::thread::spawn(move || {
         for signal in signals.forever() {
+            // SIGUSR1 (logrotate): the access log writer reopens its file.
+            if signal == SIGUSR1 {
+                access_log_writer::reopen();
+                continue;
+            }
             if signal_events.send(Event::Signal(signal)).is_err() {
                 break;
             }
         }
     });
+
+    if let Some(a) = &config.access_log {
+        access_log_writer::start_or_retarget(&a.target);
+    }
 
     // Certificates and keys before any socket: a bad file fails startup
     // before anything is announced as listening.
@@ -206,6 +219,7 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
         }
     }
     tracing::info!("all shards stopped");
+    access_log_writer::finish(ACCESS_LOG_FINISH_WAIT);
     match failure {
         Some(f) => Err(f),
         None => Ok(()),
@@ -248,7 +262,15 @@ fn reload_logged(
 ) -> Result<Reloaded, Vec<String>> {
     let outcome = reload(state, config);
     match &outcome {
-        Ok(r) => tracing::info!(generation = r.generation, "{origin}: config reloaded"),
+        Ok(r) => {
+            // A new access log target takes effect with the generation
+            // (the writer switches files; format and fields come with the
+            // generation itself).
+            if let Some(a) = &state.generation.config.access_log {
+                access_log_writer::start_or_retarget(&a.target);
+            }
+            tracing::info!(generation = r.generation, "{origin}: config reloaded")
+        }
         Err(errors) => {
             for e in errors {
                 tracing::error!("{origin}: {e}");

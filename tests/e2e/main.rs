@@ -11,7 +11,9 @@
 
 mod harness;
 
+mod access_log;
 mod admin;
+mod balancing;
 mod bodies;
 mod cli;
 mod differential;
@@ -36,4 +38,5 @@ mod service;
 mod shards;
 mod shutdown;
 mod tls;
+mod tracing;
 mod upstream_errors;

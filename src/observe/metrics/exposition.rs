@@ -100,6 +100,7 @@ pub fn render(counters: &[Arc<ShardCounters>], snapshots: &[Option<ShardSnapshot
         }
         quantile_samples(&mut e, quantiles, "all", &merge_latency(&answered, which));
     }
+    export_families(&mut e, counters);
     e.family(n::METRICS_SHARDS_MISSING, Kind::Gauge, "Shards that did not answer this scrape in time.");
     e.sample(n::METRICS_SHARDS_MISSING, &[], snapshots.iter().filter(|s| s.is_none()).count());
     e.finish()
@@ -241,6 +242,33 @@ fn shard_families(e: &mut Exposition, counters: &[Arc<ShardCounters>], answered:
     }
 }
 
+/// What the access log writer and the span exporter count (process-wide
+/// atomics of their own threads; dropped access log lines per shard).
+fn export_families(e: &mut Exposition, counters: &[Arc<ShardCounters>]) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let trace = &crate::observe::trace::export::STATS;
+    e.family(n::TRACE_SPANS_EXPORTED_TOTAL, Kind::Counter, "Spans delivered to the OTLP collector.");
+    e.sample(n::TRACE_SPANS_EXPORTED_TOTAL, &[], trace.spans_exported.load(Relaxed));
+    e.family(n::TRACE_SPANS_DROPPED_TOTAL, Kind::Counter, "Spans dropped, by reason.");
+    e.sample(n::TRACE_SPANS_DROPPED_TOTAL, &[("reason", "queue_full")], trace.spans_dropped_queue_full.load(Relaxed));
+    let failed = trace.spans_dropped_export_failed.load(Relaxed);
+    e.sample(n::TRACE_SPANS_DROPPED_TOTAL, &[("reason", "export_failed")], failed);
+    e.family(
+        n::ACCESS_LOG_DROPPED_LINES_TOTAL,
+        Kind::Counter,
+        "Access log lines a shard dropped (the writer was behind).",
+    );
+    for (shard, c) in counters.iter().enumerate() {
+        e.sample(
+            n::ACCESS_LOG_DROPPED_LINES_TOTAL,
+            &[("shard", shard.to_string().as_str())],
+            c.snapshot().access_log_dropped,
+        );
+    }
+    e.family(n::ACCESS_LOG_FAILED_LINES_TOTAL, Kind::Counter, "Access log lines the writer could not write.");
+    e.sample(n::ACCESS_LOG_FAILED_LINES_TOTAL, &[], crate::observe::access_log::writer::totals().1);
+}
+
 fn histogram_samples(e: &mut Exposition, name: &str, shard: &str, l: &Latency) {
     let bucket = format!("{name}_bucket");
     let cumulative = l.cumulative();
@@ -340,6 +368,8 @@ mod tests {
         // Shard totals come from the counters of all three shards.
         assert!(text.contains("shardgate_shard_requests_total{shard=\"2\",class=\"none\"} 0\n"));
         // Each family's HELP and TYPE once.
+        assert!(text.contains("shardgate_access_log_dropped_lines_total{shard=\"2\"} 0\n"));
+        assert!(text.contains("shardgate_trace_spans_dropped_total{reason=\"queue_full\"} "));
         for name in [n::REQUESTS_TOTAL, n::REQUEST_DURATION, n::REQUEST_DURATION_QUANTILES, n::TLS_HANDSHAKES_TOTAL] {
             assert_eq!(text.matches(&format!("# TYPE {name} ")).count(), 1, "{name}");
             assert_eq!(text.matches(&format!("# HELP {name} ")).count(), 1, "{name}");

@@ -191,6 +191,7 @@ mod tests {
             request_id: b"",
             tls_version: None,
             trace_id: None,
+            trace: None,
             outcome: o,
         };
         m.record(&r);

@@ -1,0 +1,188 @@
+//! One access log line from one [`Record`]: the JSON object (the fields
+//! the config lists, in its order) or nginx's `combined` line. Appends to
+//! the shard's buffer; copies only what the line needs.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::clock::WallTime;
+use super::escape;
+use crate::config::access_log::{AccessLog, LogField, LogFormat};
+use crate::http1::Version;
+use crate::observe::record::Record;
+
+/// Appends `r`'s line (newline included) to `out`; `time` is when the
+/// request started.
+pub fn write_line(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
+    match log.format {
+        LogFormat::Json => json(out, r, log, time),
+        LogFormat::Combined => combined(out, r, time),
+    }
+    out.push(b'\n');
+}
+
+fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
+    let config = r.generation.config();
+    let o = r.outcome;
+    out.push(b'{');
+    for (i, &field) in log.fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(field.name().as_bytes());
+        out.extend_from_slice(b"\":");
+        match field {
+            LogField::Time => {
+                out.push(b'"');
+                time.write_rfc3339(out);
+                out.push(b'"');
+            }
+            LogField::RequestId => opt_str(out, Some(r.request_id).filter(|id| !id.is_empty())),
+            LogField::TraceId => opt_str(out, r.trace_id),
+            LogField::Listener => opt_str(out, config.listeners.get(r.listener).map(|l| l.name.as_bytes())),
+            LogField::Client => ip(out, r.client),
+            LogField::Peer => {
+                out.push(b'"');
+                let _ = write!(out, "{}", r.peer);
+                out.push(b'"');
+            }
+            LogField::TlsVersion => opt_str(out, r.tls_version.map(str::as_bytes)),
+            LogField::Protocol => opt_str(out, r.head.map(|h| protocol(h.version))),
+            LogField::Method => opt_str(out, r.head.map(|h| h.method_span.of(r.rbuf))),
+            LogField::Host => opt_str(out, r.head.and_then(|h| h.host).map(|s| s.of(r.rbuf))),
+            LogField::Path => opt_str(out, path(r)),
+            LogField::Query => opt_str(out, query(r)),
+            LogField::Status => number(out, o.status as u64),
+            LogField::BytesReceived => number(out, o.bytes_received),
+            LogField::BytesSent => number(out, o.bytes_sent),
+            LogField::UserAgent => opt_str(out, header(r, b"user-agent")),
+            LogField::Referer => opt_str(out, header(r, b"referer")),
+            LogField::Route => opt_str(out, o.route.and_then(|i| config.routes.get(i)).map(|r| r.name.as_bytes())),
+            LogField::Cluster => {
+                opt_str(out, o.cluster.and_then(|i| config.clusters.get(i)).map(|c| c.name.as_bytes()))
+            }
+            LogField::Endpoint => {
+                let addr = o.endpoint.and_then(|e| config.clusters.get(e.cluster)?.endpoints.get(e.index));
+                match addr {
+                    Some(a) => {
+                        out.push(b'"');
+                        let _ = write!(out, "{a}");
+                        out.push(b'"');
+                    }
+                    None => out.extend_from_slice(b"null"),
+                }
+            }
+            LogField::UpstreamStatus => opt_number(out, o.upstream_status.map(u64::from)),
+            LogField::Retries => number(out, o.retries as u64),
+            LogField::Error => opt_str(out, o.error.map(|e| e.name().as_bytes())),
+            LogField::HeadReadUs => number(out, micros(o.timings.head_read)),
+            LogField::UpstreamConnectUs => opt_number(out, o.timings.upstream_connect.map(micros)),
+            LogField::UpstreamFirstByteUs => opt_number(out, o.timings.upstream_head.map(micros)),
+            LogField::TotalUs => number(out, micros(o.timings.total)),
+        }
+    }
+    if !log.headers.is_empty() {
+        out.extend_from_slice(b",\"headers\":{");
+        for (i, name) in log.headers.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            escape::json_str(out, name.as_bytes());
+            out.push(b':');
+            opt_str(out, header(r, name.as_bytes()));
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
+/// `$remote_addr - $remote_user [$time_local] "$request" $status
+/// $body_bytes_sent "$http_referer" "$http_user_agent"`, with the
+/// effective client, time in UTC, and `-` for what is absent.
+fn combined(out: &mut Vec<u8>, r: &Record<'_>, time: WallTime) {
+    let _ = write!(out, "{} - - [", r.client);
+    time.write_common_log(out);
+    out.extend_from_slice(b"] \"");
+    match r.head {
+        Some(h) => {
+            escape::combined(out, h.method_span.of(r.rbuf));
+            out.push(b' ');
+            escape::combined(out, h.target.of(r.rbuf));
+            out.push(b' ');
+            out.extend_from_slice(protocol(h.version));
+        }
+        None => out.push(b'-'),
+    }
+    let _ = write!(out, "\" {} {} \"", r.outcome.status, r.outcome.bytes_sent);
+    quoted_or_dash(out, header(r, b"referer"));
+    out.extend_from_slice(b"\" \"");
+    quoted_or_dash(out, header(r, b"user-agent"));
+    out.push(b'"');
+}
+
+fn quoted_or_dash(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        Some(v) => escape::combined(out, v),
+        None => out.push(b'-'),
+    }
+}
+
+fn protocol(v: Version) -> &'static [u8] {
+    match v {
+        Version::Http10 => b"HTTP/1.0",
+        Version::Http11 => b"HTTP/1.1",
+    }
+}
+
+/// The first field named `name` (lowercase), as sent.
+fn header<'a>(r: &Record<'a>, name: &[u8]) -> Option<&'a [u8]> {
+    let head = r.head?;
+    head.headers.iter().find(|h| h.name.of(r.rbuf).eq_ignore_ascii_case(name)).map(|h| h.value.of(r.rbuf))
+}
+
+/// The normalised path once routing saw it, else the target's path as
+/// sent (a request refused before routing).
+fn path<'a>(r: &Record<'a>) -> Option<&'a [u8]> {
+    if !r.path.is_empty() {
+        return Some(r.path);
+    }
+    let target = r.head?.target.of(r.rbuf);
+    Some(target.split(|&b| b == b'?').next().unwrap_or(target))
+}
+
+/// The query as sent, without the `?`; `None` when the target has none.
+fn query<'a>(r: &Record<'a>) -> Option<&'a [u8]> {
+    let target = r.head?.target.of(r.rbuf);
+    let at = target.iter().position(|&b| b == b'?')?;
+    Some(&target[at + 1..])
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u64::MAX as u128) as u64
+}
+
+fn number(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn opt_number(out: &mut Vec<u8>, n: Option<u64>) {
+    match n {
+        Some(n) => number(out, n),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn opt_str(out: &mut Vec<u8>, s: Option<&[u8]>) {
+    match s {
+        Some(s) => escape::json_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn ip(out: &mut Vec<u8>, ip: IpAddr) {
+    out.push(b'"');
+    let _ = write!(out, "{ip}");
+    out.push(b'"');
+}
