@@ -3,8 +3,10 @@
 //! cache-line ping-pong); the admin thread only reads.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use crate::downstream::outcome::Outcome;
+use crate::upstream::pool_gauge::IdleGauge;
 
 #[derive(Debug, Default)]
 pub struct ShardCounters {
@@ -22,6 +24,9 @@ pub struct ShardCounters {
     idle_without_buffer: AtomicU64,
     /// Finished requests by status class: 1xx..5xx, and none sent.
     statuses: [AtomicU64; 6],
+    /// Idle pooled upstream connections per endpoint slot, written by the
+    /// shard's pool (`upstream/pool_gauge.rs`).
+    pub pool_idle: Arc<IdleGauge>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

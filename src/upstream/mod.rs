@@ -1,7 +1,8 @@
 //! The upstream side of the proxy action, one file per phase (the order is
 //! stated in `pipeline/mod.rs`): prepare and the exchange (`forward.rs`),
 //! select endpoint (`balance.rs`), send (`send.rs`: `pool.rs` or
-//! `connect.rs`), receive head (`receive.rs`), relay (`relay.rs`), and when
+//! `connect.rs`; `pool_gauge.rs` shows the pool's idle counts to the
+//! admin), receive head (`receive.rs`), relay (`relay.rs`), and when
 //! a failed try goes again (`retry.rs`). `stream.rs` is a plain or TLS
 //! upstream connection.
 
@@ -9,6 +10,7 @@ pub mod balance;
 pub mod connect;
 pub mod forward;
 pub mod pool;
+pub mod pool_gauge;
 pub mod receive;
 pub mod relay;
 pub mod retry;
