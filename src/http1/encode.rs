@@ -1,7 +1,7 @@
 //! Writing heads into the connection's reused output buffer.
 //!
 //! Where it sits: `upstream/forward.rs` writes the upstream request head and
-//! the downstream response head here; `conn.rs` writes error, direct and
+//! the downstream response head here; `downstream/respond.rs` writes error, direct and
 //! redirect responses. This is the one place a head is copied: the proxy
 //! rewrites heads (hop-by-hop fields out, X-Forwarded-* and framing in), so
 //! the new head is assembled once, with any body bytes that arrived with the

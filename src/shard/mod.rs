@@ -14,6 +14,7 @@
 //! (in control messages), the counters (single-writer atomics) and the
 //! control channel.
 
+pub mod buffers;
 pub mod generation;
 pub mod identity;
 pub mod registry;
@@ -28,8 +29,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::admin::ShardCounters;
-use crate::http1::buffers::BufferPool;
 use crate::upstream::pool::Pool;
+use buffers::BufferPool;
 use generation::{Generation, ShardGeneration};
 use identity::ListenerId;
 use registry::Registry;

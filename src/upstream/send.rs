@@ -12,7 +12,7 @@ use super::connect::connect;
 use super::retry::{Attempt, TryFailure};
 use super::stream::UpstreamStream;
 use crate::error::{Error, ErrorKind};
-use crate::http1::io::write_all;
+use crate::io::rent::write_all;
 use crate::shard::generation::Generation;
 use crate::shard::Shard;
 

@@ -26,6 +26,7 @@ mod limits;
 mod memory;
 mod paths;
 mod pool_liveness;
+mod record;
 mod relay;
 mod reload;
 mod routing;
