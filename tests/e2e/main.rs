@@ -12,6 +12,7 @@
 mod harness;
 
 mod admin;
+mod admin_api;
 mod bodies;
 mod cli;
 mod differential;
