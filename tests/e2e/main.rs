@@ -15,6 +15,7 @@ mod admin;
 mod admin_api;
 mod bodies;
 mod cli;
+mod dashboard;
 mod differential;
 mod faults;
 mod framing;
