@@ -8,14 +8,18 @@
 //! action           direct response | redirect | proxy:
 //!   prepare        body bytes in hand checked, 100 Continue,
 //!                  upstream head assembled                   400 413 408
-//!   select         which endpoint of the cluster
+//!   select         which endpoint of the cluster: not tried by
+//!                  this request, not marked down (all down: 503
+//!                  at once)                                   503
 //!   send           pool checkout or connect, one write        502 504
+//!                  (could not connect: the next endpoint)
 //!   receive head   the upstream's response head               502 504
 //!   response stages (none yet: transforms, version headers)
 //!   relay          response body down, and the rest of a
 //!                  streamed request body up, at the same time
 //!   (a failed try may go round select -> send -> receive
-//!    head again: upstream/retry.rs)
+//!    head again: a connect failure to another endpoint, a
+//!    stale pooled connection per upstream/retry.rs)
 //! ```
 //!
 //! Stages are plain functions over the connection (`Conn`: stream and
@@ -38,7 +42,7 @@ use crate::http1::parse::{origin_form, Framing};
 use crate::http1::response::ResponseHead;
 use crate::shard::generation::ShardGeneration;
 use crate::shard::Shard;
-use crate::upstream::balance;
+use crate::upstream::balance::{self, Tried};
 use crate::upstream::forward::{self, ExchangeError};
 use crate::upstream::retry::Attempt;
 use crate::upstream::send::{self, SendError};
@@ -125,13 +129,33 @@ async fn proxy<S: Downstream>(
 ) -> Result<Next, Failure> {
     let mut request = forward::prepare(shard, c, x, cluster, body_limit).await?;
     let mut attempt = Attempt::first();
+    // Endpoints that could not be connected to for this request, and why
+    // the last one could not.
+    let mut tried = Tried::default();
+    let mut connect_error: Option<Error> = None;
     loop {
-        let endpoint = balance::select(generation, cluster);
+        let endpoint = match balance::select(generation, &shard.endpoint_states, cluster, &tried) {
+            Ok(endpoint) => endpoint,
+            Err(none) => return Err(connect_error.unwrap_or(none).into()),
+        };
+        if x.outcome.endpoint.is_some() {
+            shard.counters.upstream_retry();
+            x.outcome.retries += 1;
+        }
         x.outcome.endpoint = Some(endpoint);
         let connecting = Instant::now();
         // A try that failed before any response byte: (why, on a reused connection?).
         let (failure, reused) = match send::send(shard, &generation.shared, endpoint, attempt, &mut c.wbuf).await {
-            Err(SendError::Connect(error)) => return Err(error.into()),
+            Err(SendError::Connect(error)) => {
+                // No byte left for the upstream: another endpoint may take
+                // the request, whatever its method (nginx's
+                // `proxy_next_upstream error timeout`). One that refused or
+                // timed out is passed over by the next requests too.
+                balance::connect_failed(generation, &shard.endpoint_states, endpoint, &error);
+                tried.add(endpoint.index);
+                connect_error = Some(error);
+                continue;
+            }
             Err(SendError::Write { failure, reused }) => (failure, reused),
             Ok(upstream) => {
                 let reused = upstream.reused;
@@ -150,8 +174,6 @@ async fn proxy<S: Downstream>(
         if !attempt.may_retry(&failure, reused, request.replayable, request.method) {
             return Err(failure.into_error().into());
         }
-        shard.counters.upstream_retry();
-        x.outcome.retries += 1;
         attempt = attempt.next();
     }
 }

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::admin::ShardCounters;
+use crate::upstream::endpoint_state::EndpointStates;
 use crate::upstream::pool::Pool;
 use buffers::BufferPool;
 use generation::{Generation, ShardGeneration};
@@ -67,6 +68,8 @@ pub struct Shard {
     pub counters: Arc<ShardCounters>,
     /// Keyed by stable endpoint slots: survives reloads.
     pub pool: Pool,
+    /// The shard's view of each endpoint (passive marks), by stable slot.
+    pub endpoint_states: EndpointStates,
     pub registry: Rc<Registry>,
     pub buffers: BufferPool,
     /// Histograms and buffers of the record step (`observe/`).
@@ -79,6 +82,7 @@ impl Shard {
         Shard {
             id,
             pool: Pool::new(&generation, counters.pool_idle.clone()),
+            endpoint_states: EndpointStates::default(),
             current: RefCell::new(Rc::new(ShardGeneration::new(id, generation, None))),
             counters,
             registry: Rc::new(Registry::default()),

@@ -13,6 +13,7 @@ mod harness;
 
 mod admin;
 mod admin_api;
+mod balancing;
 mod bodies;
 mod cli;
 mod dashboard;
