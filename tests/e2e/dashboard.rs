@@ -181,11 +181,21 @@ fn the_dashboard_shows_live_numbers_and_ends_equal_to_stats() {
         .everything_to(upstream.addr())
         .start();
     let mut browser = Browser::launch(&exe);
-    browser.navigate(&format!("http://{}/dashboard#token={TOKEN}", proxy.admin()));
 
-    // The page's own fetches carry the token from the fragment.
+    // Without the token the page loads, says so, and shows no numbers.
+    browser.navigate(&format!("http://{}/dashboard", proxy.admin()));
     let until = Instant::now() + LIVE_DEADLINE;
     let mut page = browser.eval(READ_PAGE);
+    while page["state"] != "unauthorized" {
+        assert!(Instant::now() < until, "no 401 shown without the token: {page}");
+        std::thread::sleep(Duration::from_millis(100));
+        page = browser.eval(READ_PAGE);
+    }
+    assert_eq!((page["requests"].as_str(), page["shards"].as_array().map(Vec::len)), (Some("–"), Some(0)), "{page}");
+
+    // With it in the fragment, the page's own fetches carry it.
+    browser.navigate(&format!("http://{}/dashboard#token={TOKEN}", proxy.admin()));
+    page = browser.eval(READ_PAGE);
     while page["state"] != "live" {
         assert!(Instant::now() < until, "the page never went live: {page}\n{}", browser.log());
         std::thread::sleep(Duration::from_millis(100));
