@@ -346,6 +346,8 @@ pub async fn serve<S: Downstream>(
                 c.take_newest_generation(&shard, &mut x);
                 x.client.resolve(&x.head, &c.rbuf, &c.config.listeners[c.listener].trusted_proxies);
                 resolve_request_id(&shard, &c, &mut x);
+                let (tracing, trusted) = (&c.config.tracing, x.client.peer_trusted());
+                x.trace = crate::observe::trace::decide(&shard.observe.trace, tracing, &x.head, &c.rbuf, trusted);
                 // Boxed: the pipeline's state (the largest part of a
                 // connection's future) exists only while a request is being
                 // served, not for every idle keep-alive connection.
@@ -379,7 +381,8 @@ pub async fn serve<S: Downstream>(
                     path: &x.path,
                     request_id: &x.request_id,
                     tls_version: c.tls.as_ref().and_then(|t| t.version),
-                    trace_id: None,
+                    trace_id: x.trace.as_ref().map(|t| &t.trace_id_hex[..]),
+                    trace: x.trace.as_ref(),
                     outcome: &x.outcome,
                 },
             );

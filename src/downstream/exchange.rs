@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::client_addr::ClientAddr;
 use super::outcome::Outcome;
 use crate::http1::parse::RequestHead;
+use crate::observe::trace::TraceContext;
 
 pub struct Exchange {
     /// The parsed head; its spans point into the connection's `rbuf`,
@@ -20,6 +21,9 @@ pub struct Exchange {
     /// The query's span in the connection's `rbuf` (set by the route stage).
     pub query: Option<Range<usize>>,
     pub request_id: Vec<u8>,
+    /// The request's trace context (`observe/trace/`), decided right
+    /// after the request id; `None` when tracing is off.
+    pub trace: Option<TraceContext>,
     /// The effective client address: the peer, or whom a trusted peer's
     /// forwarding headers name. Resolved once per request, before the
     /// pipeline; everything keyed by the client reads it.
@@ -39,6 +43,7 @@ impl Exchange {
             path: Vec::new(),
             query: None,
             request_id: Vec::with_capacity(32),
+            trace: None,
             client,
             request_done: true,
             outcome: Outcome::new(Instant::now()),
@@ -52,6 +57,7 @@ impl Exchange {
         self.outcome = Outcome::new(start);
         self.path.clear();
         self.query = None;
+        self.trace = None;
         self.sent_before = sent;
     }
 

@@ -31,8 +31,6 @@
 pub mod path;
 pub mod route;
 
-use std::time::Instant;
-
 use crate::config::RouteAction;
 use crate::downstream::conn::{Conn, Failure, Next};
 use crate::downstream::exchange::Exchange;
@@ -143,7 +141,6 @@ async fn proxy<S: Downstream>(
             x.outcome.retries += 1;
         }
         x.outcome.endpoint = Some(endpoint);
-        let connecting = Instant::now();
         // A try that failed before any response byte: (why, on a reused connection?).
         let (failure, reused) = match send::send(shard, &generation.shared, endpoint, attempt, &mut c.wbuf).await {
             Err(SendError::Connect(error)) => {
@@ -159,12 +156,9 @@ async fn proxy<S: Downstream>(
             Err(SendError::Write { failure, reused }) => (failure, reused),
             Ok(upstream) => {
                 let reused = upstream.reused;
-                let sent = Instant::now();
                 x.outcome.upstream_reused = reused;
-                // Connect, TLS handshake and the write of the head: the
-                // write is a copy into the socket buffer.
-                x.outcome.timings.upstream_connect = (!reused).then(|| sent - connecting);
-                match forward::exchange(shard, c, x, &mut request, upstream, sent, response_stages).await {
+                x.outcome.timings.upstream_connect = upstream.connect_time;
+                match forward::exchange(shard, c, x, &mut request, upstream, response_stages).await {
                     Ok(next) => return Ok(next),
                     Err(ExchangeError::Failed(failure)) => return Err(failure),
                     Err(ExchangeError::Retry(failure)) => (failure, reused),

@@ -111,6 +111,7 @@ pub async fn prepare<S: Downstream>(
             // bytes: the cluster's first endpoint stands in.
             fallback_host: config.clusters[cluster].proxy_hosts.first().map(|h| h.as_bytes()),
             underscores_in_headers: config.listeners[c.listener].underscores_in_headers,
+            trace: x.trace.as_ref().map(|t| t.fields()),
             proto: if c.tls.is_some() { "https" } else { "http" },
             request_id: &x.request_id,
             path: &x.path,
@@ -214,15 +215,13 @@ struct ResponseDone {
 }
 
 /// The exchange phase: receive head -> response stages -> relay, with the
-/// upload of the rest of a streamed body running at the same time. `sent`:
-/// when the request's head went upstream.
+/// upload of the rest of a streamed body running at the same time.
 pub async fn exchange<S: Downstream>(
     shard: &Shard,
     c: &mut Conn<S>,
     x: &mut Exchange,
     req: &mut Prepared,
     mut upstream: Upstream,
-    sent: Instant,
     stages: ResponseStages,
 ) -> Result<Next, ExchangeError> {
     let response_timeout = c.config.clusters[upstream.endpoint.cluster].response_timeout;
@@ -354,7 +353,7 @@ pub async fn exchange<S: Downstream>(
     x.outcome.bytes_received = x.head.head_len as u64 + req.body_bytes;
     if let Some(at) = head_at.get() {
         x.outcome.upstream_status = Some(resp.status);
-        x.outcome.timings.upstream_head = Some(at - sent);
+        x.outcome.timings.upstream_head = Some(at - upstream.sent_at);
     }
     if started {
         x.outcome.status = resp.status;

@@ -38,4 +38,5 @@ mod service;
 mod shards;
 mod shutdown;
 mod tls;
+mod tracing;
 mod upstream_errors;
