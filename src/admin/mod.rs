@@ -13,10 +13,19 @@
 //!   [`MAX_ADMIN_CONNECTIONS`], a deadline for the whole request head.
 //! - [`stats`]: the `/stats` document.
 //! - [`counters`]: the per-shard counters the shards write.
+//! - [`routes_doc`] (`GET /routes`), [`clusters`] (`GET /clusters`),
+//!   [`shards`] (`GET /shards`): the running generation's routes and
+//!   clusters, and each shard's load; `GET /healthz` is liveness.
+//! - [`dashboard`]: the live dashboard page (`GET /dashboard`).
 
 pub mod auth;
+pub mod clusters;
 pub mod counters;
+pub mod dashboard;
+mod json;
+pub mod routes_doc;
 pub mod server;
+pub mod shards;
 pub mod stats;
 
 pub use counters::ShardCounters;
