@@ -8,6 +8,7 @@
 //! `POST /reload` -> reloads the config (see `server.rs`).
 //! The metrics issue will add Prometheus output and histograms here.
 //!
+//! - [`origin`]: web pages kept out (cross-site requests, DNS rebinding).
 //! - [`auth`]: the bearer token (`admin.token`) every request must carry when set.
 //! - [`server`]: accept loop, one thread per admin connection up to
 //!   [`MAX_ADMIN_CONNECTIONS`], a deadline for the whole request head.
@@ -23,6 +24,7 @@ pub mod clusters;
 pub mod counters;
 pub mod dashboard;
 mod json;
+pub mod origin;
 pub mod routes_doc;
 pub mod server;
 pub mod shards;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::auth::{authorized, CHALLENGE};
 use super::stats::stats_json;
-use super::{clusters, dashboard, routes_doc, shards, ShardCounters};
+use super::{clusters, dashboard, origin, routes_doc, shards, ShardCounters};
 use crate::config::Config;
 use crate::shard::generation::Generation;
 use arc_swap::ArcSwap;
@@ -297,6 +297,11 @@ fn answer(head: &[u8], state: &AdminState) -> Answer {
     }
     let path = request.path.unwrap_or("");
     let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let config = state.config.load();
+    let token = config.admin.as_ref().and_then(|a| a.token.as_ref());
+    if let Some(why) = origin::refused(request.headers, token.is_some()) {
+        return Answer::Reply(Reply::json("403 Forbidden", format!("{{\"error\":\"{why}\"}}\n")));
+    }
     // The dashboard page holds no data and must load without the token
     // (its script then sends the token on its own fetches).
     if dashboard::is_page(request.method.unwrap_or(""), path) {
@@ -306,8 +311,6 @@ fn answer(head: &[u8], state: &AdminState) -> Answer {
             body: dashboard::PAGE.into(),
         });
     }
-    let config = state.config.load();
-    let token = config.admin.as_ref().and_then(|a| a.token.as_ref());
     if !authorized(token, request.headers) {
         return Answer::Reply(Reply::json("401 Unauthorized", "{\"error\":\"missing or wrong bearer token\"}\n"));
     }
@@ -363,7 +366,7 @@ mod tests {
 
     /// (request head, status line the admin answers)
     const REQUESTS: &[(&[u8], &str)] = &[
-        (b"GET /stats HTTP/1.1\r\nHost: admin\r\n\r\n", "200 OK"),
+        (b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "200 OK"),
         (b"GET /stats?pretty HTTP/1.1\r\n\r\n", "200 OK"),
         (b"GET /config HTTP/1.1\r\n\r\n", "200 OK"),
         (b"GET /other HTTP/1.1\r\n\r\n", "404 Not Found"),
@@ -407,7 +410,7 @@ mod tests {
         assert!(matches!(answer(b"POST /reload HTTP/1.1\r\n\r\n", &state), Answer::Reload), "to the main thread");
         let Answer::Reply(reply) = answer(b"GET /reload HTTP/1.1\r\n\r\n", &state) else { panic!() };
         assert_eq!(reply.status, "404 Not Found");
-        assert!(!head_complete(b"GET /stats HTTP/1.1\r\nHost: admin\r\n"));
+        assert!(!head_complete(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
     }
 
     #[test]
