@@ -3,8 +3,10 @@
 //! cache-line ping-pong); the admin thread only reads.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use crate::downstream::outcome::Outcome;
+use crate::upstream::pool_gauge::IdleGauge;
 
 #[derive(Debug, Default)]
 pub struct ShardCounters {
@@ -26,6 +28,9 @@ pub struct ShardCounters {
     pub metrics: crate::observe::metrics::MetricsLink,
     /// Access log lines dropped because the writer was behind.
     access_log_dropped: AtomicU64,
+    /// Idle pooled upstream connections per endpoint slot, written by the
+    /// shard's pool (`upstream/pool_gauge.rs`).
+    pub pool_idle: Arc<IdleGauge>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use super::auth::{authorized, CHALLENGE};
 use super::stats::stats_json;
-use super::ShardCounters;
+use super::{clusters, dashboard, origin, routes_doc, shards, ShardCounters};
 use crate::config::Config;
+use crate::shard::generation::Generation;
 use arc_swap::ArcSwap;
 
 /// Time from accepting an admin connection to having its complete request
@@ -54,6 +55,11 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 pub struct AdminState {
     pub shards: Arc<Vec<Arc<ShardCounters>>>,
     pub config: Arc<ArcSwap<Config>>,
+    /// The running generation (`/routes`, `/clusters`: stable names and
+    /// endpoint ids); stored with `config` after every reload.
+    pub generation: Arc<ArcSwap<Generation>>,
+    /// Recent counter readings for `/shards`' rates.
+    pub load: shards::LoadWindow,
     pub reload: Option<ReloadHook>,
 }
 
@@ -289,16 +295,32 @@ fn answer(head: &[u8], state: &AdminState) -> Answer {
         }
         _ => return Answer::Reply(Reply::json("400 Bad Request", "{\"error\":\"malformed request head\"}\n")),
     }
+    let path = request.path.unwrap_or("");
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
     let config = state.config.load();
     let token = config.admin.as_ref().and_then(|a| a.token.as_ref());
+    if let Some(why) = origin::refused(request.headers, token.is_some()) {
+        return Answer::Reply(Reply::json("403 Forbidden", format!("{{\"error\":\"{why}\"}}\n")));
+    }
+    // The dashboard page holds no data and must load without the token
+    // (its script then sends the token on its own fetches).
+    if dashboard::is_page(request.method.unwrap_or(""), path) {
+        return Answer::Reply(Reply {
+            status: "200 OK",
+            content_type: dashboard::CONTENT_TYPE,
+            body: dashboard::PAGE.into(),
+        });
+    }
     if !authorized(token, request.headers) {
         return Answer::Reply(Reply::json("401 Unauthorized", "{\"error\":\"missing or wrong bearer token\"}\n"));
     }
-    let path = request.path.unwrap_or("");
-    let path = path.split_once('?').map_or(path, |(p, _)| p);
     Answer::Reply(match (request.method.unwrap_or(""), path) {
         ("GET", "/stats") => Reply::json("200 OK", stats_json(&state.shards)),
         ("GET", "/metrics") => metrics_reply(&state.shards),
+        ("GET", "/healthz") => Reply::json("200 OK", "{\"status\":\"live\"}\n"),
+        ("GET", "/routes") => Reply::json("200 OK", routes_doc::routes_json(&state.generation.load())),
+        ("GET", "/clusters") => Reply::json("200 OK", clusters::clusters_json(&state.generation.load(), &state.shards)),
+        ("GET", "/shards") => Reply::json("200 OK", shards::shards_json(&state.shards, &state.load)),
         // The effective config as `shardgate check` prints it: secrets
         // appear as their source (`<secret from env:NAME>`), never a value.
         ("GET", "/config") => Reply::text("200 OK", config.summary()),
@@ -352,21 +374,34 @@ mod tests {
 
     /// (request head, status line the admin answers)
     const REQUESTS: &[(&[u8], &str)] = &[
-        (b"GET /stats HTTP/1.1\r\nHost: admin\r\n\r\n", "200 OK"),
+        (b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "200 OK"),
         (b"GET /stats?pretty HTTP/1.1\r\n\r\n", "200 OK"),
         (b"GET /config HTTP/1.1\r\n\r\n", "200 OK"),
         (b"GET /metrics HTTP/1.1\r\n\r\n", "200 OK"),
         (b"GET /other HTTP/1.1\r\n\r\n", "404 Not Found"),
+        (b"GET /healthz HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /routes HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /clusters HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /shards HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /dashboard HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /dashboard?x HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET / HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"POST /dashboard HTTP/1.1\r\n\r\n", "405 Method Not Allowed"),
+        (b"DELETE /routes HTTP/1.1\r\n\r\n", "405 Method Not Allowed"),
         (b"POST /stats HTTP/1.1\r\n\r\n", "405 Method Not Allowed"),
         (b"GET /stats HTTP/1.1\r\nBad Header\r\n\r\n", "400 Bad Request"),
         (b"\x01\x02 garbage\r\n\r\n", "400 Bad Request"),
     ];
 
     fn state(config: &str) -> AdminState {
-        let config = Config::parse(config, "t.toml").expect("test config");
+        let config = Arc::new(Config::parse(config, "t.toml").expect("test config"));
+        let ids = &mut crate::shard::identity::Identities::default();
+        let generation = Generation::build(1, config.clone(), ids, None).expect("test generation").0;
         AdminState {
             shards: Arc::new(vec![Arc::new(ShardCounters::default())]),
-            config: Arc::new(ArcSwap::from_pointee(config)),
+            config: Arc::new(ArcSwap::new(config)),
+            generation: Arc::new(ArcSwap::from_pointee(generation)),
+            load: Default::default(),
             reload: None,
         }
     }
@@ -384,7 +419,7 @@ mod tests {
         assert!(matches!(answer(b"POST /reload HTTP/1.1\r\n\r\n", &state), Answer::Reload), "to the main thread");
         let Answer::Reply(reply) = answer(b"GET /reload HTTP/1.1\r\n\r\n", &state) else { panic!() };
         assert_eq!(reply.status, "404 Not Found");
-        assert!(!head_complete(b"GET /stats HTTP/1.1\r\nHost: admin\r\n"));
+        assert!(!head_complete(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
     }
 
     #[test]
@@ -404,7 +439,7 @@ mod tests {
         let state = state(
             &OPEN.replace("listen = \"127.0.0.1:0\"\n[[", "listen = \"127.0.0.1:0\"\ntoken = \"inline-tok\"\n[["),
         );
-        for path in ["/stats", "/config", "/nothing"] {
+        for path in ["/stats", "/config", "/nothing", "/healthz", "/routes", "/clusters", "/shards"] {
             let head = format!("GET {path} HTTP/1.1\r\n\r\n");
             let Answer::Reply(reply) = answer(head.as_bytes(), &state) else { panic!() };
             assert_eq!(reply.status, "401 Unauthorized", "{path}");
@@ -420,6 +455,10 @@ mod tests {
         assert_eq!(reply.content_type, "text/plain; charset=utf-8");
         assert!(reply.body.contains("admin: 127.0.0.1:0 token=<secret from the config file>"), "{}", reply.body);
         assert!(!reply.body.contains("inline-tok"), "{}", reply.body);
+        // The dashboard page loads without the token and holds no data.
+        let Answer::Reply(page) = answer(b"GET /dashboard HTTP/1.1\r\n\r\n", &state) else { panic!() };
+        assert_eq!((page.status, page.content_type), ("200 OK", "text/html; charset=utf-8"));
+        assert!(!page.body.contains("inline-tok") && !page.body.contains("127.0.0.1"));
     }
 
     #[test]

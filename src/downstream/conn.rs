@@ -301,6 +301,9 @@ pub async fn serve<S: Downstream>(
         x.begin(start, c.registration.sent());
 
         // Read until the head is complete.
+        // Whether the head took reads after the one that started it (only
+        // then is its read time worth a clock read).
+        let mut read_again = false;
         let parsed = loop {
             match parse_request(&c.rbuf, &head_limits, &mut x.head) {
                 Ok(true) => break Ok(()),
@@ -322,6 +325,7 @@ pub async fn serve<S: Downstream>(
             // needs one; idle connections should not be sized for it.
             let read =
                 Box::pin(monoio::time::timeout_at(head_deadline.into(), read_more(&mut c.stream, &mut c.rbuf))).await;
+            read_again = true;
             if !c.registration.set_idle(false) {
                 break Err(Error::new(ErrorKind::DownstreamClosed, "shut down while idle"));
             }
@@ -340,7 +344,7 @@ pub async fn serve<S: Downstream>(
         let head_parsed = parsed.is_ok();
         let next = match parsed {
             Ok(()) => {
-                x.head_read(c.rbuf.len().min(x.head.head_len));
+                x.head_read(x.head.head_len, read_again);
                 c.pos = x.head.head_len;
                 x.request_done = x.head.framing == Framing::Empty;
                 c.take_newest_generation(&shard, &mut x);

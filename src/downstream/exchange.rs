@@ -61,10 +61,15 @@ impl Exchange {
         self.sent_before = sent;
     }
 
-    /// The head is in: `head_len` bytes of it.
-    pub fn head_read(&mut self, head_len: usize) {
+    /// The head is in: `head_len` bytes of it. `read_again`: it took more
+    /// reads than the one that started the request (else it came whole
+    /// with that read, and its read time is the parse's: not worth a
+    /// clock read).
+    pub fn head_read(&mut self, head_len: usize, read_again: bool) {
         self.outcome.bytes_received = head_len as u64;
-        self.outcome.timings.head_read = self.outcome.timings.start.elapsed();
+        if read_again {
+            self.outcome.timings.head_read = self.outcome.timings.start.elapsed();
+        }
     }
 
     /// The request is over (served or not); `sent` is the connection's

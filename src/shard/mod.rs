@@ -81,7 +81,7 @@ impl Shard {
     pub fn new(id: usize, generation: Arc<Generation>, counters: Arc<ShardCounters>) -> Shard {
         Shard {
             id,
-            pool: Pool::new(&generation),
+            pool: Pool::new(&generation, counters.pool_idle.clone()),
             endpoint_states: EndpointStates::default(),
             current: RefCell::new(Rc::new(ShardGeneration::new(id, generation, None))),
             counters,

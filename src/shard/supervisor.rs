@@ -107,6 +107,7 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
     // The admin threads' view of the running config (token, `/config`):
     // replaced after every reload that takes effect.
     let admin_config = Arc::new(arc_swap::ArcSwap::new(config.clone()));
+    let admin_generation = Arc::new(arc_swap::ArcSwap::new(generation.clone()));
     if let Some(a) = &config.admin {
         let listener =
             std::net::TcpListener::bind(a.listen).map_err(|e| format!("admin: cannot listen on {}: {e}", a.listen))?;
@@ -120,7 +121,13 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
                 Err(_) => Err(vec!["no answer from the main thread".to_string()]),
             }
         });
-        let state = admin::AdminState { shards: counters.clone(), config: admin_config.clone(), reload: Some(hook) };
+        let state = admin::AdminState {
+            shards: counters.clone(),
+            config: admin_config.clone(),
+            generation: admin_generation.clone(),
+            load: Default::default(),
+            reload: Some(hook),
+        };
         admin::spawn(listener, state).map_err(|e| e.to_string())?;
         tracing::info!(listener = %"admin", addr = %bound, "listening");
     }
@@ -170,6 +177,7 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
             Ok(Event::Signal(SIGHUP)) if !draining => {
                 if reload_logged("SIGHUP", &mut state, read_config()).is_ok() {
                     admin_config.store(state.generation.config.clone());
+                    admin_generation.store(state.generation.clone());
                 }
             }
             Ok(Event::Reload(reply)) => {
@@ -179,6 +187,7 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
                 };
                 if outcome.is_ok() {
                     admin_config.store(state.generation.config.clone());
+                    admin_generation.store(state.generation.clone());
                 }
                 let _ = reply.send(outcome);
             }

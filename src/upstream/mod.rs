@@ -2,7 +2,8 @@
 //! stated in `pipeline/mod.rs`): prepare and the exchange (`forward.rs`),
 //! select endpoint (`balance/`, over the shard's view of its endpoints:
 //! `endpoint_state.rs`), send (`send.rs`: `pool.rs` or
-//! `connect.rs`), receive head (`receive.rs`), relay (`relay.rs`), and when
+//! `connect.rs`; `pool_gauge.rs` shows the pool's idle counts to the
+//! admin), receive head (`receive.rs`), relay (`relay.rs`), and when
 //! a failed try goes again (`retry.rs`). `stream.rs` is a plain or TLS
 //! upstream connection.
 
@@ -11,6 +12,7 @@ pub mod connect;
 pub mod endpoint_state;
 pub mod forward;
 pub mod pool;
+pub mod pool_gauge;
 pub mod receive;
 pub mod relay;
 pub mod retry;

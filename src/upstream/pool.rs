@@ -7,8 +7,10 @@
 //! by the upstream's own idle timer.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::pool_gauge::{IdleCells, IdleGauge};
 use super::stream::UpstreamStream;
 use super::EndpointId;
 use crate::shard::generation::Generation;
@@ -29,17 +31,21 @@ struct Policy {
 
 /// Idle connections per endpoint slot (`EndpointId::slot`, stable across
 /// reloads: a reload that keeps an endpoint keeps its connections).
-#[derive(Default)]
 pub struct Pool {
     idle: RefCell<Vec<Vec<Idle>>>,
     /// Per slot; `None` for an endpoint not in the current generation.
     policy: RefCell<Vec<Option<Policy>>>,
+    /// Each slot's idle count, for the admin thread (`pool_gauge.rs`):
+    /// written after every change of a slot's list.
+    gauge: RefCell<IdleCells>,
 }
 
 impl Pool {
-    /// A pool for the endpoints of `generation`.
-    pub fn new(generation: &Generation) -> Pool {
-        let pool = Pool::default();
+    /// A pool for the endpoints of `generation`, publishing its idle
+    /// counts to `gauge`.
+    pub fn new(generation: &Generation, gauge: Arc<IdleGauge>) -> Pool {
+        let pool =
+            Pool { idle: RefCell::default(), policy: RefCell::default(), gauge: RefCell::new(IdleCells::new(gauge)) };
         pool.install(generation);
         pool
     }
@@ -65,6 +71,8 @@ impl Pool {
             }
         }
         idle.resize_with(next.len(), Vec::new);
+        let mut gauge = self.gauge.borrow_mut();
+        gauge.grow(next.len());
         for (slot, list) in idle.iter_mut().enumerate() {
             let same = match (policy.get(slot).copied().flatten(), next[slot]) {
                 (Some(old), Some(new)) => old.settings == new.settings,
@@ -75,6 +83,7 @@ impl Pool {
             } else if let Some(p) = next[slot] {
                 list.truncate(p.max_idle);
             }
+            gauge.set(slot, list.len());
         }
         *policy = next;
     }
@@ -95,12 +104,15 @@ impl Pool {
         let timeout = self.live(ep)?.idle_timeout;
         let mut idle = self.idle.borrow_mut();
         let list = &mut idle[ep.slot()];
+        let mut found = None;
         while let Some(mut conn) = list.pop() {
             if conn.since.elapsed() < timeout && conn.stream.is_reusable() {
-                return Some(conn.stream);
+                found = Some(conn.stream);
+                break;
             }
         }
-        None
+        self.gauge.borrow().set(ep.slot(), list.len());
+        found
     }
 
     /// Keeps `stream` for reuse unless the endpoint's idle list is full,
@@ -112,6 +124,7 @@ impl Pool {
         let list = &mut idle[ep.slot()];
         if list.len() < policy.max_idle {
             list.push(Idle { stream, since: Instant::now() });
+            self.gauge.borrow().set(ep.slot(), list.len());
         }
     }
 
@@ -121,18 +134,22 @@ impl Pool {
         let now = Instant::now();
         let policy = self.policy.borrow();
         let mut idle = self.idle.borrow_mut();
-        for (list, p) in idle.iter_mut().zip(policy.iter()) {
+        let gauge = self.gauge.borrow();
+        for (slot, (list, p)) in idle.iter_mut().zip(policy.iter()).enumerate() {
             match p {
                 Some(p) => list.retain(|c| now.duration_since(c.since) < p.idle_timeout),
                 None => list.clear(),
             }
+            gauge.set(slot, list.len());
         }
     }
 
     /// Closes every idle connection (drain).
     pub fn clear(&self) {
-        for list in self.idle.borrow_mut().iter_mut() {
+        let gauge = self.gauge.borrow();
+        for (slot, list) in self.idle.borrow_mut().iter_mut().enumerate() {
             list.clear();
+            gauge.set(slot, 0);
         }
     }
 

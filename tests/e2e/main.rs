@@ -13,9 +13,11 @@ mod harness;
 
 mod access_log;
 mod admin;
+mod admin_api;
 mod balancing;
 mod bodies;
 mod cli;
+mod dashboard;
 mod differential;
 mod faults;
 mod framing;

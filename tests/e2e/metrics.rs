@@ -252,8 +252,8 @@ fn check_histogram(scrape: &Scrape, family: &str) -> Result<(), String> {
 }
 
 fn scrape(proxy: &Proxy) -> Scrape {
-    let response =
-        Client::connect(proxy.admin()).request(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    let response = Client::connect(proxy.admin())
+        .request(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
     let text = response.text();

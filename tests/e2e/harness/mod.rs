@@ -15,6 +15,7 @@
 
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod client;
 pub mod config;
 pub mod pattern;

@@ -160,7 +160,7 @@ impl Proxy {
 
     /// `POST /reload` on the admin listener.
     pub fn reload(&self) -> Response {
-        Client::connect(self.admin()).request(b"POST /reload HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        Client::connect(self.admin()).request(b"POST /reload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     }
 
     /// `shardgate proxy --listen 127.0.0.1:0 --upstream A,B --shards 1`, plus `extra`.
@@ -335,8 +335,8 @@ impl Proxy {
 
     /// The body of `GET /stats` on the admin listener.
     pub fn stats_json(&self) -> String {
-        let response =
-            Client::connect(self.admin()).request(b"GET /stats HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        let response = Client::connect(self.admin())
+            .request(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         assert_eq!(response.status, 200, "GET /stats: {}", response.text());
         response.text()
     }

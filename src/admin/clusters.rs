@@ -1,0 +1,104 @@
+//! `GET /clusters`: the clusters of the running generation and their
+//! endpoints, each with its address, its stable id (the endpoint's slot:
+//! the same across reloads that keep the endpoint, see
+//! `shard/identity.rs`), weight, health and the idle pooled connections
+//! each shard holds for it.
+//!
+//! ```text
+//! {"generation":1,"clusters":[{"name":"api","tls":false,"endpoints":[
+//!   {"id":0,"address":"127.0.0.1:8080","written":"backend.internal:8080",
+//!    "weight":1,"health":"unknown","checks":false,"idle":[2,0]}]}]}
+//! ```
+//! Weights are all 1 and health is `"unknown"` with `"checks":false` until
+//! load balancing and health checks exist; then these fields carry them.
+//! `idle` has one count per shard, read from the shards' pool gauges
+//! (`upstream/pool_gauge.rs`): a moment old at most.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use super::json::{key, string};
+use super::ShardCounters;
+use crate::shard::generation::Generation;
+
+/// The `/clusters` document of `generation`, with idle counts from
+/// `shards`.
+pub fn clusters_json(generation: &Generation, shards: &[Arc<ShardCounters>]) -> String {
+    let config = &generation.config;
+    let mut out = String::with_capacity(256 + 256 * config.clusters.len());
+    let _ = write!(out, "{{\"generation\":{},\"clusters\":[", generation.number);
+    for (c, (cluster, ids)) in config.clusters.iter().zip(&generation.endpoints).enumerate() {
+        if c > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        key(&mut out, "name");
+        string(&mut out, &cluster.name);
+        let _ = write!(out, ",\"tls\":{},\"endpoints\":[", cluster.tls.is_some());
+        for (i, (addr, id)) in cluster.endpoints.iter().zip(ids).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{{\"id\":{},\"address\":\"{addr}\",", id.slot());
+            key(&mut out, "written");
+            string(&mut out, &format!("{}:{}", cluster.endpoint_hosts[i], addr.port()));
+            out.push_str(",\"weight\":1,\"health\":\"unknown\",\"checks\":false,\"idle\":[");
+            for (s, shard) in shards.iter().enumerate() {
+                if s > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{}", shard.pool_idle.idle(id.slot()));
+            }
+            out.push_str("]}");
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::shard::identity::Identities;
+    use crate::upstream::pool_gauge::IdleCells;
+
+    fn config(endpoints: &str) -> Arc<Config> {
+        let toml = format!(
+            "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n[[routes]]\ncluster = \"api\"\n\
+             [[clusters]]\nname = \"api\"\nendpoints = [{endpoints}]\n\
+             [[clusters]]\nname = \"other\\\"q\"\nendpoints = [\"127.0.0.1:9\"]\n"
+        );
+        Arc::new(Config::parse(&toml, "t.toml").expect("test config"))
+    }
+
+    #[test]
+    fn endpoints_carry_their_stable_ids_and_each_shards_idle_count() {
+        let mut ids = Identities::default();
+        let first = Generation::build(1, config("\"127.0.0.1:1\", \"localhost:2\""), &mut ids, None).unwrap().0;
+        let shards: Vec<Arc<ShardCounters>> = (0..2).map(|_| Arc::new(ShardCounters::default())).collect();
+        let mut cells = IdleCells::new(shards[1].pool_idle.clone());
+        cells.grow(3);
+        cells.set(first.endpoints[0][1].slot(), 5);
+
+        let v: serde_json::Value = serde_json::from_str(&clusters_json(&first, &shards)).unwrap();
+        assert_eq!(v["generation"], 1);
+        let api = &v["clusters"][0];
+        assert_eq!(api["name"], "api");
+        assert_eq!(api["tls"], false);
+        let eps = api["endpoints"].as_array().unwrap();
+        assert_eq!(eps.len(), 2);
+        assert_eq!(eps[0]["address"], "127.0.0.1:1");
+        assert_eq!(eps[1]["written"], "localhost:2");
+        assert_eq!(eps[1]["idle"], serde_json::json!([0, 5]), "shard 1 holds five");
+        assert_eq!((eps[0]["weight"].clone(), eps[0]["health"].clone()), (1.into(), "unknown".into()));
+        assert_eq!(v["clusters"][1]["name"], "other\"q");
+
+        // A reload that moves the endpoint keeps its id.
+        let second = Generation::build(2, config("\"localhost:2\""), &mut ids, Some(&first)).unwrap().0;
+        let v: serde_json::Value = serde_json::from_str(&clusters_json(&second, &shards)).unwrap();
+        assert_eq!(v["clusters"][0]["endpoints"][0]["id"], eps[1]["id"]);
+        assert_eq!(v["clusters"][0]["endpoints"][0]["idle"], serde_json::json!([0, 5]));
+    }
+}
