@@ -27,7 +27,6 @@ use serde::Deserialize;
 pub struct FileConfig {
     pub server: Option<ServerFile>,
     pub admin: Option<AdminFile>,
-    pub metrics: Option<super::metrics::MetricsFile>,
     /// Defaults for every listener.
     pub limits: Option<LimitsFile>,
     #[serde(default)]
@@ -38,6 +37,7 @@ pub struct FileConfig {
     pub clusters: Vec<ClusterFile>,
     pub tracing: Option<super::tracing::TracingFile>,
     pub access_log: Option<super::access_log::AccessLogFile>,
+    pub metrics: Option<super::metrics::MetricsFile>,
 }
 
 /// `[server]`
