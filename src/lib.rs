@@ -39,4 +39,5 @@ pub mod observe;
 pub mod pipeline;
 pub mod shard;
 pub mod tls;
+pub mod upgrade;
 pub mod upstream;

@@ -6,6 +6,7 @@
 //! `GET /config` -> the effective config as `shardgate check` prints it,
 //! secrets shown as their source only.
 //! `POST /reload` -> reloads the config (see `server.rs`).
+//! `GET /ready`, `POST /drain` -> readiness and a graceful drain (`lifecycle.rs`).
 //! The metrics issue will add Prometheus output and histograms here.
 //!
 //! - [`auth`]: the bearer token (`admin.token`) every request must carry when set.
@@ -16,6 +17,7 @@
 
 pub mod auth;
 pub mod counters;
+pub mod lifecycle;
 pub mod server;
 pub mod stats;
 

@@ -55,6 +55,8 @@ pub struct AdminState {
     pub shards: Arc<Vec<Arc<ShardCounters>>>,
     pub config: Arc<ArcSwap<Config>>,
     pub reload: Option<ReloadHook>,
+    /// `/ready` and `POST /drain` (`lifecycle.rs`).
+    pub lifecycle: Arc<super::lifecycle::Lifecycle>,
 }
 
 /// Runs a config reload on the main thread and waits for its outcome.
@@ -227,6 +229,13 @@ impl Reply {
     }
 }
 
+/// A JSON reply from a handler in another file: (status line, body).
+impl From<(&'static str, String)> for Reply {
+    fn from((status, body): (&'static str, String)) -> Reply {
+        Reply::json(status, body)
+    }
+}
+
 /// The response to `POST /reload` once the main thread answered.
 fn reload_answer(outcome: Result<ReloadOutcome, Vec<String>>) -> Reply {
     match outcome {
@@ -302,6 +311,8 @@ fn answer(head: &[u8], state: &AdminState) -> Answer {
         // appear as their source (`<secret from env:NAME>`), never a value.
         ("GET", "/config") => Reply::text("200 OK", config.summary()),
         ("POST", "/reload") => return Answer::Reload,
+        ("GET", "/ready") => super::lifecycle::ready(&state.lifecycle).into(),
+        ("POST", "/drain") => super::lifecycle::drain(&state.lifecycle).into(),
         ("GET", _) => Reply::json("404 Not Found", "{\"error\":\"not found\"}\n"),
         _ => Reply::json("405 Method Not Allowed", "{\"error\":\"method not allowed\"}\n"),
     })
@@ -359,6 +370,7 @@ mod tests {
             shards: Arc::new(vec![Arc::new(ShardCounters::default())]),
             config: Arc::new(ArcSwap::from_pointee(config)),
             reload: None,
+            lifecycle: Arc::new(super::super::lifecycle::Lifecycle::new(1, None)),
         }
     }
 

@@ -230,6 +230,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
 impl<S: Downstream> Conn<S> {
     /// Answers with a response made by the proxy (error, direct, redirect).
     pub async fn respond_local(&mut self, status: u16, headers: &[(&[u8], &[u8])], body: &[u8], close: bool) -> Next {
+        let close = close || self.registration.closing();
         self.wbuf.clear();
         local_response(
             &mut self.wbuf,
@@ -411,9 +412,6 @@ pub async fn serve<S: Downstream>(
         }
         let head_deadline = if c.rbuf.is_empty() && !first {
             // Idle between requests: wait for a first byte, or close.
-            if c.registration.closing() {
-                break;
-            }
             // No timer here: the shard's sweeper shuts the socket down at
             // the deadline, which ends this wait (see shard/registry.rs).
             let idle_since = Instant::now();
@@ -460,9 +458,6 @@ pub async fn serve<S: Downstream>(
                 Err(e) => break Err(e),
             }
             let was_empty = c.rbuf.is_empty();
-            if was_empty && c.registration.closing() {
-                break Err(Error::new(ErrorKind::DownstreamClosed, "draining"));
-            }
             if c.rbuf.len() == c.rbuf.capacity() {
                 // parse_request refuses a head at max_head_bytes, so doubling
                 // up to that bound always leaves room to read.
@@ -515,7 +510,7 @@ pub async fn serve<S: Downstream>(
         };
         shard.buffers.give(&mut c.ubuf);
         shard.buffers.give(&mut c.wbuf);
-        if next == Next::Close || c.registration.closing() {
+        if next == Next::Close {
             break;
         }
     }
