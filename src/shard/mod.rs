@@ -217,10 +217,18 @@ pub async fn run(
             Err(_) => break Instant::now() + shard.generation().config().server.drain_timeout,
         }
     };
+    // Draining first: a cancelled accept loop sees it and ends.
+    shard.registry.drain(Instant::now());
     for (_, canceller) in accepting.drain() {
         canceller.cancel();
     }
-    shard.registry.drain(Instant::now());
+    // The accept loops end at their next poll and drop their sockets; on
+    // io_uring the close is an operation the runtime submits when it next
+    // enters the kernel. A shard with no connection left would otherwise
+    // return at once, its runtime gone before that: the listening socket
+    // would stay open (connections queued and never accepted, then reset
+    // at exit) instead of refusing connections for the rest of the drain.
+    monoio::time::sleep(DRAIN_POLL_INTERVAL).await;
     shard.pool.clear();
     while !shard.registry.is_empty() && Instant::now() < deadline {
         monoio::time::sleep(DRAIN_POLL_INTERVAL).await;

@@ -244,6 +244,7 @@ pub fn serve_upgrading(config: Config, source: Option<ConfigSource>, upgrade: Up
     let mut failure: Option<String> = None;
     let start_drain = |state: &Running, service: &mut ServiceStatus, handed_to: Option<u32>| {
         lifecycle.set_draining();
+        state.inventory.lock().unwrap_or_else(|p| p.into_inner()).clear();
         match handed_to {
             Some(pid) => service.handed_over(pid),
             None => service.stopping(),

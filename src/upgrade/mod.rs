@@ -147,6 +147,13 @@ impl Inventory {
         self.groups += other.groups;
     }
 
+    /// The process drains: every duplicate closes, so that a listening
+    /// socket closes (connections are refused) as soon as its shard lets
+    /// go of it, unless a new process holds it.
+    pub fn clear(&mut self) {
+        self.held.clear();
+    }
+
     /// A reload removed the listener: its duplicates close here.
     pub fn remove_listener(&mut self, id: ListenerId) {
         self.held.retain(|(held, _, _)| *held != Some(id));

@@ -34,4 +34,5 @@ mod service;
 mod shards;
 mod shutdown;
 mod tls;
+mod upgrade;
 mod upstream_errors;
