@@ -10,7 +10,8 @@
 //! thread keeps a duplicate of every listening socket and offers them on
 //! PATH; a new process that took them and serves starts the same drain
 //! here. With `--upgrade-from PATH` this process takes the old one's
-//! sockets instead of binding, and tells it once every shard serves. SIGHUP and the admin `POST /reload`
+//! sockets instead of binding, and tells it once every shard serves.
+//! SIGUSR2 (with `--upgrade-socket`) starts the new process from here. SIGHUP and the admin `POST /reload`
 //! reload the whole config (`reload.rs`): the file is read and validated
 //! here, a new generation is built (TLS certificates and keys read again)
 //! and swapped into every shard between requests; a file with errors
@@ -26,7 +27,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 
 use super::bind::bind_listeners;
 use super::generation::Generation;
@@ -92,7 +93,7 @@ pub fn serve_upgrading(config: Config, source: Option<ConfigSource>, upgrade: Up
     // default action would kill the process). Signals queue in the channel
     // until the loop below reads them.
     let (events, inbox) = mpsc::channel::<Event>();
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR2])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let signal_events = events.clone();
     std::thread::spawn(move || {
@@ -276,6 +277,15 @@ pub fn serve_upgrading(config: Config, source: Option<ConfigSource>, upgrade: Up
                 let _ = reply.send(outcome);
             }
             Ok(Event::Signal(SIGHUP)) => {}
+            Ok(Event::Signal(SIGUSR2)) => match (&upgrade.offer_at, draining) {
+                (_, true) => tracing::warn!("SIGUSR2: draining; no upgrade"),
+                (None, false) => tracing::warn!("SIGUSR2: no --upgrade-socket to hand the sockets over on; ignored"),
+                (Some(path), false) => {
+                    if let Err(e) = upgrade::successor::start(path) {
+                        tracing::error!(error = %e, "SIGUSR2: cannot start the new process; this one keeps serving");
+                    }
+                }
+            },
             Ok(Event::Signal(_) | Event::DrainRequested) if draining => {}
             Ok(Event::Signal(signal)) => {
                 draining = true;

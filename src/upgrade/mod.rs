@@ -4,7 +4,8 @@
 //! restart work the same way.
 //!
 //! The old process offers its sockets when run with `--upgrade-socket
-//! PATH` (`offer.rs`: a thread waits on that Unix socket). A new process
+//! PATH` (`offer.rs`: a thread waits on that Unix socket). SIGUSR2 makes
+//! it start the new process itself (`successor.rs`). A new process
 //! started with `--upgrade-from PATH` (`take.rs`) connects, reads the
 //! inventory (every proxy listener's sockets, one per old shard, and the
 //! admin listener) and receives the descriptors themselves (`SCM_RIGHTS`,
@@ -29,6 +30,7 @@
 
 pub mod fd_passing;
 pub mod offer;
+pub mod successor;
 pub mod take;
 
 use std::net::SocketAddr;

@@ -359,3 +359,45 @@ fn sigterm_with_several_shards_refuses_new_connections_while_a_request_finishes(
     assert_eq!((response.status, response.text().as_str()), (200, "finished"));
     assert_eq!(proxy.wait_exit(SLACK).and_then(|s| s.code()), Some(0), "{}", proxy.log());
 }
+
+/// SIGUSR2 on a process that offers its sockets: it starts its successor
+/// itself (same command line plus `--upgrade-from`), which takes over; the
+/// old process drains and exits 0. The successor writes to the same log.
+#[test]
+fn sigusr2_starts_the_new_process_which_takes_over() {
+    let upstream = Upstream::ok("ok");
+    let dir = TempDir::new();
+    let socket = dir.path().join("upgrade.sock");
+    let mut old = start(&dir, "old", &config(2, upstream.addr(), ""), &socket, None).unwrap();
+    let addr = old.addr();
+    let mut keep_alive = Client::connect(addr);
+    assert_eq!(keep_alive.get("/before").status, 200);
+
+    old.signal("USR2");
+    let status = old.wait_exit(DRAIN_TIMEOUT + SLACK);
+    let log = old.log();
+    let successor: Option<u32> = log
+        .lines()
+        .find(|l| l.contains("SIGUSR2 started the new process"))
+        .and_then(|l| l.split_whitespace().find_map(|t| t.strip_prefix("pid=")))
+        .and_then(|pid| pid.parse().ok());
+    // The successor is not the test's child: end it by its pid at the end,
+    // whatever happens.
+    struct EndsAtDrop(Option<u32>);
+    impl Drop for EndsAtDrop {
+        fn drop(&mut self) {
+            if let Some(pid) = self.0 {
+                let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            }
+        }
+    }
+    let _successor = EndsAtDrop(successor);
+    assert!(successor.is_some(), "{log}");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{log}");
+    assert!(log.contains("upgrade: serving; the old process drains"), "{log}");
+
+    // The kept-alive connection of the old process was closed at its end;
+    // the address is served by the successor.
+    assert_eq!(get(addr, "/after").status, 200);
+    assert!(socket.exists(), "the successor offers its sockets in turn");
+}
