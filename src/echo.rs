@@ -17,8 +17,8 @@ use monoio::net::{TcpListener, TcpStream};
 
 use crate::config::IoDriver;
 use crate::http1::body::BodyDecoder;
-use crate::http1::io::{read_more, write_all, write_range};
 use crate::http1::parse::{parse_request, Framing, HeadLimits, RequestHead};
+use crate::io::rent::{read_more, write_all, write_range};
 use crate::listener::{bind_shared, SocketOptions};
 use crate::shard::spawn::{spawn_shard, Placement};
 

@@ -43,6 +43,9 @@ pub enum ErrorKind {
     NoRoute,
     /// The shard is at `max_connections_per_shard`.
     ConnectionLimit,
+    /// Every endpoint of the cluster is marked down on this shard (or
+    /// failed for this request).
+    NoHealthyEndpoint,
     /// TCP connect to the endpoint was refused or failed.
     UpstreamConnectFailed,
     /// TCP connect to the endpoint did not finish within `connect_timeout`.
@@ -78,6 +81,7 @@ impl ErrorKind {
             DownstreamClosed => None,
             NoRoute => Some(404),
             ConnectionLimit => Some(503),
+            NoHealthyEndpoint => Some(503),
             UpstreamConnectFailed => Some(502),
             UpstreamConnectTimeout => Some(504),
             UpstreamTlsFailed => Some(502),
@@ -101,7 +105,8 @@ impl ErrorKind {
             | BodyTimeout
             | DownstreamClosed => Side::Downstream,
             NoRoute | ConnectionLimit => Side::Internal,
-            UpstreamConnectFailed
+            NoHealthyEndpoint
+            | UpstreamConnectFailed
             | UpstreamConnectTimeout
             | UpstreamTlsFailed
             | UpstreamResponseTimeout
@@ -113,7 +118,7 @@ impl ErrorKind {
 
     /// Every kind in declaration order (so `ALL[k.index()] == k`), for
     /// tables keyed by kind (metrics).
-    pub const ALL: [ErrorKind; 18] = {
+    pub const ALL: [ErrorKind; 19] = {
         use ErrorKind::*;
         [
             BadRequest,
@@ -127,6 +132,7 @@ impl ErrorKind {
             DownstreamClosed,
             NoRoute,
             ConnectionLimit,
+            NoHealthyEndpoint,
             UpstreamConnectFailed,
             UpstreamConnectTimeout,
             UpstreamResponseTimeout,
@@ -154,6 +160,7 @@ impl ErrorKind {
             DownstreamClosed => "downstream_closed",
             NoRoute => "no_route",
             ConnectionLimit => "connection_limit",
+            NoHealthyEndpoint => "no_healthy_endpoint",
             UpstreamConnectFailed => "upstream_connect_failed",
             UpstreamConnectTimeout => "upstream_connect_timeout",
             UpstreamResponseTimeout => "upstream_response_timeout",
@@ -247,6 +254,7 @@ mod tests {
         (ErrorKind::HeaderTimeout, Some(408)),
         (ErrorKind::NoRoute, Some(404)),
         (ErrorKind::ConnectionLimit, Some(503)),
+        (ErrorKind::NoHealthyEndpoint, Some(503)),
         (ErrorKind::UpstreamConnectFailed, Some(502)),
         (ErrorKind::UpstreamConnectTimeout, Some(504)),
         (ErrorKind::UpstreamTlsFailed, Some(502)),

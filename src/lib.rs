@@ -16,7 +16,8 @@
 //!   -> exchange     receive head -> response stages -> relay,
 //!                   the rest of a streamed body going up alongside 502 504
 //!   -> keep-alive decision; a failed try may go round select -> send again
-//!   -> record (per-shard counters) — always, also on error
+//!   -> record       (observe/record.rs: the outcome -> counters, histograms,
+//!                   access log, traces) — always, also on error
 //! ```
 //! The stage order is written once, in [`pipeline`].
 

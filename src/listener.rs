@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use rustls::{HandshakeKind, ProtocolVersion, ServerConnection};
 
-use crate::http1::conn::{self, TlsInfo};
+use crate::downstream::conn::{self, TlsInfo};
 use crate::shard::generation::ShardGeneration;
 use crate::shard::identity::ListenerId;
 use crate::shard::Shard;
@@ -242,7 +242,8 @@ async fn accept_tls(
     let wants_identity = listener.tls.as_ref().is_some_and(|t| t.client_cert_header.is_some());
     let client_identity =
         if wants_identity { session.peer_certificates().and_then(crate::tls::certs::client_identity) } else { None };
-    Some((stream, TlsInfo { client_identity }))
+    let version = Some(if tls13 { "TLSv1.3" } else { "TLSv1.2" });
+    Some((stream, TlsInfo { client_identity, version }))
 }
 
 /// Above `max_connections_per_shard` a new connection gets a clear 503 and

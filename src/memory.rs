@@ -2,7 +2,7 @@
 //!
 //! Where it sits: `return_free_memory` is called by a shard's sweeper
 //! after a burst of buffers went back to the allocator, or after a crowd of
-//! connections left (see `http1/buffers.rs` and `shard/mod.rs`).
+//! connections left (see `shard/buffers.rs` and `shard/mod.rs`).
 //!
 //! glibc keeps freed heap memory for reuse, and after the first free of a
 //! large block it raises its mmap threshold so that later bulk relay

@@ -38,7 +38,7 @@ pub struct Snapshot {
     pub tls12: u64,
     pub tls_failures: u64,
     /// Keep-alive connections waiting for a request with no head buffer
-    /// (see `http1::conn::IN_USE_GAP`).
+    /// (see `downstream::conn::IN_USE_GAP`).
     pub idle_without_buffer: u64,
     /// Finished requests by status class: `[1xx, 2xx, 3xx, 4xx, 5xx, none]`.
     pub statuses: [u64; 6],

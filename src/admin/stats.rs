@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::ShardCounters;
 
 /// `{"shards":[{"shard":0,"accepted":N,"requests":N,"active":N,…,
-/// "statuses":{"1xx":N,…,"5xx":N,"none":N}},…]}`.
+/// "statuses":{"1xx":N,…,"5xx":N,"none":N}},…],"tracing":{…}}` (span
+/// export counters, `observe/trace/export.rs`).
 pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
     let rows: Vec<String> = shards
         .iter()
@@ -36,5 +37,6 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
             )
         })
         .collect();
-    format!("{{\"shards\":[{}]}}\n", rows.join(","))
+    let tracing = crate::observe::trace::export::STATS.json();
+    format!("{{\"shards\":[{}],\"tracing\":{tracing}}}\n", rows.join(","))
 }

@@ -35,6 +35,7 @@ pub struct FileConfig {
     pub routes: Vec<RouteFile>,
     #[serde(default)]
     pub clusters: Vec<ClusterFile>,
+    pub tracing: Option<super::tracing::TracingFile>,
 }
 
 /// `[server]`

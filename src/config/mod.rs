@@ -23,6 +23,7 @@ pub mod secret;
 mod spans;
 mod summary;
 mod tls;
+pub mod tracing;
 pub mod units;
 mod validate;
 mod values;
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use self::tracing::{OtlpExport, Tracing, TrustIncoming};
 pub use cidr::Cidr;
 pub use errors::{ConfigError, ConfigErrors, ConfigWarning};
 pub use secret::Secret;
@@ -92,6 +94,8 @@ pub struct Config {
     /// Header names the proxy asserts, over all listeners: removed from
     /// every request on every listener (see [`AssertedHeaders`]).
     pub asserted_headers: AssertedHeaders,
+    /// `[tracing]` (off when absent).
+    pub tracing: Tracing,
 }
 
 /// Header names whose value only the proxy may set, because it vouches
@@ -625,6 +629,7 @@ impl Config {
             }],
             // No listener asserts anything (no client certificates).
             asserted_headers: AssertedHeaders::default(),
+            tracing: Tracing::default(),
         }
     }
 }

@@ -91,6 +91,9 @@ impl Config {
             }
             out.push('\n');
         }
+        if self.tracing.enabled {
+            let _ = writeln!(out, "{}", self.tracing.summary());
+        }
         out
     }
 

@@ -308,7 +308,8 @@ impl Check<'_> {
         self.check_redirect_loops(&listeners, &routes);
 
         let asserted_headers = AssertedHeaders::of(&listeners);
-        Config { server, admin, listeners, routes, clusters, asserted_headers }
+        let tracing = self.tracing(f.tracing.as_ref());
+        Config { server, admin, listeners, routes, clusters, asserted_headers, tracing }
     }
 
     /// Names must be non-empty, free of whitespace and unique within their

@@ -139,6 +139,7 @@ fn through_a_request(selector: u8, xff: &[u8], fwd: &[u8]) {
         client_cert: None,
         fallback_host: None,
         underscores_in_headers: false,
+        trace: None,
     };
     let mut out = Vec::new();
     upstream_request_head(&mut out, &raw, &head, &info);

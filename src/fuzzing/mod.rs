@@ -37,8 +37,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("forwarding", forwarding::forwarding),
 ];
 
-/// The end-to-end header fields of a parsed head (kind `Other`, not named
-/// in `Connection`), as (lowercase name, value) pairs in order: what a
+/// The end-to-end header fields of a parsed head (kind `Other`, or the
+/// trace context fields, which pass as they are while tracing is off; not
+/// named in `Connection`), as (lowercase name, value) pairs in order: what a
 /// re-encoded head must carry unchanged.
 pub(crate) fn end_to_end_fields(headers: &[crate::http1::head::Header], buf: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     use crate::http1::head::HeaderKind;
@@ -50,7 +51,7 @@ pub(crate) fn end_to_end_fields(headers: &[crate::http1::head::Header], buf: &[u
         .collect();
     headers
         .iter()
-        .filter(|h| h.kind == HeaderKind::Other)
+        .filter(|h| matches!(h.kind, HeaderKind::Other | HeaderKind::Traceparent | HeaderKind::Tracestate))
         .map(|h| (h.name.of(buf).to_ascii_lowercase(), h.value.of(buf).to_vec()))
         .filter(|(name, _)| !listed.contains(name))
         .collect()

@@ -127,6 +127,7 @@ fn reencode(data: &[u8], head: &RequestHead, path: &[u8], query: Option<&[u8]>, 
         fallback_host: Some(FALLBACK_HOST),
         // Both listener settings, one per encoding.
         underscores_in_headers: keep_chain,
+        trace: None,
     };
     let mut out = Vec::new();
     upstream_request_head(&mut out, data, head, &info);

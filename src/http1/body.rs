@@ -1,7 +1,7 @@
 //! Sans-io body framing: how many of the bytes in hand belong to the
 //! current message body, and (for chunked) where its data is.
 //!
-//! Where it sits: after a head is parsed, `conn.rs` (request bodies) and
+//! Where it sits: after a head is parsed, `downstream/conn.rs` (request bodies) and
 //! `upstream/forward.rs` (response bodies) feed every buffer through a
 //! [`BodyDecoder`] while relaying. Chunked bodies are validated byte by byte
 //! and, when both sides speak chunked, relayed as received: the decoder has

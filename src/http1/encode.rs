@@ -1,7 +1,7 @@
 //! Writing heads into the connection's reused output buffer.
 //!
 //! Where it sits: `upstream/forward.rs` writes the upstream request head and
-//! the downstream response head here; `conn.rs` writes error, direct and
+//! the downstream response head here; `downstream/respond.rs` writes error, direct and
 //! redirect responses. This is the one place a head is copied: the proxy
 //! rewrites heads (hop-by-hop fields out, X-Forwarded-* and framing in), so
 //! the new head is assembled once, with any body bytes that arrived with the
@@ -59,6 +59,17 @@ pub struct ForwardInfo<'a> {
     /// The listener's `underscores_in_headers`: names with `_` are passed
     /// (else dropped).
     pub underscores_in_headers: bool,
+    /// The request's trace context when tracing is on: sent instead of
+    /// any the client sent (`observe/trace/`).
+    pub trace: Option<TraceFields<'a>>,
+}
+
+/// The W3C trace context fields the proxy sends upstream.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceFields<'a> {
+    pub traceparent: &'a [u8],
+    /// Empty: no `tracestate` field.
+    pub tracestate: &'a [u8],
 }
 
 /// The client and its hop to the proxy, as the forwarding headers tell it.
@@ -139,7 +150,9 @@ pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, 
     let mut host_kept = false;
     for h in &head.headers {
         match h.kind {
-            HeaderKind::Other => {
+            // The proxy's own trace context replaces the client's.
+            HeaderKind::Traceparent | HeaderKind::Tracestate if info.trace.is_some() => {}
+            HeaderKind::Other | HeaderKind::Traceparent | HeaderKind::Tracestate => {
                 let name = h.name.of(buf);
                 if check_listed && listed_in_connection(&head.headers, buf, name) {
                     continue;
@@ -235,6 +248,12 @@ pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, 
         push_header(out, b"x-forwarded-host", host);
     }
     push_header(out, b"x-request-id", info.request_id);
+    if let Some(trace) = &info.trace {
+        push_header(out, b"traceparent", trace.traceparent);
+        if !trace.tracestate.is_empty() {
+            push_header(out, b"tracestate", trace.tracestate);
+        }
+    }
     if let Some((header, Some(identity))) = info.client_cert {
         push_header(out, header, identity);
     }
@@ -436,6 +455,7 @@ mod tests {
             client_cert,
             fallback_host: Some(b"backend:8080"),
             underscores_in_headers: false,
+            trace: None,
         };
         let mut out = Vec::new();
         upstream_request_head(&mut out, raw, &head, &info);
@@ -566,5 +586,41 @@ mod tests {
             out,
             "HTTP/1.1 200 OK\r\nServer: s\r\nconnection: close\r\nstrict-transport-security: max-age=60\r\nx-request-id: rid\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn trace_context_is_replaced_when_tracing_is_on() {
+        let raw: &[u8] = b"GET / HTTP/1.1\r\nHost: h\r\nTraceparent: 00-client\r\ntracestate: a=1\r\nX-Keep: k\r\n\r\n";
+        let mut head = RequestHead::default();
+        assert!(parse_request(raw, &LIMITS, &mut head).unwrap());
+        let asserted = AssertedHeaders::default();
+        let head_with = |trace: Option<TraceFields<'_>>| {
+            let info = ForwardInfo {
+                client: UNTRUSTED,
+                proto: "http",
+                request_id: b"rid",
+                path: b"/",
+                query: None,
+                asserted: &asserted,
+                client_cert: None,
+                fallback_host: None,
+                underscores_in_headers: false,
+                trace,
+            };
+            let mut out = Vec::new();
+            upstream_request_head(&mut out, raw, &head, &info);
+            String::from_utf8(out).unwrap()
+        };
+        // Off: the client's fields pass like any other.
+        let off = head_with(None);
+        assert!(off.contains("Traceparent: 00-client\r\ntracestate: a=1\r\n"), "{off}");
+        // On: only the proxy's, once each.
+        let on = head_with(Some(TraceFields { traceparent: b"00-proxy", tracestate: b"a=1,b=2" }));
+        assert!(!on.contains("00-client") && !on.contains("tracestate: a=1\r\n"), "{on}");
+        assert!(on.contains("traceparent: 00-proxy\r\ntracestate: a=1,b=2\r\n"), "{on}");
+        assert!(on.contains("X-Keep: k\r\n"));
+        // No tracestate to pass: none is written.
+        let bare = head_with(Some(TraceFields { traceparent: b"00-proxy", tracestate: b"" }));
+        assert!(!bare.to_ascii_lowercase().contains("tracestate"), "{bare}");
     }
 }

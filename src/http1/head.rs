@@ -36,6 +36,10 @@ pub enum HeaderKind {
     XRealIp,
     Via,
     XRequestId,
+    /// W3C Trace Context (`observe/trace/`): replaced by the proxy's own
+    /// when tracing is on.
+    Traceparent,
+    Tracestate,
     Other,
 }
 
@@ -74,6 +78,8 @@ impl HeaderKind {
             9 if is("x-real-ip") => XRealIp,
             10 if is("connection") => Connection,
             10 if is("keep-alive") => KeepAlive,
+            10 if is("tracestate") => Tracestate,
+            11 if is("traceparent") => Traceparent,
             12 if is("x-request-id") => XRequestId,
             14 if is("content-length") => ContentLength,
             15 if is("x-forwarded-for") => XForwardedFor,

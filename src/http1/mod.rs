@@ -8,18 +8,15 @@
 //!   Forwarded (RFC 7239) values.
 //! - `encode.rs`: writing heads (upstream request, downstream response,
 //!   error and direct responses) into a reused output buffer.
-//! - `io.rs`: buffer-ownership helpers over monoio's rent-style I/O.
-//! - `buffers.rs`: the per-shard pool of exchange buffers.
-//! - `conn.rs`: the downstream connection loop.
+//!
+//! The codec only: no sockets, no shard state. The connection loop that
+//! drives it is `downstream/conn.rs`.
 
 pub mod body;
-pub mod buffers;
-pub mod conn;
 pub mod encode;
 pub mod forwarded;
 pub mod framing;
 pub mod head;
-pub mod io;
 pub mod parse;
 pub mod response;
 

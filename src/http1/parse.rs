@@ -1,6 +1,6 @@
 //! Sans-io parsing of request heads, and the strict framing rules.
 //!
-//! Where it sits: the first thing done to every request (`conn.rs` calls
+//! Where it sits: the first thing done to every request (`downstream/conn.rs` calls
 //! [`parse_request`] on its read buffer). Nothing here does I/O: a parser is
 //! a function from bytes to complete / partial / error, table-tested
 //! without sockets.

@@ -1,8 +1,10 @@
 //! I/O plumbing shared by both sides of the proxy.
 //!
+//! - `rent.rs`: buffer-ownership helpers over monoio's rent-style I/O.
 //! - `split.rs`: a stream's read and write halves, borrowed, so one task can
 //!   read from a peer while it writes to it (the duplex relay).
 
+pub mod rent;
 pub mod split;
 
 use std::os::fd::RawFd;

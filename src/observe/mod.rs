@@ -8,11 +8,16 @@
 //!
 //! - [`record`]: the record step.
 //! - [`names`]: every metric name, in one file.
+//! - [`trace`]: W3C trace context and OTLP span export.
 
 pub mod names;
 pub mod record;
+pub mod trace;
 
 /// A shard's own observability state (`!Send`, touched only by its
 /// shard): each consumer's buffers and histograms, one field each.
 #[derive(Default)]
-pub struct ShardObserve {}
+pub struct ShardObserve {
+    /// Ids, sampling and the batch of spans waiting for the exporter.
+    pub trace: trace::ShardTrace,
+}

@@ -11,3 +11,8 @@ pub const ERRORS_TOTAL: &str = "shardgate_errors_total";
 pub const RECEIVED_BYTES_TOTAL: &str = "shardgate_received_bytes_total";
 /// Response bytes sent to clients.
 pub const SENT_BYTES_TOTAL: &str = "shardgate_sent_bytes_total";
+/// Spans delivered to the OTLP collector.
+pub const TRACE_SPANS_EXPORTED_TOTAL: &str = "shardgate_trace_spans_exported_total";
+/// Spans dropped, by `reason`: `queue_full` (the exporter fell behind),
+/// `export_failed` (the collector was down, slow or answered an error).
+pub const TRACE_SPANS_DROPPED_TOTAL: &str = "shardgate_trace_spans_dropped_total";

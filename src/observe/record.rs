@@ -34,10 +34,13 @@ pub struct Record<'a> {
     /// The W3C trace id (32 lowercase hex digits) when the request is
     /// traced (filled by the tracing stage, `observe/trace/`).
     pub trace_id: Option<&'a [u8]>,
+    /// The request's trace context (`trace::decide`), when tracing is on.
+    pub trace: Option<&'a crate::observe::trace::TraceContext>,
     pub outcome: &'a Outcome,
 }
 
 /// Reports one finished request.
 pub fn record(shard: &Shard, r: &Record<'_>) {
     shard.counters.request_done(r.outcome);
+    shard.observe.trace.record(r);
 }

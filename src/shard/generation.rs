@@ -16,7 +16,7 @@ use std::sync::Arc;
 use super::identity::{fingerprint, EndpointId, Identities, ListenerId};
 use crate::config::Config;
 use crate::tls::sni::{SniResolver, SniTable};
-use crate::upstream::balance::RoundRobin;
+use crate::upstream::balance::{Algorithm, Balancer, RoundRobin};
 use crate::upstream::stream::UpstreamTls;
 
 /// One config and what is built from it; immutable once built.
@@ -129,9 +129,9 @@ impl Generation {
 /// state that belongs to it. `!Send`; a request holds it by `Rc`.
 pub struct ShardGeneration {
     pub shared: Arc<Generation>,
-    /// Per cluster: round-robin position (carried over by cluster name
-    /// from the previous generation).
-    pub balancers: Vec<RoundRobin>,
+    /// Per cluster: its balancing algorithm's state (a round-robin
+    /// position, carried over by cluster name from the previous generation).
+    pub balancers: Vec<Balancer>,
 }
 
 impl ShardGeneration {
@@ -143,12 +143,14 @@ impl ShardGeneration {
             .map(|c| {
                 let carried = previous.and_then(|p| {
                     let j = p.shared.config.clusters.iter().position(|o| o.name == c.name)?;
-                    Some(p.balancers[j].position())
+                    match &p.balancers[j].algorithm {
+                        Algorithm::RoundRobin(rr) => Some(rr.position()),
+                    }
                 });
-                match carried {
+                Balancer::new(Algorithm::RoundRobin(match carried {
                     Some(position) => RoundRobin::at(position),
                     None => RoundRobin::new(shard),
-                }
+                }))
             })
             .collect();
         ShardGeneration { shared, balancers }

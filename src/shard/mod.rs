@@ -15,6 +15,7 @@
 //! control channel.
 
 pub mod bind;
+pub mod buffers;
 pub mod generation;
 pub mod identity;
 pub mod registry;
@@ -29,8 +30,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::admin::ShardCounters;
-use crate::http1::buffers::BufferPool;
+use crate::upstream::endpoint_state::EndpointStates;
 use crate::upstream::pool::Pool;
+use buffers::BufferPool;
 use generation::{Generation, ShardGeneration};
 use identity::ListenerId;
 use registry::Registry;
@@ -68,6 +70,8 @@ pub struct Shard {
     pub counters: Arc<ShardCounters>,
     /// Keyed by stable endpoint slots: survives reloads.
     pub pool: Pool,
+    /// The shard's view of each endpoint (passive marks), by stable slot.
+    pub endpoint_states: EndpointStates,
     pub registry: Rc<Registry>,
     pub buffers: BufferPool,
     /// Histograms and buffers of the record step (`observe/`).
@@ -80,6 +84,7 @@ impl Shard {
         Shard {
             id,
             pool: Pool::new(&generation),
+            endpoint_states: EndpointStates::default(),
             current: RefCell::new(Rc::new(ShardGeneration::new(id, generation, None))),
             counters,
             registry: Rc::new(Registry::default()),

@@ -15,7 +15,7 @@
 //! The keep-alive idle timeout works the same way: an idle connection
 //! records its deadline here, and the shard's sweeper shuts down those past
 //! it. So an idle connection waits on a plain read (or readability poll,
-//! see `http1/conn.rs`), with no timer of its
+//! see `downstream/conn.rs`), with no timer of its
 //! own (a monoio timer is 640 bytes per connection, and two timer-wheel
 //! operations per request).
 //!
@@ -90,6 +90,10 @@ pub struct Registry {
 pub struct Registration {
     registry: Rc<Registry>,
     key: usize,
+    /// Bytes written to the client so far (the record step's bytes sent:
+    /// the difference across a request). Counted here because every write
+    /// to a client already passes its registration.
+    sent: Cell<u64>,
 }
 
 impl Registry {
@@ -105,7 +109,7 @@ impl Registry {
             closing: false,
             idle_in_drain_since: None,
         });
-        Registration { registry: self.clone(), key }
+        Registration { registry: self.clone(), key, sent: Cell::new(0) }
     }
 
     pub fn draining(&self) -> bool {
@@ -238,6 +242,18 @@ fn shutdown(fd: RawFd) {
 }
 
 impl Registration {
+    /// `n` more bytes went to the client.
+    #[inline]
+    pub fn add_sent(&self, n: usize) {
+        self.sent.set(self.sent.get() + n as u64);
+    }
+
+    /// Bytes written to the client so far.
+    #[inline]
+    pub fn sent(&self) -> u64 {
+        self.sent.get()
+    }
+
     /// Waiting for the first byte of a request (drain may close it now),
     /// or not. Returns false when the socket was shut down while it was
     /// idle: whatever was read since must be dropped unanswered.

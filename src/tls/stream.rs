@@ -1,6 +1,6 @@
 //! A TLS stream over a monoio `TcpStream`: rustls does the protocol, this
 //! file moves its records to and from the socket with the same rent-style
-//! I/O the plain-TCP path uses, so `http1::conn` and `upstream::forward`
+//! I/O the plain-TCP path uses, so `downstream::conn` and `upstream::forward`
 //! run unchanged over either.
 //!
 //! Why not monoio-rustls: its stream hides the rustls session, and the
@@ -24,7 +24,7 @@ use monoio::net::TcpStream;
 use monoio::BufResult;
 use rustls::{ConnectionCommon, SideData};
 
-use crate::http1::io::{read_more, write_all};
+use crate::io::rent::{read_more, write_all};
 
 /// Ciphertext read per socket read: one maximal TLS record plus header.
 pub const TLS_READ_BUFFER_BYTES: usize = 16 * 1024 + 512;

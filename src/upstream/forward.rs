@@ -19,10 +19,9 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::ops::Range;
 use std::pin::{pin, Pin};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
@@ -30,17 +29,19 @@ use super::receive::{receive_head, HeadError};
 use super::relay::{self, relay_response_body, write_to_client, RelayError, Upload, UploadError};
 use super::retry::TryFailure;
 use super::send::Upstream;
+use crate::downstream::conn::{hsts_of, Conn, Failure, Next};
+use crate::downstream::exchange::Exchange;
+use crate::downstream::stream::Downstream;
 use crate::error::{Error, ErrorKind};
 use crate::http1::body::{self, BodyDecoder, ChunkError};
-use crate::http1::buffers::EXCHANGE_BUFFER_BYTES;
-use crate::http1::conn::{hsts_of, Conn, Downstream, Failure, Next};
 use crate::http1::encode::{self, DownstreamFraming, DownstreamHead, ForwardInfo};
 use crate::http1::framing::{closes_connection, downstream_framing, KeepAlive};
-use crate::http1::io::read_more;
 use crate::http1::parse::Method;
 use crate::http1::response::ResponseHead;
 use crate::http1::Version;
+use crate::io::rent::read_more;
 use crate::io::split::{split, WriteHalf};
+use crate::shard::buffers::EXCHANGE_BUFFER_BYTES;
 use crate::shard::registry::WriteTimeout;
 use crate::shard::Shard;
 
@@ -73,26 +74,26 @@ pub struct Prepared {
     pub replayable: bool,
 }
 
-/// The prepare phase. `query` is the span of the original query in `c.rbuf`.
+/// The prepare phase.
 pub async fn prepare<S: Downstream>(
     shard: &Shard,
     c: &mut Conn<S>,
+    x: &mut Exchange,
     cluster: usize,
     body_limit: u64,
-    query: Option<Range<usize>>,
 ) -> Result<Prepared, Failure> {
     let body_timeout = c.config.listeners[c.listener].limits.body_timeout;
 
     // Body bytes that came with the head: validate them now, so a request
     // with a malformed first chunk never reaches an upstream.
-    let mut body = BodyDecoder::new(c.head.framing);
+    let mut body = BodyDecoder::new(x.head.framing);
     let mut body_bytes: u64 = 0;
     let step = body.decode(&c.rbuf[c.pos..], |r| body_bytes += r.len() as u64).map_err(chunk_error)?;
     if body_bytes > body_limit {
         return Err(Error::new(ErrorKind::BodyTooLarge, "request body larger than the limit").into());
     }
-    c.request_done = step.done;
-    c.send_continue_if_expected().await?;
+    x.request_done = step.done;
+    c.send_continue_if_expected(x).await?;
 
     // Exchange buffers, from the shard's pool until the request is done.
     shard.buffers.fill(&mut c.wbuf);
@@ -102,7 +103,7 @@ pub async fn prepare<S: Downstream>(
     {
         let config = &*c.config;
         let info = ForwardInfo {
-            client: c.client.hop(config.listeners[c.listener].forwarded_headers),
+            client: x.client.hop(config.listeners[c.listener].forwarded_headers),
             asserted: &config.asserted_headers,
             // An HTTP/1.0 request without Host gets one (nginx's
             // `$proxy_host`). The head is written before an endpoint is
@@ -110,17 +111,18 @@ pub async fn prepare<S: Downstream>(
             // bytes: the cluster's first endpoint stands in.
             fallback_host: config.clusters[cluster].proxy_hosts.first().map(|h| h.as_bytes()),
             underscores_in_headers: config.listeners[c.listener].underscores_in_headers,
+            trace: x.trace.as_ref().map(|t| t.fields()),
             proto: if c.tls.is_some() { "https" } else { "http" },
-            request_id: &c.request_id,
-            path: &c.path,
-            query: query.map(|q| &c.rbuf[q]),
+            request_id: &x.request_id,
+            path: &x.path,
+            query: x.query.clone().map(|q| &c.rbuf[q]),
             client_cert: config.listeners[c.listener].tls.as_ref().and_then(|t| t.client_cert_header.as_deref()).map(
                 |header| {
                     (header.as_bytes(), c.tls.as_ref().and_then(|t| t.client_identity.as_deref()).map(str::as_bytes))
                 },
             ),
         };
-        encode::upstream_request_head(&mut c.wbuf, &c.rbuf, &c.head, &info);
+        encode::upstream_request_head(&mut c.wbuf, &c.rbuf, &x.head, &info);
     }
     // Request trailers are dropped (see `body::drop_trailer_fields`).
     let consumed = body::drop_trailer_fields(&mut c.rbuf, c.pos, &step);
@@ -130,26 +132,24 @@ pub async fn prepare<S: Downstream>(
     // then leave in one write (one upstream operation instead of two per
     // POST) and the request stays replayable. Larger bodies stream.
     if let BodyDecoder::Length { remaining } = body {
-        if !c.request_done && remaining <= SMALL_BODY_BYTES {
-            read_small_body(c, &mut body, body_timeout).await?;
+        if !x.request_done && remaining <= SMALL_BODY_BYTES {
+            read_small_body(c, x, &mut body, &mut body_bytes, body_timeout).await?;
         }
     }
-    if !c.request_done {
-        // The rest streams from the client: the connection buffer starts
-        // empty for the bytes after the body.
-        debug_assert_eq!(c.pos, c.rbuf.len(), "buffered body bytes were sent with the head");
-        c.rbuf.clear();
-        c.pos = 0;
-    }
+    // The rest of a streamed body goes through the exchange's own buffer;
+    // bytes after it (a pipelined next request) are appended to `rbuf`,
+    // which keeps this request's head until it is recorded.
+    debug_assert!(x.request_done || c.pos == c.rbuf.len(), "buffered body bytes were sent with the head");
+    x.outcome.bytes_received = x.head.head_len as u64 + body_bytes;
     Ok(Prepared {
         body,
         body_bytes,
         body_limit,
         body_timeout,
-        method: c.head.method,
-        client_version: c.head.version,
-        client_keep_alive: c.head.wants_keep_alive(),
-        replayable: c.request_done,
+        method: x.head.method,
+        client_version: x.head.version,
+        client_keep_alive: x.head.wants_keep_alive(),
+        replayable: x.request_done,
     })
 }
 
@@ -158,7 +158,9 @@ pub async fn prepare<S: Downstream>(
 /// pipelined next request) go back to `c.rbuf`.
 async fn read_small_body<S: AsyncReadRent + AsyncWriteRent>(
     c: &mut Conn<S>,
+    x: &mut Exchange,
     body: &mut BodyDecoder,
+    body_bytes: &mut u64,
     body_timeout: Duration,
 ) -> Result<(), Failure> {
     debug_assert_eq!(c.pos, c.rbuf.len(), "buffered body bytes were consumed");
@@ -172,12 +174,12 @@ async fn read_small_body<S: AsyncReadRent + AsyncWriteRent>(
             }
             Err(_) => return Err(Error::new(ErrorKind::BodyTimeout, "request body stalled past body timeout").into()),
         }
-        end += body.decode(&c.ubuf[end..], |_| {}).map_err(chunk_error)?.consumed;
+        end += body.decode(&c.ubuf[end..], |r| *body_bytes += r.len() as u64).map_err(chunk_error)?.consumed;
     }
     c.wbuf.extend_from_slice(&c.ubuf[..end]);
     c.rbuf.extend_from_slice(&c.ubuf[end..]);
     c.ubuf.clear();
-    c.request_done = true;
+    x.request_done = true;
     Ok(())
 }
 
@@ -217,24 +219,28 @@ struct ResponseDone {
 pub async fn exchange<S: Downstream>(
     shard: &Shard,
     c: &mut Conn<S>,
+    x: &mut Exchange,
     req: &mut Prepared,
     mut upstream: Upstream,
     stages: ResponseStages,
 ) -> Result<Next, ExchangeError> {
     let response_timeout = c.config.clusters[upstream.endpoint.cluster].response_timeout;
     let timeout = req.body_timeout;
-    let upload_done = Cell::new(c.request_done);
+    let upload_done = Cell::new(x.request_done);
+    // When the response head came in.
+    let head_at = Cell::new(None::<Instant>);
     let head_seen = Cell::new(false);
     let head_written = Cell::new(false);
     let fin_sent = Cell::new(false);
     let mut upbuf = Vec::new();
-    if !c.request_done {
+    if !x.request_done {
         shard.buffers.fill(&mut upbuf);
     }
     let mut resp = ResponseHead::default();
 
     let joined = {
-        let Conn { stream, ubuf, wbuf, request_id, registration, config, listener, .. } = &mut *c;
+        let Conn { stream, ubuf, wbuf, registration, config, listener, .. } = &mut *c;
+        let request_id = &x.request_id;
         let hsts = hsts_of(config, *listener);
         let (mut client_r, mut client_w) = split(stream);
         let (mut up_r, mut up_w) = split(&mut upstream.stream);
@@ -255,6 +261,7 @@ pub async fn exchange<S: Downstream>(
         let response = pin!(async {
             receive_head(&mut up_r, ubuf, &mut resp, method).await.map_err(ResponseError::Head)?;
             head_seen.set(true);
+            head_at.set(Some(Instant::now()));
             stages(&resp).map_err(ResponseError::Refused)?;
 
             let mode = downstream_framing(resp.framing, client_version);
@@ -300,7 +307,11 @@ pub async fn exchange<S: Downstream>(
             let written = if close && body.is_done() {
                 // The whole response is in hand and the connection ends with it.
                 registration.set_write_timeout(Some(WriteTimeout::new(timeout)));
-                let r = write_last(&mut client_w, wbuf).await.map(|fin| fin_sent.set(fin));
+                let len = wbuf.len();
+                let r = write_last(&mut client_w, wbuf).await.map(|fin| {
+                    fin_sent.set(fin);
+                    registration.add_sent(len);
+                });
                 registration.set_write_timeout(None);
                 r
             } else {
@@ -337,8 +348,16 @@ pub async fn exchange<S: Downstream>(
     if fin_sent.get() {
         c.fin_sent = true;
     }
-    c.request_done = upload_done.get();
+    x.request_done = upload_done.get();
     let started = head_written.get();
+    x.outcome.bytes_received = x.head.head_len as u64 + req.body_bytes;
+    if let Some(at) = head_at.get() {
+        x.outcome.upstream_status = Some(resp.status);
+        x.outcome.timings.upstream_head = Some(at - upstream.sent_at);
+    }
+    if started {
+        x.outcome.status = resp.status;
+    }
     let result = match joined {
         Joined::ClientFailed(error) => Err(Failure { error, response_started: started }.into()),
         Joined::ResponseTimeout => {
@@ -352,12 +371,12 @@ pub async fn exchange<S: Downstream>(
                         c.rbuf.extend_from_slice(&upbuf[end..]);
                     }
                 }
-                if done.reusable && c.request_done && !shard.draining() {
+                if done.reusable && x.request_done && !shard.draining() {
                     shard.pool.put(upstream.endpoint.id, upstream.stream);
                 }
                 // An early response (the body not read to its end) closes:
                 // its head said so.
-                Ok(if done.close || !c.request_done { Next::Close } else { Next::KeepAlive })
+                Ok(if done.close || !x.request_done { Next::Close } else { Next::KeepAlive })
             }
             Err(ResponseError::Head(HeadError::NothingReceived)) => match upload {
                 Some(Err(UploadError::Upstream(error))) => Err(Failure::from(error).into()),

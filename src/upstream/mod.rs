@@ -1,12 +1,14 @@
 //! The upstream side of the proxy action, one file per phase (the order is
 //! stated in `pipeline/mod.rs`): prepare and the exchange (`forward.rs`),
-//! select endpoint (`balance.rs`), send (`send.rs`: `pool.rs` or
+//! select endpoint (`balance/`, over the shard's view of its endpoints:
+//! `endpoint_state.rs`), send (`send.rs`: `pool.rs` or
 //! `connect.rs`), receive head (`receive.rs`), relay (`relay.rs`), and when
 //! a failed try goes again (`retry.rs`). `stream.rs` is a plain or TLS
 //! upstream connection.
 
 pub mod balance;
 pub mod connect;
+pub mod endpoint_state;
 pub mod forward;
 pub mod pool;
 pub mod receive;

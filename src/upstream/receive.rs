@@ -8,9 +8,9 @@
 use monoio::io::AsyncReadRent;
 
 use crate::error::{Error, ErrorKind};
-use crate::http1::io::read_more;
 use crate::http1::parse::Method;
 use crate::http1::response::{parse_response, ResponseHead};
+use crate::io::rent::read_more;
 
 /// Largest upstream response head accepted.
 pub const MAX_RESPONSE_HEAD_BYTES: usize = 16 * 1024;

@@ -25,9 +25,9 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use crate::error::{Error, ErrorKind};
 use crate::http1::body::{self, BodyDecoder, ChunkError};
-use crate::http1::buffers::{BufferPool, BulkLease};
 use crate::http1::encode::{self, DownstreamFraming};
-use crate::http1::io::read_more;
+use crate::io::rent::read_more;
+use crate::shard::buffers::{BufferPool, BulkLease};
 use crate::shard::registry::{Registration, WriteTimeout};
 
 /// Writes `buf[range]` to the client. Each partial write must make
@@ -52,7 +52,10 @@ pub async fn write_to_client<W: AsyncWriteRent>(
         *buf = slice.into_inner();
         match res {
             Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => pos += n,
+            Ok(n) => {
+                pos += n;
+                registration.add_sent(n);
+            }
             Err(e) => break Err(e),
         }
     };

@@ -8,8 +8,12 @@
 //! pooled connection the upstream closed while it sat idle is caught before
 //! it is used (`UpstreamStream::is_reusable`); what remains is the upstream
 //! closing it in the instant between that check and the request's arrival,
-//! the same window nginx has. The load-balancing issue extends this rule
-//! (other endpoints, connect failures, budgets); it is stated here only.
+//! the same window nginx has.
+//!
+//! A try that could not connect at all sent nothing: the pipeline gives it
+//! to the next eligible endpoint whatever the method (`pipeline::proxy`,
+//! `balance::Tried`). The load-balancing issue extends these rules (retry
+//! conditions per route, budgets); they are stated here only.
 
 use crate::error::Error;
 use crate::http1::parse::Method;

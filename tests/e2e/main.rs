@@ -12,6 +12,7 @@
 mod harness;
 
 mod admin;
+mod balancing;
 mod bodies;
 mod cli;
 mod differential;
@@ -26,6 +27,7 @@ mod limits;
 mod memory;
 mod paths;
 mod pool_liveness;
+mod record;
 mod relay;
 mod reload;
 mod routing;
@@ -34,5 +36,6 @@ mod service;
 mod shards;
 mod shutdown;
 mod tls;
+mod tracing;
 mod upgrade;
 mod upstream_errors;

@@ -40,7 +40,7 @@
 //! | answer early, then stop reading | the early answer reaches the client; connection not reused | `relay::an_early_401_from_an_upstream_that_stops_reading_reaches_the_client` |
 //! | upstream closes idle keep-alives | every request arrives exactly once | `pool_liveness::requests_after_the_upstream_closed_its_idle_connections_arrive_exactly_once`, `upstream_errors::a_stale_pooled_connection_is_retried_once_on_a_fresh_one` |
 //! | upstream answers idle keep-alives with 408 | the 408 never answers a request | `pool_liveness::a_408_an_idle_upstream_sent_before_closing_never_answers_the_next_request` |
-//! | all endpoints down | 502 fast, every time | `faults::down::all_endpoints_down_gets_a_fast_502_every_time` |
+//! | all endpoints down | 502 (refused) then 503 naming the reason, fast every time | `faults::down::all_endpoints_down_gets_a_fast_502_then_503_every_time` |
 //! | client aborts mid-upload | upstream connection aborted, not pooled | `faults::clients::a_client_that_aborts_mid_upload_gets_its_upstream_connection_aborted_not_pooled` |
 //! | client leaves mid-download | upstream connection not pooled | `upstream_errors::a_client_that_leaves_mid_body_does_not_leave_its_upstream_connection_in_the_pool` |
 //! | client never reads: time | cut off after one to two `body_timeout`s | `relay::a_client_that_never_reads_proxied_responses_is_cut_off_after_the_body_timeout`, `relay::a_client_that_never_reads_local_responses_is_cut_off_after_the_body_timeout` |

@@ -1,5 +1,9 @@
-//! The downstream connection loop: read a head, run the pipeline, repeat
-//! while the connection may stay open.
+//! The downstream connection loop: read a head, run the pipeline, record
+//! what happened, repeat while the connection may stay open.
+//!
+//! The connection (`Conn`: stream, buffers, listener, generation) is kept
+//! apart from the request it is serving (`Exchange`, `exchange.rs`: head,
+//! path, request id, client, outcome): the pipeline's stages take both.
 //!
 //! Where it sits: spawned by `listener.rs` for every accepted connection,
 //! on the shard that accepted it, for the connection's whole life.
@@ -21,20 +25,22 @@ use std::time::{Duration, Instant};
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
-use super::encode::{local_response, LocalResponse};
-use super::io::read_more;
-use super::parse::{parse_request, Framing, HeadLimits, HeaderKind, Method, RequestHead};
-use super::Version;
+use super::client_addr::ClientAddr;
+use super::exchange::Exchange;
+use super::stream::Downstream;
 use crate::config::Config;
-use crate::downstream::client_addr::ClientAddr;
-use crate::error::{reason_phrase, Error, ErrorKind, Side};
+use crate::error::{Error, ErrorKind};
+use crate::http1::encode::CONTINUE;
+use crate::http1::parse::{parse_request, Framing, HeadLimits, HeaderKind, Method};
+use crate::http1::Version;
+use crate::io::rent::read_more;
 use crate::listener::Accepted;
+use crate::observe::record::{record, Record};
 use crate::pipeline;
 use crate::shard::generation::ShardGeneration;
 use crate::shard::identity::ListenerId;
-use crate::shard::registry::{Registration, WriteTimeout};
+use crate::shard::registry::Registration;
 use crate::shard::Shard;
-use crate::tls::stream::TlsStream;
 use crate::upstream::relay::write_to_client;
 
 /// A connection's head buffer to start with, and what a connection in use
@@ -59,9 +65,12 @@ pub struct TlsInfo {
     /// The verified client certificate's subject and SANs (mTLS), when the
     /// listener forwards them.
     pub client_identity: Option<String>,
+    /// "TLSv1.3" or "TLSv1.2".
+    pub version: Option<&'static str>,
 }
 
-/// One downstream connection's state, reused across its requests.
+/// One downstream connection's state, reused across its requests (the
+/// request itself is the `Exchange` beside it).
 pub struct Conn<S> {
     /// The generation the current request runs on: taken when its head
     /// is in (`take_newest_generation`), unchanged until the next one.
@@ -72,10 +81,6 @@ pub struct Conn<S> {
     pub tls: Option<TlsInfo>,
     pub stream: S,
     pub peer: SocketAddr,
-    /// The effective client address: the peer, or whom a trusted peer's
-    /// forwarding headers name. Resolved once per request, before the
-    /// pipeline; everything keyed by the client reads it.
-    pub client: ClientAddr,
     /// Index of the connection's listener in `config.listeners`.
     pub listener: usize,
     /// The listener's stable id (its index may differ between generations).
@@ -90,12 +95,6 @@ pub struct Conn<S> {
     /// Request body bytes on their way up, then upstream response bytes on
     /// their way down (one after the other). Pooled.
     pub ubuf: Vec<u8>,
-    pub head: RequestHead,
-    /// The normalised request path.
-    pub path: Vec<u8>,
-    pub request_id: Vec<u8>,
-    /// The request body has been read to its end (or there was none).
-    pub request_done: bool,
     /// The last response went out with the FIN (`Downstream::write_last`):
     /// nothing is left for `finish`.
     pub fin_sent: bool,
@@ -129,22 +128,23 @@ impl From<Error> for Failure {
 }
 
 impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
+    /// The connection, and the exchange its requests will use.
     pub fn new(
         accepted: Accepted,
         stream: S,
         peer: SocketAddr,
         tls: Option<TlsInfo>,
         registration: Registration,
-    ) -> Conn<S> {
+    ) -> (Conn<S>, Exchange) {
         let Accepted { generation, listener_index: listener, id: listener_id } = accepted;
         let config = generation.config().clone();
-        Conn {
+        let exchange = Exchange::new(ClientAddr::new(peer, &config.listeners[listener].trusted_proxies));
+        let conn = Conn {
             generation,
             listener_id,
             send_timeout: config.listeners[listener].limits.body_timeout,
             registration,
             rbuf: Vec::with_capacity(INITIAL_READ_BUFFER_BYTES),
-            client: ClientAddr::new(peer, &config.listeners[listener].trusted_proxies),
             config,
             tls,
             stream,
@@ -153,19 +153,16 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
             pos: 0,
             wbuf: Vec::new(),
             ubuf: Vec::new(),
-            head: RequestHead::default(),
-            path: Vec::new(),
-            request_id: Vec::with_capacity(32),
-            request_done: true,
             fin_sent: false,
-        }
+        };
+        (conn, exchange)
     }
 
     /// Moves the connection to the shard's newest generation, if it is
     /// newer and still has the connection's listener (a removed
     /// listener's connection serves this last request on its own
     /// generation, then closes: see `Registry::close_listener`).
-    fn take_newest_generation(&mut self, shard: &Shard) {
+    fn take_newest_generation(&mut self, shard: &Shard, x: &mut Exchange) {
         if shard.is_current(&self.generation) {
             return;
         }
@@ -183,7 +180,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
         self.listener = listener;
         let l = &self.config.listeners[listener];
         self.send_timeout = l.limits.body_timeout;
-        self.client = ClientAddr::new(self.peer, &l.trusted_proxies);
+        x.client = ClientAddr::new(self.peer, &l.trusted_proxies);
     }
 
     /// The head limits and timeouts of the connection's listener.
@@ -214,171 +211,16 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
     }
 
     /// Sends `100 Continue` if the client is waiting for it before its body.
-    pub async fn send_continue_if_expected(&mut self) -> Result<(), Failure> {
-        if self.head.expect_continue && self.head.version == Version::Http11 && !self.request_done {
-            self.head.expect_continue = false;
-            let mut out = super::encode::CONTINUE.to_vec();
+    pub async fn send_continue_if_expected(&mut self, x: &mut Exchange) -> Result<(), Failure> {
+        if x.head.expect_continue && x.head.version == Version::Http11 && !x.request_done {
+            x.head.expect_continue = false;
+            let mut out = CONTINUE.to_vec();
             let len = out.len();
             write_to_client(&mut self.stream, &mut out, 0..len, &self.registration, self.send_timeout)
                 .await
                 .map_err(|_| Error::new(ErrorKind::DownstreamClosed, "client closed"))?;
         }
         Ok(())
-    }
-}
-
-impl<S: Downstream> Conn<S> {
-    /// Answers with a response made by the proxy (error, direct, redirect).
-    pub async fn respond_local(&mut self, status: u16, headers: &[(&[u8], &[u8])], body: &[u8], close: bool) -> Next {
-        let close = close || self.registration.closing();
-        self.wbuf.clear();
-        local_response(
-            &mut self.wbuf,
-            &LocalResponse {
-                status,
-                headers,
-                body,
-                close,
-                client_version: self.head.version,
-                request_id: &self.request_id,
-                head_only: self.head.method == Method::Head,
-                hsts: hsts_of(&self.config, self.listener),
-            },
-        );
-        if close {
-            // The FIN rides with the response (see `Downstream::write_last`).
-            self.registration.set_write_timeout(Some(WriteTimeout::new(self.send_timeout)));
-            if let Ok(fin) = self.stream.write_last(&mut self.wbuf).await {
-                self.fin_sent = fin;
-            }
-            self.registration.set_write_timeout(None);
-            return Next::Close;
-        }
-        match self.flush().await {
-            Ok(()) => Next::KeepAlive,
-            Err(_) => Next::Close,
-        }
-    }
-
-    /// Answers an error with its status and a short plain-text reason.
-    async fn respond_error(&mut self, failure: Failure) -> Next {
-        let Failure { error, response_started } = failure;
-        tracing::debug!(peer = %self.peer, error = %error, "request failed");
-        let Some(status) = error.kind.status() else { return Next::Close };
-        if response_started {
-            return Next::Close;
-        }
-        // Keep the connection only when the failure was the upstream's and
-        // the request was read to its end: the next request is in sync.
-        let keep = error.side == Side::Upstream && self.request_done && self.head.wants_keep_alive();
-        let body = format!(
-            "{status} {}: {}\nrequest-id: {}\n",
-            reason_phrase(status),
-            error.cause,
-            String::from_utf8_lossy(&self.request_id)
-        );
-        self.respond_local(status, &[(b"content-type", b"text/plain; charset=utf-8")], body.as_bytes(), !keep).await
-    }
-}
-
-/// What differs between a plain and a TLS downstream stream beyond reads
-/// and writes.
-pub trait Downstream: AsyncReadRent + AsyncWriteRent + monoio::io::Split {
-    /// Whether an idle connection not in use gives its head buffer back
-    /// and waits with `wait_readable`.
-    const IDLE_WITHOUT_BUFFER: bool;
-    /// Waits for the stream to become readable without lending it a buffer.
-    fn wait_readable(&self) -> impl std::future::Future<Output = std::io::Result<()>>;
-    /// Ends the connection cleanly before it is dropped.
-    fn finish(&mut self) -> impl std::future::Future<Output = ()>;
-    /// Writes all of `buf` as the connection's last bytes. Returns whether
-    /// the write side was closed with them (then `finish` is not needed).
-    fn write_last(&mut self, buf: &mut Vec<u8>) -> impl std::future::Future<Output = std::io::Result<bool>>;
-}
-
-impl Downstream for monoio::net::TcpStream {
-    const IDLE_WITHOUT_BUFFER: bool = true;
-
-    async fn wait_readable(&self) -> std::io::Result<()> {
-        // Not relaxed: on epoll, monoio's remembered readiness from the last
-        // read would answer at once; this checks with poll(2). (io_uring
-        // posts a poll operation either way.)
-        self.readable(false).await
-    }
-
-    /// FIN at once, by a direct `shutdown(2)` (it never blocks), rather
-    /// than when the runtime next submits the close that dropping the
-    /// stream queues. The client then sees the end right behind the
-    /// response and closes second, as with nginx: had the client closed
-    /// first, the proxy's close would pay for the client socket's
-    /// TIME_WAIT (loopback runs the receiver's TCP in the sender's call).
-    async fn finish(&mut self) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: the fd is this live stream's; shutdown neither closes
-        // nor reuses it.
-        unsafe {
-            libc::shutdown(self.as_raw_fd(), libc::SHUT_WR);
-        }
-    }
-
-    /// The response and the FIN in one TCP segment when they fit: the
-    /// bytes are sent with MSG_MORE (queued, not pushed) and the shutdown
-    /// right after sets FIN on that queued segment and pushes it. One
-    /// segment fewer per closing connection than write-then-close, and the
-    /// FIN is out before the client can read the response and close first
-    /// (a client-first close makes the proxy's FIN carry the client
-    /// socket's TIME_WAIT work, on loopback charged to the proxy). Direct
-    /// syscalls: no io_uring operation is in flight on the socket here,
-    /// and MSG_DONTWAIT keeps a full send buffer from blocking the shard
-    /// (what does not fit goes through the runtime as usual).
-    async fn write_last(&mut self, buf: &mut Vec<u8>) -> std::io::Result<bool> {
-        use std::os::fd::AsRawFd;
-        let fd = self.as_raw_fd();
-        // SAFETY: `buf` is valid for reads of its length; `fd` is this live
-        // stream's socket.
-        let n = unsafe {
-            libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_MORE | libc::MSG_NOSIGNAL)
-        };
-        let sent = if n >= 0 {
-            n as usize
-        } else {
-            let e = std::io::Error::last_os_error();
-            if !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) {
-                return Err(e);
-            }
-            0
-        };
-        if sent < buf.len() {
-            let len = buf.len();
-            crate::http1::io::write_range(self, buf, sent..len).await?;
-        }
-        self.finish().await;
-        Ok(true)
-    }
-}
-
-/// TLS keeps its buffers: rustls may already hold decrypted bytes, and its
-/// session state dwarfs the head buffer anyway.
-impl<C> Downstream for TlsStream<C>
-where
-    TlsStream<C>: AsyncReadRent + AsyncWriteRent + monoio::io::Split,
-{
-    const IDLE_WITHOUT_BUFFER: bool = false;
-
-    /// Never called (`IDLE_WITHOUT_BUFFER` is false).
-    async fn wait_readable(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    /// close_notify, then FIN: the client can tell a complete close from a
-    /// truncation.
-    async fn finish(&mut self) {
-        let _ = self.shutdown().await;
-    }
-
-    /// close_notify follows in `finish`.
-    async fn write_last(&mut self, buf: &mut Vec<u8>) -> std::io::Result<bool> {
-        crate::http1::io::write_all(self, buf).await.map(|()| false)
     }
 }
 
@@ -392,7 +234,7 @@ pub async fn serve<S: Downstream>(
     tls: Option<TlsInfo>,
 ) {
     let registration = shard.registry.register(fd, accepted.id);
-    let mut c = Conn::new(accepted, stream, peer, tls, registration);
+    let (mut c, mut x) = Conn::new(accepted, stream, peer, tls, registration);
     let mut first = true;
     // Whether the client has been sending requests in quick succession.
     let mut in_use = false;
@@ -408,9 +250,11 @@ pub async fn serve<S: Downstream>(
             if c.rbuf.capacity() > INITIAL_READ_BUFFER_BYTES {
                 c.rbuf = Vec::with_capacity(INITIAL_READ_BUFFER_BYTES);
             }
-            c.head.headers = Vec::new();
+            x.head.headers = Vec::new();
         }
-        let head_deadline = if c.rbuf.is_empty() && !first {
+        // When the request started: its first byte, or the accept for a
+        // connection's first request.
+        let (start, head_deadline) = if c.rbuf.is_empty() && !first {
             // Idle between requests: wait for a first byte, or close.
             // No timer here: the shard's sweeper shuts the socket down at
             // the deadline, which ends this wait (see shard/registry.rs).
@@ -437,22 +281,25 @@ pub async fn serve<S: Downstream>(
             }
             let now = Instant::now();
             in_use = now - idle_since < IN_USE_GAP;
-            now + header_timeout
+            (now, now + header_timeout)
         } else if first {
             // A new connection has header_timeout from accept, not from its
             // first byte: a client that never sends anything is slowloris too.
             first = false;
-            Instant::now() + header_timeout
+            let now = Instant::now();
+            (now, now + header_timeout)
         } else {
             if !c.registration.set_idle(false) {
                 break;
             }
-            Instant::now() + header_timeout
+            let now = Instant::now();
+            (now, now + header_timeout)
         };
+        x.begin(start, c.registration.sent());
 
         // Read until the head is complete.
         let parsed = loop {
-            match parse_request(&c.rbuf, &head_limits, &mut c.head) {
+            match parse_request(&c.rbuf, &head_limits, &mut x.head) {
                 Ok(true) => break Ok(()),
                 Ok(false) => {}
                 Err(e) => break Err(e),
@@ -484,30 +331,56 @@ pub async fn serve<S: Downstream>(
             }
         };
         shard.counters.request();
+        let head_parsed = parsed.is_ok();
         let next = match parsed {
             Ok(()) => {
-                c.pos = c.head.head_len;
-                c.request_done = c.head.framing == Framing::Empty;
-                c.take_newest_generation(&shard);
-                c.client.resolve(&c.head, &c.rbuf, &c.config.listeners[c.listener].trusted_proxies);
-                resolve_request_id(&shard, &mut c);
+                x.head_read(c.rbuf.len().min(x.head.head_len));
+                c.pos = x.head.head_len;
+                x.request_done = x.head.framing == Framing::Empty;
+                c.take_newest_generation(&shard, &mut x);
+                x.client.resolve(&x.head, &c.rbuf, &c.config.listeners[c.listener].trusted_proxies);
+                resolve_request_id(&shard, &c, &mut x);
+                let (tracing, trusted) = (&c.config.tracing, x.client.peer_trusted());
+                x.trace = crate::observe::trace::decide(&shard.observe.trace, tracing, &x.head, &c.rbuf, trusted);
                 // Boxed: the pipeline's state (the largest part of a
                 // connection's future) exists only while a request is being
                 // served, not for every idle keep-alive connection.
-                match Box::pin(pipeline::handle(&shard, &mut c)).await {
+                match Box::pin(pipeline::handle(&shard, &mut c, &mut x)).await {
                     Ok(next) => next,
-                    Err(failure) => Box::pin(c.respond_error(failure)).await,
+                    Err(failure) => Box::pin(c.respond_error(&mut x, failure)).await,
                 }
             }
             Err(e) => {
                 // The head is unusable: nothing after it can be trusted.
-                c.head.version = Version::Http11;
-                c.head.method = Method::Get;
-                c.request_done = false;
-                shard.next_request_id(&mut c.request_id);
-                Box::pin(c.respond_error(e.into())).await
+                x.head.version = Version::Http11;
+                x.head.method = Method::Get;
+                x.request_done = false;
+                shard.next_request_id(&mut x.request_id);
+                Box::pin(c.respond_error(&mut x, e.into())).await
             }
         };
+        x.finish(c.registration.sent());
+        // A connection that ends without a request (closed or timed out
+        // while idle before any byte of one) has nothing to record.
+        if head_parsed || x.outcome.status != 0 || c.rbuf.len() > c.pos {
+            record(
+                &shard,
+                &Record {
+                    generation: &c.generation,
+                    listener: c.listener,
+                    peer: c.peer,
+                    client: x.client.addr(),
+                    head: head_parsed.then_some(&x.head),
+                    rbuf: &c.rbuf,
+                    path: &x.path,
+                    request_id: &x.request_id,
+                    tls_version: c.tls.as_ref().and_then(|t| t.version),
+                    trace_id: x.trace.as_ref().map(|t| &t.trace_id_hex[..]),
+                    trace: x.trace.as_ref(),
+                    outcome: &x.outcome,
+                },
+            );
+        }
         shard.buffers.give(&mut c.ubuf);
         shard.buffers.give(&mut c.wbuf);
         if next == Next::Close {
@@ -529,16 +402,16 @@ pub fn hsts_of(config: &Config, listener: usize) -> Option<&[u8]> {
 /// Keeps a sane `x-request-id` from a trusted proxy, or makes one. From
 /// anyone else an id is not taken: a client could pick one to collide
 /// with, or pass for, another request's in the upstream's logs.
-fn resolve_request_id<S>(shard: &Shard, c: &mut Conn<S>) {
-    let sent = match c.client.peer_trusted() {
-        true => c.head.headers.iter().find(|h| h.kind == HeaderKind::XRequestId).map(|h| h.value.of(&c.rbuf)),
+fn resolve_request_id<S>(shard: &Shard, c: &Conn<S>, x: &mut Exchange) {
+    let sent = match x.client.peer_trusted() {
+        true => x.head.headers.iter().find(|h| h.kind == HeaderKind::XRequestId).map(|h| h.value.of(&c.rbuf)),
         false => None,
     };
     match sent {
         Some(id) if !id.is_empty() && id.len() <= MAX_REQUEST_ID_BYTES && id.iter().all(|b| b.is_ascii_graphic()) => {
-            c.request_id.clear();
-            c.request_id.extend_from_slice(id);
+            x.request_id.clear();
+            x.request_id.extend_from_slice(id);
         }
-        _ => shard.next_request_id(&mut c.request_id),
+        _ => shard.next_request_id(&mut x.request_id),
     }
 }

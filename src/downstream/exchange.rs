@@ -1,0 +1,76 @@
+//! One request apart from its connection: what the pipeline's stages read
+//! and fill (head, path, query, request id, the effective client, the
+//! outcome), while the connection (`conn.rs`) keeps the stream and the
+//! buffers. One `Exchange` per connection, reused by its requests, so its
+//! vectors keep their capacity; an HTTP/2 codec would make one per stream.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use super::client_addr::ClientAddr;
+use super::outcome::Outcome;
+use crate::http1::parse::RequestHead;
+use crate::observe::trace::TraceContext;
+
+pub struct Exchange {
+    /// The parsed head; its spans point into the connection's `rbuf`,
+    /// which keeps the head until the request is recorded.
+    pub head: RequestHead,
+    /// The normalised request path (set by the route stage).
+    pub path: Vec<u8>,
+    /// The query's span in the connection's `rbuf` (set by the route stage).
+    pub query: Option<Range<usize>>,
+    pub request_id: Vec<u8>,
+    /// The request's trace context (`observe/trace/`), decided right
+    /// after the request id; `None` when tracing is off.
+    pub trace: Option<TraceContext>,
+    /// The effective client address: the peer, or whom a trusted peer's
+    /// forwarding headers name. Resolved once per request, before the
+    /// pipeline; everything keyed by the client reads it.
+    pub client: ClientAddr,
+    /// The request body has been read to its end (or there was none).
+    pub request_done: bool,
+    /// What happened, for the record step.
+    pub outcome: Outcome,
+    /// The connection's bytes-sent count when the request started.
+    sent_before: u64,
+}
+
+impl Exchange {
+    pub fn new(client: ClientAddr) -> Exchange {
+        Exchange {
+            head: RequestHead::default(),
+            path: Vec::new(),
+            query: None,
+            request_id: Vec::with_capacity(32),
+            trace: None,
+            client,
+            request_done: true,
+            outcome: Outcome::new(Instant::now()),
+            sent_before: 0,
+        }
+    }
+
+    /// A new request starts (its first byte came at `start`); `sent` is the
+    /// connection's bytes-sent count so far.
+    pub fn begin(&mut self, start: Instant, sent: u64) {
+        self.outcome = Outcome::new(start);
+        self.path.clear();
+        self.query = None;
+        self.trace = None;
+        self.sent_before = sent;
+    }
+
+    /// The head is in: `head_len` bytes of it.
+    pub fn head_read(&mut self, head_len: usize) {
+        self.outcome.bytes_received = head_len as u64;
+        self.outcome.timings.head_read = self.outcome.timings.start.elapsed();
+    }
+
+    /// The request is over (served or not); `sent` is the connection's
+    /// bytes-sent count now.
+    pub fn finish(&mut self, sent: u64) {
+        self.outcome.bytes_sent = sent - self.sent_before;
+        self.outcome.timings.total = self.outcome.timings.start.elapsed();
+    }
+}
