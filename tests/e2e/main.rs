@@ -40,4 +40,5 @@ mod shards;
 mod shutdown;
 mod tls;
 mod tracing;
+mod upgrade;
 mod upstream_errors;
