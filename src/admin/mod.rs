@@ -6,6 +6,7 @@
 //! `GET /config` -> the effective config as `shardgate check` prints it,
 //! secrets shown as their source only.
 //! `POST /reload` -> reloads the config (see `server.rs`).
+//! `GET /ready`, `POST /drain` -> readiness and a graceful drain (`lifecycle.rs`).
 //! `GET /metrics` -> Prometheus text (`observe/metrics/`): the shards'
 //! snapshots, merged on the admin thread.
 //!
@@ -25,6 +26,7 @@ pub mod clusters;
 pub mod counters;
 pub mod dashboard;
 mod json;
+pub mod lifecycle;
 pub mod origin;
 pub mod routes_doc;
 pub mod server;

@@ -61,6 +61,8 @@ pub struct AdminState {
     /// Recent counter readings for `/shards`' rates.
     pub load: shards::LoadWindow,
     pub reload: Option<ReloadHook>,
+    /// `/ready` and `POST /drain` (`lifecycle.rs`).
+    pub lifecycle: Arc<super::lifecycle::Lifecycle>,
 }
 
 /// Runs a config reload on the main thread and waits for its outcome.
@@ -233,6 +235,13 @@ impl Reply {
     }
 }
 
+/// A JSON reply from a handler in another file: (status line, body).
+impl From<(&'static str, String)> for Reply {
+    fn from((status, body): (&'static str, String)) -> Reply {
+        Reply::json(status, body)
+    }
+}
+
 /// The response to `POST /reload` once the main thread answered.
 fn reload_answer(outcome: Result<ReloadOutcome, Vec<String>>) -> Reply {
     match outcome {
@@ -325,6 +334,8 @@ fn answer(head: &[u8], state: &AdminState) -> Answer {
         // appear as their source (`<secret from env:NAME>`), never a value.
         ("GET", "/config") => Reply::text("200 OK", config.summary()),
         ("POST", "/reload") => return Answer::Reload,
+        ("GET", "/ready") => super::lifecycle::ready(&state.lifecycle).into(),
+        ("POST", "/drain") => super::lifecycle::drain(&state.lifecycle).into(),
         ("GET", _) => Reply::json("404 Not Found", "{\"error\":\"not found\"}\n"),
         _ => Reply::json("405 Method Not Allowed", "{\"error\":\"method not allowed\"}\n"),
     })
@@ -403,6 +414,7 @@ mod tests {
             generation: Arc::new(ArcSwap::from_pointee(generation)),
             load: Default::default(),
             reload: None,
+            lifecycle: Arc::new(super::super::lifecycle::Lifecycle::new(1, None)),
         }
     }
 

@@ -41,4 +41,5 @@ mod shards;
 mod shutdown;
 mod tls;
 mod tracing;
+mod upgrade;
 mod upstream_errors;
