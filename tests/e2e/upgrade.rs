@@ -229,7 +229,7 @@ fn a_new_process_that_fails_to_start_leaves_the_old_one_serving() {
 /// (status, body) of an admin request `request_line` (e.g. `GET /ready`).
 fn admin_get(admin: SocketAddr, request_line: &str) -> (u16, String) {
     let response = Client::connect(admin)
-        .request(format!("{request_line} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes());
+        .request(format!("{request_line} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes());
     (response.status, response.text())
 }
 
