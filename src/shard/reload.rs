@@ -31,6 +31,8 @@ pub struct Running {
     pub generation: Arc<Generation>,
     pub ids: Identities,
     pub controls: Vec<async_channel::Sender<Control>>,
+    /// The active health checks' thread (`upstream/health/prober.rs`).
+    pub prober: crate::upstream::health::prober::Prober,
 }
 
 /// A reload that took effect.
@@ -130,6 +132,7 @@ pub fn reload(running: &mut Running, config: Result<Config, ConfigErrors>) -> Re
     for w in &warnings {
         tracing::warn!("reload: {w}");
     }
+    running.prober.install(&generation);
     running.ids = ids;
     running.generation = generation;
     Ok(Reloaded { generation: old.number + 1, warnings })

@@ -163,7 +163,10 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
     // shard exits, not by the channel closing.
     drop(events);
 
-    let mut state = Running { generation, ids, controls };
+    // Active health checks: one prober for the process, however many shards.
+    let mut prober = crate::upstream::health::prober::Prober::default();
+    prober.install(&generation);
+    let mut state = Running { generation, ids, controls, prober };
     let read_config = move || match &source {
         Some(source) => source(),
         None => Ok((*config).clone()),
