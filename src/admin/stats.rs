@@ -7,7 +7,9 @@ use super::ShardCounters;
 
 /// `{"shards":[{"shard":0,"accepted":N,"requests":N,"active":N,…,
 /// "statuses":{"1xx":N,…,"5xx":N,"none":N}},…],"tracing":{…}}` (span
-/// export counters, `observe/trace/export.rs`).
+/// export counters, `observe/trace/export.rs`),"health_checks":{"probes":N,
+/// "probe_failures":N}}` (the prober's, process-wide); each shard's
+/// `outlier_ejections` counts the endpoints it ejected.
 pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
     let rows: Vec<String> = shards
         .iter()
@@ -15,7 +17,7 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
         .map(|(i, c)| {
             let s = c.snapshot();
             format!(
-                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{},\"idle_without_buffer\":{},\"access_log_dropped\":{},\"statuses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{},\"none\":{}}}}}",
+                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{},\"idle_without_buffer\":{},\"access_log_dropped\":{},\"outlier_ejections\":{},\"statuses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{},\"none\":{}}}}}",
                 s.accepted,
                 s.requests,
                 s.active,
@@ -29,6 +31,7 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
                 s.tls_failures,
                 s.idle_without_buffer,
                 s.access_log_dropped,
+                c.ejections.ejections(),
                 s.statuses[0],
                 s.statuses[1],
                 s.statuses[2],
@@ -39,5 +42,7 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
         })
         .collect();
     let tracing = crate::observe::trace::export::STATS.json();
-    format!("{{\"shards\":[{}],\"tracing\":{tracing}}}\n", rows.join(","))
+    let (probes, failures) = crate::upstream::health::prober::PROBE_COUNTERS.get();
+    let health = format!("{{\"probes\":{probes},\"probe_failures\":{failures}}}");
+    format!("{{\"shards\":[{}],\"tracing\":{tracing},\"health_checks\":{health}}}\n", rows.join(","))
 }

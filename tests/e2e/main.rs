@@ -21,6 +21,7 @@ mod dashboard;
 mod differential;
 mod faults;
 mod framing;
+mod health;
 mod fuzz_findings;
 mod headers;
 mod identity;
