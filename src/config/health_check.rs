@@ -296,6 +296,11 @@ mod tests {
             "health_check: http HEAD /healthz?full=1 expect=200-299,404 host=\"api\" body_contains=\"ok\" \
              interval=200ms timeout=100ms jitter=0s healthy_threshold=1 unhealthy_threshold=5"
         );
+        assert!(
+            c.summary().contains("\n  health_check: http HEAD /healthz?full=1 expect=200-299,404"),
+            "{}",
+            c.summary()
+        );
         // A short interval without a timeout: the timeout is the interval.
         let c = load("type = \"tcp\"\ninterval = \"500ms\"\n").unwrap();
         let h = c.clusters[0].health_check.as_ref().unwrap();

@@ -181,6 +181,8 @@ mod tests {
             "outlier: consecutive_5xx=0 consecutive_gateway_failure=2 base_ejection_time=500ms \
              max_ejection_time=1s max_ejection_percent=100"
         );
+        let summary = c.summary();
+        assert!(summary.contains(" healthy_panic_threshold=0\n  outlier: consecutive_5xx=0 "), "{summary}");
         // A long base with no cap written: the cap follows the base.
         let c = load("", "base_ejection_time = \"10m\"").unwrap();
         assert_eq!(c.clusters[0].outlier.as_ref().unwrap().max_ejection_time, Duration::from_secs(600));

@@ -404,3 +404,41 @@ fn a_reload_that_keeps_the_clusters_keeps_their_health_and_ejections() {
     }
     assert_eq!((checked.served(), a.requests().len()), served, "a request reached an endpoint that is out");
 }
+
+#[test]
+fn a_tls_cluster_is_probed_over_tls_with_its_client_settings() {
+    use crate::harness::config::toml_str;
+    use crate::harness::pki::Ca;
+    use crate::harness::tempdir::TempDir;
+    use crate::harness::tls::TlsUpstream;
+
+    let dir = TempDir::new();
+    let ca = Ca::new("health test ca");
+    let ca_file = ca.write(&dir, "ca");
+    let leaf = ca.server("upstream", &["upstream.test"]);
+    let upstream = TlsUpstream::start(&leaf, None, "secure");
+    // The same upstream, checked with a server name its certificate lacks.
+    let tls = |name: &str| {
+        format!("[clusters.tls]\nserver_name = \"{name}\"\nca = {}\n", toml_str(&ca_file.display().to_string()))
+    };
+    let proxy = ProxyConfig::new()
+        .shards(2)
+        .cluster_with(
+            "good",
+            &[upstream.addr()],
+            &format!("{}{}", tls("upstream.test"), check("interval = \"100ms\"\nunhealthy_threshold = 1")),
+        )
+        .cluster_with(
+            "wrong_name",
+            &[upstream.addr()],
+            &format!("{}{}", tls("other.test"), check("interval = \"100ms\"\nunhealthy_threshold = 1")),
+        )
+        .route(Route::new("all").cluster("good"))
+        .start();
+    wait_health(&proxy, 0, 0, "healthy", Duration::from_secs(3));
+    wait_health(&proxy, 1, 0, "unhealthy", Duration::from_secs(3));
+    let probe = upstream.requests().into_iter().find(|r| r.head.starts_with("GET /health HTTP/1.1\r\n"));
+    let probe = probe.expect("a probe over TLS");
+    assert_eq!(probe.sni.as_deref(), Some("upstream.test"));
+    assert!(!upstream.handshake_failures().is_empty(), "the wrong name's probes fail their handshake");
+}
