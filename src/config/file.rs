@@ -37,6 +37,7 @@ pub struct FileConfig {
     pub clusters: Vec<ClusterFile>,
     pub tracing: Option<super::tracing::TracingFile>,
     pub access_log: Option<super::access_log::AccessLogFile>,
+    pub metrics: Option<super::metrics::MetricsFile>,
 }
 
 /// `[server]`

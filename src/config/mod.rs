@@ -21,6 +21,7 @@ mod errors;
 mod file;
 pub mod fingerprint;
 pub mod health_check;
+pub mod metrics;
 pub mod outlier;
 pub mod secret;
 mod spans;
@@ -40,6 +41,7 @@ use bytes::Bytes;
 pub use self::tracing::{OtlpExport, Tracing, TrustIncoming};
 pub use cidr::Cidr;
 pub use errors::{ConfigError, ConfigErrors, ConfigWarning};
+pub use metrics::Metrics;
 pub use secret::Secret;
 
 /// Default limits. Each is overridable in `[limits]`, per listener in
@@ -94,6 +96,8 @@ pub struct Config {
     /// All routes in file order; listeners refer to them by index.
     pub routes: Vec<Route>,
     pub clusters: Vec<Cluster>,
+    /// `[metrics]`: per-label counters and latency histograms on or off.
+    pub metrics: Metrics,
     /// `[access_log]`; `None`: no access log.
     pub access_log: Option<access_log::AccessLog>,
     /// Header names the proxy asserts, over all listeners: removed from
@@ -609,6 +613,7 @@ impl Config {
         Config {
             server: Server::default(),
             admin: None,
+            metrics: Metrics::default(),
             listeners: vec![Listener {
                 name: "proxy".to_owned(),
                 addr: listen,

@@ -55,10 +55,15 @@ impl Flippable {
     }
 }
 
-fn admin_json(proxy: &Proxy, path: &str) -> Value {
+fn admin_get(proxy: &Proxy, path: &str) -> Response {
     let response = Client::connect(proxy.admin())
-        .request(format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes());
+        .request(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes());
     assert_eq!(response.status, 200, "GET {path}: {}", response.text());
+    response
+}
+
+fn admin_json(proxy: &Proxy, path: &str) -> Value {
+    let response = admin_get(proxy, path);
     serde_json::from_slice(&response.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", response.text()))
 }
 
@@ -245,6 +250,13 @@ fn every_endpoint_down_by_active_checks_answers_503_at_once_naming_the_reason() 
         );
     }
     assert_eq!(a.served() + b.served(), 0, "a request reached an unhealthy endpoint");
+    let metrics = admin_get(&proxy, "/metrics").text();
+    for addr in [a.addr(), b.addr()] {
+        let series = format!("shardgate_endpoint_healthy{{cluster=\"app\",endpoint=\"{addr}\"}} 0\n");
+        assert!(metrics.contains(&series), "{series} not in\n{metrics}");
+    }
+    let failures = metrics.lines().find_map(|l| l.strip_prefix("shardgate_health_check_failures_total "));
+    assert!(failures.and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v >= 4), "{metrics}");
     let log = proxy.log();
     assert!(log.contains("active health check") && log.contains("unhealthy"), "{log}");
 }
@@ -308,6 +320,10 @@ fn outlier_detection_ejects_after_consecutive_5xx_and_returns_after_the_ejection
     let left = e["ejected_ms"][0].as_u64().unwrap();
     assert!(left > 500 && left <= 1000, "{e}");
     assert_eq!(admin_json(&proxy, "/stats")["shards"][0]["outlier_ejections"], 1);
+    let metrics = admin_get(&proxy, "/metrics").text();
+    assert!(metrics.contains("shardgate_outlier_ejections_total{shard=\"0\"} 1\n"), "{metrics}");
+    let series = format!("shardgate_endpoint_ejected_shards{{cluster=\"app\",endpoint=\"{}\"}} 1\n", a.addr());
+    assert!(metrics.contains(&series), "{series} not in\n{metrics}");
     // Ejected: every request goes to b.
     for _ in 0..10 {
         let r = get(proxy.addr(), "/");
