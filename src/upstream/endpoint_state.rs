@@ -224,3 +224,75 @@ impl Eligibility<'_> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::shard::generation::Generation;
+    use crate::shard::identity::Identities;
+
+    fn generation(cluster_lines: &str) -> Generation {
+        let toml = format!(
+            "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n[[routes]]\ncluster = \"c\"\n[[clusters]]\n\
+             name = \"c\"\nendpoints = [\"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\", \"127.0.0.1:4\"]\n{cluster_lines}"
+        );
+        let config = Arc::new(Config::parse(&toml, "t.toml").unwrap());
+        Generation::build(1, config, &mut Identities::default(), None).unwrap().0
+    }
+
+    #[test]
+    fn ejections_stop_at_the_cap_and_at_least_one_is_allowed() {
+        let g = generation("[clusters.outlier]\nconsecutive_5xx = 1\nmax_ejection_percent = 10\n");
+        let (cluster, ids) = (&g.config.clusters[0], &g.endpoints[0]);
+        let gauge = Arc::new(EjectionGauge::default());
+        let states = EndpointStates::new(gauge.clone());
+        let five = Observed::Status5xx { gateway: false };
+        states.observe(cluster, ids, 0, five);
+        states.observe(cluster, ids, 1, five);
+        let e = states.eligibility(cluster, &g.health, ids);
+        let usable: Vec<bool> = ids.iter().map(|id| e.usable(*id)).collect();
+        assert_eq!(usable, [false, true, true, true], "10 % of 4 rounds to 0: one may still go, not two");
+        assert_eq!(gauge.ejections(), 1);
+        assert!(!e.panic, "3 of 4 healthy");
+    }
+
+    #[test]
+    fn panic_below_the_threshold_and_the_reason_when_disabled() {
+        for (threshold, panic) in [(50, true), (0, false)] {
+            let g = generation(&format!("healthy_panic_threshold = {threshold}\n[clusters.health_check]\n"));
+            let (cluster, ids) = (&g.config.clusters[0], &g.endpoints[0]);
+            let states = EndpointStates::default();
+            for id in &ids[..3] {
+                g.health.set(id.slot(), Active::Unhealthy);
+            }
+            let e = states.eligibility(cluster, &g.health, ids);
+            assert_eq!(e.panic, panic, "1 of 4 healthy, threshold {threshold}");
+            let usable = ids.iter().filter(|id| e.usable(**id)).count();
+            assert_eq!(usable, if panic { 4 } else { 1 });
+            g.health.set(ids[3].slot(), Active::Unhealthy);
+            let e = states.eligibility(cluster, &g.health, ids);
+            let reason = e.unhealthy_reason("c", ids);
+            match panic {
+                true => assert!(reason.is_none() && ids.iter().all(|id| e.usable(*id))),
+                false => assert_eq!(
+                    reason.as_deref(),
+                    Some("no healthy endpoint in cluster \"c\": 4 of 4 failing active health checks, 0 ejected by outlier detection")
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn a_cluster_without_health_settings_sees_only_the_connect_mark() {
+        let g = generation("");
+        let (cluster, ids) = (&g.config.clusters[0], &g.endpoints[0]);
+        let states = EndpointStates::default();
+        // Ignored: the cluster has no checks.
+        g.health.set(ids[0].slot(), Active::Unhealthy);
+        states.connect_failed(ids[1]);
+        let e = states.eligibility(cluster, &g.health, ids);
+        let usable: Vec<bool> = ids.iter().map(|id| e.usable(*id)).collect();
+        assert_eq!(usable, [true, false, true, true]);
+    }
+}
