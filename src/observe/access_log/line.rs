@@ -8,22 +8,22 @@ use std::time::Duration;
 
 use super::clock::WallTime;
 use super::escape;
+use super::json_names::JsonNames;
 use crate::config::access_log::{AccessLog, LogField, LogFormat};
 use crate::http1::Version;
 use crate::observe::record::Record;
 
 /// Appends `r`'s line (newline included) to `out`; `time` is when the
 /// request started.
-pub fn write_line(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
+pub fn write_line(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, names: &JsonNames, time: WallTime) {
     match log.format {
-        LogFormat::Json => json(out, r, log, time),
+        LogFormat::Json => json(out, r, log, names, time),
         LogFormat::Combined => combined(out, r, time),
     }
     out.push(b'\n');
 }
 
-fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
-    let config = r.generation.config();
+fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, names: &JsonNames, time: WallTime) {
     let o = r.outcome;
     out.reserve(256);
     out.push(b'{');
@@ -41,7 +41,7 @@ fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
             }
             LogField::RequestId => opt_str(out, Some(r.request_id).filter(|id| !id.is_empty())),
             LogField::TraceId => opt_str(out, r.trace_id),
-            LogField::Listener => opt_str(out, config.listeners.get(r.listener).map(|l| l.name.as_bytes())),
+            LogField::Listener => quoted(out, names.listeners.get(r.listener).map(|n| &n[..])),
             LogField::Client => ip(out, r.client),
             LogField::Peer => {
                 out.push(b'"');
@@ -49,8 +49,24 @@ fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
                 out.push(b'"');
             }
             LogField::TlsVersion => opt_str(out, r.tls_version.map(str::as_bytes)),
-            LogField::Protocol => opt_str(out, r.head.map(|h| protocol(h.version))),
-            LogField::Method => opt_str(out, r.head.map(|h| h.method_span.of(r.rbuf))),
+            LogField::Protocol => match r.head {
+                Some(h) => {
+                    out.push(b'"');
+                    out.extend_from_slice(protocol(h.version));
+                    out.push(b'"');
+                }
+                None => out.extend_from_slice(b"null"),
+            },
+            // A method is a token (RFC 9110 tchar: no quote, backslash or
+            // control character; the parser refuses others): nothing to escape.
+            LogField::Method => match r.head {
+                Some(h) => {
+                    out.push(b'"');
+                    out.extend_from_slice(h.method_span.of(r.rbuf));
+                    out.push(b'"');
+                }
+                None => out.extend_from_slice(b"null"),
+            },
             LogField::Host => opt_str(out, r.head.and_then(|h| h.host).map(|s| s.of(r.rbuf))),
             LogField::Path => opt_str(out, path(r)),
             LogField::Query => opt_str(out, query(r)),
@@ -59,11 +75,10 @@ fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
             LogField::BytesSent => number(out, o.bytes_sent),
             LogField::UserAgent => opt_str(out, header(r, b"user-agent")),
             LogField::Referer => opt_str(out, header(r, b"referer")),
-            LogField::Route => opt_str(out, o.route.and_then(|i| config.routes.get(i)).map(|r| r.name.as_bytes())),
-            LogField::Cluster => {
-                opt_str(out, o.cluster.and_then(|i| config.clusters.get(i)).map(|c| c.name.as_bytes()))
-            }
+            LogField::Route => quoted(out, o.route.and_then(|i| names.routes.get(i)).map(|n| &n[..])),
+            LogField::Cluster => quoted(out, o.cluster.and_then(|i| names.clusters.get(i)).map(|n| &n[..])),
             LogField::Endpoint => {
+                let config = r.generation.config();
                 let addr = o.endpoint.and_then(|e| config.clusters.get(e.cluster)?.endpoints.get(e.index));
                 match addr {
                     Some(&a) => {
@@ -175,6 +190,14 @@ fn number(out: &mut Vec<u8>, n: u64) {
 fn opt_number(out: &mut Vec<u8>, n: Option<u64>) {
     match n {
         Some(n) => number(out, n),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// A name prepared by `JsonNames` (quoted and escaped), or `null`.
+fn quoted(out: &mut Vec<u8>, name: Option<&[u8]>) {
+    match name {
+        Some(n) => out.extend_from_slice(n),
         None => out.extend_from_slice(b"null"),
     }
 }
