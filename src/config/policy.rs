@@ -198,14 +198,16 @@ impl Check<'_> {
     }
 
     fn auth(&mut self, path: &FieldPath, f: &AuthFile) -> Option<ApiKeyAuth> {
+        // Checked before the method, so both errors show in one run.
         let consumer_header = match &f.consumer_header {
-            None => DEFAULT_CONSUMER_HEADER.to_owned(),
-            Some(name) => self.ok(&path.key("consumer_header"), parse_header_name(name))?,
+            None => Some(DEFAULT_CONSUMER_HEADER.to_owned()),
+            Some(name) => self.ok(&path.key("consumer_header"), parse_header_name(name)),
         };
         let Some(k) = &f.api_key else {
             self.error(path, "no method: set api_key (e.g. api_key = { header = \"x-api-key\" })");
             return None;
         };
+        let consumer_header = consumer_header?;
         let kpath = path.key("api_key");
         let set = [k.header.is_some(), k.query.is_some(), k.cookie.is_some()].iter().filter(|&&s| s).count();
         if set > 1 {
