@@ -24,6 +24,8 @@ pub struct ShardCounters {
     idle_without_buffer: AtomicU64,
     /// Finished requests by status class: 1xx..5xx, and none sent.
     statuses: [AtomicU64; 6],
+    /// How the admin thread asks this shard for its metrics snapshot.
+    pub metrics: crate::observe::metrics::MetricsLink,
     /// Access log lines dropped because the writer was behind.
     access_log_dropped: AtomicU64,
     /// Idle pooled upstream connections per endpoint slot, written by the

@@ -7,7 +7,8 @@
 //! secrets shown as their source only.
 //! `POST /reload` -> reloads the config (see `server.rs`).
 //! `GET /ready`, `POST /drain` -> readiness and a graceful drain (`lifecycle.rs`).
-//! The metrics issue will add Prometheus output and histograms here.
+//! `GET /metrics` -> Prometheus text (`observe/metrics/`): the shards'
+//! snapshots, merged on the admin thread.
 //!
 //! - [`origin`]: web pages kept out (cross-site requests, DNS rebinding).
 //! - [`auth`]: the bearer token (`admin.token`) every request must carry when set.

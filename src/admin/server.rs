@@ -325,6 +325,7 @@ fn answer(head: &[u8], state: &AdminState) -> Answer {
     }
     Answer::Reply(match (request.method.unwrap_or(""), path) {
         ("GET", "/stats") => Reply::json("200 OK", stats_json(&state.shards)),
+        ("GET", "/metrics") => metrics_reply(&state.shards),
         ("GET", "/healthz") => Reply::json("200 OK", "{\"status\":\"live\"}\n"),
         ("GET", "/routes") => Reply::json("200 OK", routes_doc::routes_json(&state.generation.load())),
         ("GET", "/clusters") => Reply::json("200 OK", clusters::clusters_json(&state.generation.load(), &state.shards)),
@@ -338,6 +339,13 @@ fn answer(head: &[u8], state: &AdminState) -> Answer {
         ("GET", _) => Reply::json("404 Not Found", "{\"error\":\"not found\"}\n"),
         _ => Reply::json("405 Method Not Allowed", "{\"error\":\"method not allowed\"}\n"),
     })
+}
+
+/// `GET /metrics`: the shards' snapshots merged, as Prometheus text.
+fn metrics_reply(shards: &[Arc<ShardCounters>]) -> Reply {
+    use crate::observe::metrics::{exposition::render, gather, text::CONTENT_TYPE, Scope};
+    let body = render(shards, &gather(shards, Scope::Metrics));
+    Reply { status: "200 OK", content_type: CONTENT_TYPE, body }
 }
 
 fn response(reply: &Reply) -> String {
@@ -380,6 +388,7 @@ mod tests {
         (b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "200 OK"),
         (b"GET /stats?pretty HTTP/1.1\r\n\r\n", "200 OK"),
         (b"GET /config HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /metrics HTTP/1.1\r\n\r\n", "200 OK"),
         (b"GET /other HTTP/1.1\r\n\r\n", "404 Not Found"),
         (b"GET /healthz HTTP/1.1\r\n\r\n", "200 OK"),
         (b"GET /routes HTTP/1.1\r\n\r\n", "200 OK"),

@@ -39,6 +39,7 @@ pub struct FileConfig {
     pub access_log: Option<super::access_log::AccessLogFile>,
     #[serde(default)]
     pub consumers: Vec<super::consumers::ConsumerFile>,
+    pub metrics: Option<super::metrics::MetricsFile>,
 }
 
 /// `[server]`

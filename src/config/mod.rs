@@ -21,6 +21,7 @@ pub mod consumers;
 mod errors;
 mod file;
 pub mod fingerprint;
+pub mod metrics;
 pub mod policy;
 pub mod secret;
 mod spans;
@@ -42,6 +43,7 @@ pub use cidr::Cidr;
 pub use consumers::{Consumer, Consumers};
 pub use errors::{ConfigError, ConfigErrors, ConfigWarning};
 pub use policy::{ApiKeyAuth, IpRules, KeyLocation, RoutePolicies};
+pub use metrics::Metrics;
 pub use secret::Secret;
 
 /// Default limits. Each is overridable in `[limits]`, per listener in
@@ -96,6 +98,8 @@ pub struct Config {
     /// All routes in file order; listeners refer to them by index.
     pub routes: Vec<Route>,
     pub clusters: Vec<Cluster>,
+    /// `[metrics]`: per-label counters and latency histograms on or off.
+    pub metrics: Metrics,
     /// `[access_log]`; `None`: no access log.
     pub access_log: Option<access_log::AccessLog>,
     /// Header names the proxy asserts, over all listeners: removed from
@@ -619,6 +623,7 @@ impl Config {
         Config {
             server: Server::default(),
             admin: None,
+            metrics: Metrics::default(),
             listeners: vec![Listener {
                 name: "proxy".to_owned(),
                 addr: listen,

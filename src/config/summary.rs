@@ -35,6 +35,7 @@ impl Config {
             let token = admin.token.as_ref().map(|t| format!(" token={t}")).unwrap_or_default();
             let _ = writeln!(out, "admin: {}{token}", admin.listen);
         }
+        let _ = writeln!(out, "{}", self.metrics.summary());
         for l in &self.listeners {
             let scheme = if l.tls.is_some() { " https" } else { "" };
             let deferred = if l.defer_accept { " defer_accept" } else { "" };

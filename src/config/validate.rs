@@ -331,7 +331,8 @@ impl Check<'_> {
         let tracing = self.tracing(f.tracing.as_ref());
         let access_log = f.access_log.as_ref().map(|a| self.access_log(a));
         self.check_policies(&routes, access_log.as_ref(), &consumers);
-        Config { server, admin, listeners, routes, clusters, access_log, asserted_headers, tracing, consumers }
+        let metrics = super::Metrics::from_file(f.metrics.as_ref());
+        Config { server, admin, listeners, routes, clusters, metrics, access_log, asserted_headers, tracing, consumers }
     }
 
     /// Names must be non-empty, free of whitespace and unique within their

@@ -171,6 +171,7 @@ pub async fn run(
     // One canceller per listener: a reload stops the ones it removes.
     let mut accepting: HashMap<ListenerId, monoio::io::Canceller> = HashMap::new();
     start_accepting(&shard, &mut accepting, listeners);
+    monoio::spawn(crate::observe::metrics::answer_scrapes(shard.clone()));
     let sweeper = shard.clone();
     monoio::spawn(async move {
         // Connections open at the last peak since memory was returned.
@@ -246,6 +247,7 @@ pub async fn run(
     if left > 0 {
         tracing::warn!(shard = shard.id, connections = left, "drain timeout: closing remaining connections");
     }
+    shard.counters.metrics.stop_serving();
     shard.observe.access_log.flush(&shard.counters);
 }
 

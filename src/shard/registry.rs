@@ -124,6 +124,18 @@ impl Registry {
         self.conns.borrow().len()
     }
 
+    /// Open connections per listener, for metrics (at scrape time only).
+    pub fn count_by_listener(&self) -> Vec<(ListenerId, usize)> {
+        let mut counts: Vec<(ListenerId, usize)> = Vec::new();
+        for (_, entry) in self.conns.borrow().iter() {
+            match counts.iter_mut().find(|(id, _)| *id == entry.listener) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((entry.listener, 1)),
+            }
+        }
+        counts
+    }
+
     /// Shuts down idle connections whose keep-alive deadline has passed,
     /// and connections whose pending write made no progress in time
     /// (called by the shard's sweeper).

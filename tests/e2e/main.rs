@@ -28,6 +28,7 @@ mod install;
 mod keepalive;
 mod limits;
 mod memory;
+mod metrics;
 mod paths;
 mod pool_liveness;
 mod record;

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::clock::WallTime;
@@ -26,14 +26,14 @@ pub fn write_line(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: Wall
 fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
     let config = r.generation.config();
     let o = r.outcome;
+    out.reserve(256);
     out.push(b'{');
     for (i, &field) in log.fields.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.push(b'"');
-        out.extend_from_slice(field.name().as_bytes());
-        out.extend_from_slice(b"\":");
+        // `"name":` in one copy.
+        out.extend_from_slice(field.json_key());
         match field {
             LogField::Time => {
                 out.push(b'"');
@@ -46,7 +46,7 @@ fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
             LogField::Client => ip(out, r.client),
             LogField::Peer => {
                 out.push(b'"');
-                let _ = write!(out, "{}", r.peer);
+                socket_addr(out, r.peer);
                 out.push(b'"');
             }
             LogField::TlsVersion => opt_str(out, r.tls_version.map(str::as_bytes)),
@@ -68,9 +68,9 @@ fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
             LogField::Endpoint => {
                 let addr = o.endpoint.and_then(|e| config.clusters.get(e.cluster)?.endpoints.get(e.index));
                 match addr {
-                    Some(a) => {
+                    Some(&a) => {
                         out.push(b'"');
-                        let _ = write!(out, "{a}");
+                        socket_addr(out, a);
                         out.push(b'"');
                     }
                     None => out.extend_from_slice(b"null"),
@@ -104,7 +104,8 @@ fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
 /// $body_bytes_sent "$http_referer" "$http_user_agent"`, with the
 /// effective client, time in UTC, and `-` for what is absent.
 fn combined(out: &mut Vec<u8>, r: &Record<'_>, time: WallTime) {
-    let _ = write!(out, "{} - - [", r.client);
+    ip_text(out, r.client);
+    out.extend_from_slice(b" - - [");
     time.write_common_log(out);
     out.extend_from_slice(b"] \"");
     match r.head {
@@ -117,7 +118,11 @@ fn combined(out: &mut Vec<u8>, r: &Record<'_>, time: WallTime) {
         }
         None => out.push(b'-'),
     }
-    let _ = write!(out, "\" {} {} \"", r.outcome.status, r.outcome.bytes_sent);
+    out.extend_from_slice(b"\" ");
+    number(out, r.outcome.status as u64);
+    out.push(b' ');
+    number(out, r.outcome.bytes_sent);
+    out.extend_from_slice(b" \"");
     quoted_or_dash(out, header(r, b"referer"));
     out.extend_from_slice(b"\" \"");
     quoted_or_dash(out, header(r, b"user-agent"));
@@ -205,6 +210,42 @@ fn opt_str(out: &mut Vec<u8>, s: Option<&[u8]>) {
 
 fn ip(out: &mut Vec<u8>, ip: IpAddr) {
     out.push(b'"');
-    let _ = write!(out, "{ip}");
+    ip_text(out, ip);
     out.push(b'"');
+}
+
+/// An address as `Display` writes it; IPv4 without the formatting
+/// machinery (the common case, on every line).
+fn ip_text(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in [a, b, c, d].into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(digits.format(octet).as_bytes());
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// `1.2.3.4:80` / `[::1]:80`, as `Display` writes them.
+fn socket_addr(out: &mut Vec<u8>, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(a) => ip_text(out, IpAddr::V4(*a.ip())),
+        SocketAddr::V6(a) => {
+            let _ = write!(out, "[{}", a.ip());
+            if a.scope_id() != 0 {
+                let _ = write!(out, "%{}", a.scope_id());
+            }
+            out.push(b']');
+        }
+    }
+    out.push(b':');
+    number(out, addr.port() as u64);
 }
