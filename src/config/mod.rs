@@ -42,8 +42,8 @@ pub use self::tracing::{OtlpExport, Tracing, TrustIncoming};
 pub use cidr::Cidr;
 pub use consumers::{Consumer, Consumers};
 pub use errors::{ConfigError, ConfigErrors, ConfigWarning};
-pub use policy::{ApiKeyAuth, IpRules, KeyLocation, RoutePolicies};
 pub use metrics::Metrics;
+pub use policy::{ApiKeyAuth, IpRules, KeyLocation, RoutePolicies};
 pub use secret::Secret;
 
 /// Default limits. Each is overridable in `[limits]`, per listener in
