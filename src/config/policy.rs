@@ -266,3 +266,72 @@ impl Check<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const ACME: &str = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn policies_compile_into_plain_data_and_show_in_check() {
+        let text = format!(
+            "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n\
+             [listeners.ip_rules]\nallow = [\"10.0.0.0/8\", \"2001:db8::/32\"]\ndeny = [\"10.9.0.0/16\"]\n\
+             [[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:9\"]\n\
+             [[routes]]\nname = \"q\"\ncluster = \"c\"\nerror_format = \"problem+json\"\n\
+             ip_rules = {{ deny = [\"::1\"] }}\n\
+             [routes.auth]\napi_key = {{ query = \"api_key\" }}\n\
+             [[routes]]\nname = \"h\"\ncluster = \"c\"\n[routes.auth]\napi_key = {{}}\nconsumer_header = \"X-Who\"\n\
+             [[routes]]\nname = \"open\"\ncluster = \"c\"\n\
+             [[consumers]]\nname = \"acme\"\nplan = \"gold\"\ntags = [\"partner\", \"partner\"]\napi_keys = [\"{ACME}\"]\n"
+        );
+        let c = Config::parse(&text, "t.toml").unwrap();
+        let rules = c.listeners[0].ip_rules.as_ref().unwrap();
+        assert_eq!(rules.allow.len(), 2);
+        assert_eq!(rules.refusal("10.9.1.1".parse().unwrap()), Some("in a denied range"));
+        let q = &c.routes[0].policies;
+        assert_eq!(q.error_format, ErrorFormat::ProblemJson);
+        let auth = q.auth.as_ref().unwrap();
+        assert_eq!(auth.location, KeyLocation::Query("api_key".into()));
+        assert_eq!(auth.consumer_header, DEFAULT_CONSUMER_HEADER);
+        assert_eq!(auth.challenge, "ApiKey query=\"api_key\"");
+        let h = c.routes[1].policies.auth.as_ref().unwrap();
+        assert_eq!(h.location, KeyLocation::Header(DEFAULT_API_KEY_HEADER.into()));
+        assert_eq!(h.consumer_header, "x-who", "lowercased");
+        assert_eq!(c.routes[2].policies, RoutePolicies::default());
+        // Both consumer headers are the proxy's alone, on every route.
+        assert!(c.asserted_headers.contains(b"X-Consumer") && c.asserted_headers.contains(b"x-who"));
+        assert_eq!(c.consumers.list[0].tags, ["partner"]);
+        assert_eq!(c.consumers.find(b"abc"), Some(0));
+
+        let summary = c.summary();
+        assert!(summary.contains("  ip_allow=10.0.0.0/8,2001:db8::/32 ip_deny=10.9.0.0/16\n"), "{summary}");
+        assert!(
+            summary.contains(
+                "    error_format=problem+json ip_deny=::1/128 auth=api_key(query:api_key) consumer_header=x-consumer\n"
+            ),
+            "{summary}"
+        );
+        assert!(summary.contains("consumer \"acme\" plan=\"gold\" tags=partner api_keys=1\n"), "{summary}");
+        assert!(!summary.contains("ba7816bf"), "digests are not shown");
+    }
+
+    #[test]
+    fn errors_name_the_field_path_and_line() {
+        let base = "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n[[routes]]\ndirect = {}\n";
+        let errs =
+            Config::parse(&format!("{base}[routes.auth]\napi_key = {{ cookie = \"a b\" }}\n"), "t.toml").unwrap_err();
+        assert_eq!((errs.0[0].path.as_str(), errs.0[0].line), ("routes[0].auth.api_key.cookie", Some(7)));
+        let errs = Config::parse(&format!("{base}ip_rules = {{ deny = [\"::1/200\"] }}\n"), "t.toml").unwrap_err();
+        assert_eq!((errs.0[0].path.as_str(), errs.0[0].line), ("routes[0].ip_rules.deny[0]", Some(6)));
+        let errs =
+            Config::parse(&format!("{base}[[consumers]]\nname = \"a\"\napi_keys = [\"k\"]\n"), "t.toml").unwrap_err();
+        assert_eq!((errs.0[0].path.as_str(), errs.0[0].line), ("consumers[0].api_keys[0]", Some(8)));
+        // A misplaced route key after [routes.auth] gets the hint.
+        let errs = Config::parse(&format!("{base}[routes.auth]\napi_key = {{}}\nerror_format = \"text\"\n"), "t.toml")
+            .unwrap_err();
+        assert!(errs.0[0].message.contains("belong to it"), "{}", errs.0[0].message);
+    }
+}
