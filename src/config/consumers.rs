@@ -177,7 +177,7 @@ impl Check<'_> {
             }
             list.push(Consumer { name: f.name.clone(), plan: f.plan.clone(), tags, keys: keys.len() - before });
         }
-        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        keys.sort_by_key(|k| k.0);
         for pair in keys.windows(2) {
             if pair[0].0 == pair[1].0 {
                 // A key of two consumers would name either one upstream.
