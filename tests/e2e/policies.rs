@@ -450,3 +450,29 @@ fn a_reload_applies_added_and_removed_keys() {
     let seen = s.upstream.requests();
     assert_eq!(seen.last().unwrap().header("x-consumer"), Some("acme"));
 }
+
+#[test]
+fn key_hash_prints_the_digest_a_consumer_stores() {
+    use crate::harness::proxy::{run_to_completion, shardgate, shardgate_output};
+    let hash = |stdin: &[u8]| {
+        let mut command = shardgate();
+        command.args(["key", "hash"]);
+        run_to_completion(command, stdin, Duration::from_secs(20))
+    };
+    let want = format!("{}\n", digest(ACME_KEY));
+    for input in [ACME_KEY.to_owned(), format!("{ACME_KEY}\n"), format!("{ACME_KEY}\r\n")] {
+        let out = hash(input.as_bytes());
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "one trailing newline is not part of the key");
+    }
+    let out = shardgate_output(&["key", "hash", ACME_KEY]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    // Only one newline is dropped: a key may end in whitespace.
+    let out = hash(format!("{ACME_KEY}\n\n").as_bytes());
+    assert_ne!(String::from_utf8_lossy(&out.stdout), want);
+    let out = hash(b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the key is empty"));
+    let out = hash(&[b'k'; 513]);
+    assert_eq!(out.status.code(), Some(2));
+}
