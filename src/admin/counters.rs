@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::downstream::outcome::Outcome;
+use crate::upstream::health::gauge::EjectionGauge;
 use crate::upstream::pool_gauge::IdleGauge;
 
 #[derive(Debug, Default)]
@@ -31,6 +32,9 @@ pub struct ShardCounters {
     /// Idle pooled upstream connections per endpoint slot, written by the
     /// shard's pool (`upstream/pool_gauge.rs`).
     pub pool_idle: Arc<IdleGauge>,
+    /// Outlier ejections per endpoint slot, written by the shard's
+    /// endpoint states (`upstream/health/gauge.rs`).
+    pub ejections: Arc<EjectionGauge>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -325,7 +325,7 @@ fn answer(head: &[u8], state: &AdminState) -> Answer {
     }
     Answer::Reply(match (request.method.unwrap_or(""), path) {
         ("GET", "/stats") => Reply::json("200 OK", stats_json(&state.shards)),
-        ("GET", "/metrics") => metrics_reply(&state.shards),
+        ("GET", "/metrics") => metrics_reply(&state.shards, &state.generation.load()),
         ("GET", "/healthz") => Reply::json("200 OK", "{\"status\":\"live\"}\n"),
         ("GET", "/routes") => Reply::json("200 OK", routes_doc::routes_json(&state.generation.load())),
         ("GET", "/clusters") => Reply::json("200 OK", clusters::clusters_json(&state.generation.load(), &state.shards)),
@@ -342,9 +342,10 @@ fn answer(head: &[u8], state: &AdminState) -> Answer {
 }
 
 /// `GET /metrics`: the shards' snapshots merged, as Prometheus text.
-fn metrics_reply(shards: &[Arc<ShardCounters>]) -> Reply {
+fn metrics_reply(shards: &[Arc<ShardCounters>], generation: &crate::shard::generation::Generation) -> Reply {
     use crate::observe::metrics::{exposition::render, gather, text::CONTENT_TYPE, Scope};
-    let body = render(shards, &gather(shards, Scope::Metrics));
+    let mut body = render(shards, &gather(shards, Scope::Metrics));
+    body.push_str(&crate::observe::metrics::health::render(generation, shards));
     Reply { status: "200 OK", content_type: CONTENT_TYPE, body }
 }
 

@@ -10,9 +10,12 @@ use crate::observe::metrics::{exposition::stats_latency_json, gather, Scope};
 
 /// `{"shards":[{"shard":0,"accepted":N,"requests":N,"active":N,…,
 /// "latency_seconds":{"p50":s,"p90":s,"p99":s,"p999":s,"max":s,"count":N},
-/// "statuses":{"1xx":N,…,"5xx":N,"none":N}},…],"tracing":{…}}`
+/// "statuses":{"1xx":N,…,"5xx":N,"none":N}},…],"tracing":{…},
+/// "health_checks":{"probes":N,"probe_failures":N}}`
 /// (latency of whole requests, zeros for a shard that did not answer; span
-/// export counters, `observe/trace/export.rs`).
+/// export counters, `observe/trace/export.rs`; the health prober's counts,
+/// process-wide; each shard's `outlier_ejections` counts the endpoints it
+/// ejected).
 pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
     let latency = gather(shards, Scope::Stats);
     let rows: Vec<String> = shards
@@ -21,7 +24,7 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
         .map(|(i, c)| {
             let s = c.snapshot();
             format!(
-                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{},\"idle_without_buffer\":{},\"access_log_dropped\":{},{},\"statuses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{},\"none\":{}}}}}",
+                "{{\"shard\":{i},\"accepted\":{},\"requests\":{},\"active\":{},\"upstream_connects\":{},\"upstream_reused\":{},\"upstream_retries\":{},\"tls_handshakes\":{},\"tls_resumed\":{},\"tls13\":{},\"tls12\":{},\"tls_failures\":{},\"idle_without_buffer\":{},\"access_log_dropped\":{},\"outlier_ejections\":{},{},\"statuses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{},\"none\":{}}}}}",
                 s.accepted,
                 s.requests,
                 s.active,
@@ -35,6 +38,7 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
                 s.tls_failures,
                 s.idle_without_buffer,
                 s.access_log_dropped,
+                c.ejections.ejections(),
                 stats_latency_json(latency[i].as_ref()),
                 s.statuses[0],
                 s.statuses[1],
@@ -46,5 +50,7 @@ pub fn stats_json(shards: &[Arc<ShardCounters>]) -> String {
         })
         .collect();
     let tracing = crate::observe::trace::export::STATS.json();
-    format!("{{\"shards\":[{}],\"tracing\":{tracing}}}\n", rows.join(","))
+    let (probes, failures) = crate::upstream::health::prober::PROBE_COUNTERS.get();
+    let health = format!("{{\"probes\":{probes},\"probe_failures\":{failures}}}");
+    format!("{{\"shards\":[{}],\"tracing\":{tracing},\"health_checks\":{health}}}\n", rows.join(","))
 }

@@ -228,7 +228,11 @@ pub struct ClusterFile {
     pub response_timeout: Option<DurationText>,
     pub max_idle_per_endpoint: Option<i64>,
     pub idle_timeout: Option<DurationText>,
+    /// Percent of healthy endpoints below which selection ignores health.
+    pub healthy_panic_threshold: Option<i64>,
     pub tls: Option<ClusterTlsFile>,
+    pub health_check: Option<super::health_check::HealthCheckFile>,
+    pub outlier: Option<super::outlier::OutlierFile>,
 }
 
 /// `[clusters.tls]`; an empty table is TLS with every default.

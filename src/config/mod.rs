@@ -21,7 +21,9 @@ pub mod consumers;
 mod errors;
 mod file;
 pub mod fingerprint;
+pub mod health_check;
 pub mod metrics;
+pub mod outlier;
 pub mod policy;
 pub mod secret;
 mod spans;
@@ -592,6 +594,13 @@ pub struct Cluster {
     pub response_timeout: Duration,
     pub max_idle_per_endpoint: usize,
     pub idle_timeout: Duration,
+    /// `[clusters.health_check]`: active probes (`upstream/health/`).
+    pub health_check: Option<health_check::HealthCheck>,
+    /// `[clusters.outlier]`: passive ejection per shard.
+    pub outlier: Option<outlier::Outlier>,
+    /// Percent (0..=100): with fewer healthy endpoints than this share,
+    /// selection spreads over all of them (Envoy's panic mode); 0 = never.
+    pub healthy_panic_threshold: u32,
 }
 
 impl Config {
@@ -655,6 +664,9 @@ impl Config {
                 response_timeout: defaults::RESPONSE_TIMEOUT,
                 max_idle_per_endpoint: defaults::MAX_IDLE_PER_ENDPOINT,
                 idle_timeout: defaults::POOL_IDLE_TIMEOUT,
+                health_check: None,
+                outlier: None,
+                healthy_panic_threshold: outlier::DEFAULT_HEALTHY_PANIC_THRESHOLD,
             }],
             // No listener asserts anything (no client certificates).
             access_log: None,

@@ -95,10 +95,19 @@ impl Config {
             if c.max_idle_per_endpoint != defaults::MAX_IDLE_PER_ENDPOINT {
                 let _ = write!(out, " max_idle_per_endpoint={}", c.max_idle_per_endpoint);
             }
+            if c.healthy_panic_threshold != crate::config::outlier::DEFAULT_HEALTHY_PANIC_THRESHOLD {
+                let _ = write!(out, " healthy_panic_threshold={}", c.healthy_panic_threshold);
+            }
             if let Some(tls) = &c.tls {
                 out += &fmt_cluster_tls(tls);
             }
             out.push('\n');
+            if let Some(h) = &c.health_check {
+                let _ = writeln!(out, "  {}", h.summary());
+            }
+            if let Some(o) = &c.outlier {
+                let _ = writeln!(out, "  {}", o.summary());
+            }
         }
         for c in &self.consumers.list {
             // Key digests are not shown: only how many there are.

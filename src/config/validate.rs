@@ -153,8 +153,15 @@ fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
         "ip_rules",
         "auth",
     ];
-    let cluster_keys =
-        ["name", "endpoints", "connect_timeout", "response_timeout", "max_idle_per_endpoint", "idle_timeout"];
+    let cluster_keys = [
+        "name",
+        "endpoints",
+        "connect_timeout",
+        "response_timeout",
+        "max_idle_per_endpoint",
+        "idle_timeout",
+        "healthy_panic_threshold",
+    ];
     match (section.as_str(), table.as_str()) {
         ("routes", "match") if route_keys.contains(&key.as_str()) => {
             Some(" (keys after a [routes.match] header belong to it: move the route's own keys above that header)")
@@ -174,6 +181,12 @@ fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
         ("clusters", "tls") if cluster_keys.contains(&key.as_str()) => {
             Some(" (keys after a [clusters.tls] header belong to it: move the cluster's own keys above that header)")
         }
+        ("clusters", "health_check") if cluster_keys.contains(&key.as_str()) => Some(
+            " (keys after a [clusters.health_check] header belong to it: move the cluster's own keys above that header)",
+        ),
+        ("clusters", "outlier") if cluster_keys.contains(&key.as_str()) => Some(
+            " (keys after a [clusters.outlier] header belong to it: move the cluster's own keys above that header)",
+        ),
         _ => None,
     }
 }
@@ -470,6 +483,9 @@ impl Check<'_> {
             .and_then(|n| self.count(&path.key("max_idle_per_endpoint"), n, min, max))
             .unwrap_or(defaults::MAX_IDLE_PER_ENDPOINT);
         let proxy_hosts = endpoints.iter().map(|&(j, _, _)| proxy_host(&c.endpoints[j], tls.is_some())).collect();
+        let health_check = c.health_check.as_ref().map(|h| self.health_check(&path, h));
+        let outlier = c.outlier.as_ref().map(|o| self.outlier(&path, o));
+        let healthy_panic_threshold = self.panic_threshold(&path, c.healthy_panic_threshold);
         Cluster {
             name: c.name.clone(),
             proxy_hosts,
@@ -480,6 +496,9 @@ impl Check<'_> {
             response_timeout,
             max_idle_per_endpoint,
             idle_timeout,
+            health_check,
+            outlier,
+            healthy_panic_threshold,
         }
     }
 

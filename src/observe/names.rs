@@ -75,3 +75,16 @@ pub const ACCESS_LOG_DROPPED_LINES_TOTAL: &str = "shardgate_access_log_dropped_l
 /// Access log lines the writer could not write (target cannot be opened
 /// or written: reported in the process log once per interval).
 pub const ACCESS_LOG_FAILED_LINES_TOTAL: &str = "shardgate_access_log_failed_lines_total";
+/// Active health probes sent (process-wide: one prober per process).
+pub const HEALTH_CHECK_PROBES_TOTAL: &str = "shardgate_health_check_probes_total";
+/// Active health probes that failed (refused, timed out, unexpected status
+/// or body, malformed response).
+pub const HEALTH_CHECK_FAILURES_TOTAL: &str = "shardgate_health_check_failures_total";
+/// Per endpoint (labels `cluster`, `endpoint`): 1 while active checks find
+/// it healthy or have not judged it, 0 while unhealthy.
+pub const ENDPOINT_HEALTHY: &str = "shardgate_endpoint_healthy";
+/// Endpoints ejected by outlier detection, by shard (`outlier_ejections`
+/// per shard in `/stats`).
+pub const OUTLIER_EJECTIONS_TOTAL: &str = "shardgate_outlier_ejections_total";
+/// Per endpoint: how many shards have it ejected right now.
+pub const ENDPOINT_EJECTED_SHARDS: &str = "shardgate_endpoint_ejected_shards";

@@ -17,6 +17,7 @@ use super::identity::{fingerprint, EndpointId, Identities, ListenerId};
 use crate::config::Config;
 use crate::tls::sni::{SniResolver, SniTable};
 use crate::upstream::balance::{Algorithm, Balancer, RoundRobin};
+use crate::upstream::health::ActiveHealth;
 use crate::upstream::stream::UpstreamTls;
 
 /// One config and what is built from it; immutable once built.
@@ -29,6 +30,10 @@ pub struct Generation {
     pub endpoints: Vec<Vec<EndpointId>>,
     /// Per listener (config order): its stable id.
     pub listeners: Vec<ListenerId>,
+    /// Active health per endpoint slot, written by the prober thread
+    /// (`upstream/health/prober.rs`); starts from the previous
+    /// generation's, so a reload keeps what the probes found.
+    pub health: ActiveHealth,
 }
 
 impl std::fmt::Debug for Generation {
@@ -116,7 +121,9 @@ impl Generation {
                 .map_err(|e| format!("clusters[{i}] ({}): {e}", c.name))?;
             tls.clusters.push(Some(Arc::new(UpstreamTls { config: client, server_names })));
         }
-        Ok((Generation { number, config, tls, endpoints, listeners }, pending))
+        let slots = endpoints.iter().flatten().map(|id| id.slot() + 1).max().unwrap_or(0);
+        let health = ActiveHealth::new(slots, previous.map(|p| &p.health));
+        Ok((Generation { number, config, tls, endpoints, listeners, health }, pending))
     }
 
     /// Where the listener `id` is in this generation's config, if it is in it.

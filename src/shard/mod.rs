@@ -70,7 +70,8 @@ pub struct Shard {
     pub counters: Arc<ShardCounters>,
     /// Keyed by stable endpoint slots: survives reloads.
     pub pool: Pool,
-    /// The shard's view of each endpoint (passive marks), by stable slot.
+    /// The shard's view of each endpoint (passive marks, outlier
+    /// ejections), by stable slot.
     pub endpoint_states: EndpointStates,
     pub registry: Rc<Registry>,
     pub buffers: BufferPool,
@@ -84,7 +85,7 @@ impl Shard {
         Shard {
             id,
             pool: Pool::new(&generation, counters.pool_idle.clone()),
-            endpoint_states: EndpointStates::default(),
+            endpoint_states: EndpointStates::new(counters.ejections.clone()),
             current: RefCell::new(Rc::new(ShardGeneration::new(id, generation, None))),
             counters,
             registry: Rc::new(Registry::default()),

@@ -31,6 +31,8 @@ pub struct Running {
     pub generation: Arc<Generation>,
     pub ids: Identities,
     pub controls: Vec<async_channel::Sender<Control>>,
+    /// The active health checks' thread (`upstream/health/prober.rs`).
+    pub prober: crate::upstream::health::prober::Prober,
     /// Duplicates of the listening sockets, for a binary upgrade: a reload
     /// adds the listeners it binds and drops the ones it removes.
     pub inventory: Arc<std::sync::Mutex<crate::upgrade::Inventory>>,
@@ -147,6 +149,7 @@ pub fn reload(running: &mut Running, config: Result<Config, ConfigErrors>) -> Re
     for w in &warnings {
         tracing::warn!("reload: {w}");
     }
+    running.prober.install(&generation);
     running.ids = ids;
     running.generation = generation;
     Ok(Reloaded { generation: old.number + 1, warnings })

@@ -251,7 +251,10 @@ pub fn serve_upgrading(config: Config, source: Option<ConfigSource>, upgrade: Up
     // shard exits, not by the channel closing.
     drop(events);
 
-    let mut state = Running { generation, ids, controls, inventory };
+    // Active health checks: one prober for the process, however many shards.
+    let mut prober = crate::upstream::health::prober::Prober::default();
+    prober.install(&generation);
+    let mut state = Running { generation, ids, controls, inventory, prober };
     let read_config = move || match &source {
         Some(source) => source(),
         None => Ok((*config).clone()),

@@ -23,6 +23,7 @@ mod faults;
 mod framing;
 mod fuzz_findings;
 mod headers;
+mod health;
 mod identity;
 mod install;
 mod keepalive;

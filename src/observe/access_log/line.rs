@@ -219,20 +219,43 @@ fn ip(out: &mut Vec<u8>, ip: IpAddr) {
 fn ip_text(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, c, d] = v4.octets();
-            let mut digits = itoa::Buffer::new();
-            for (i, octet) in [a, b, c, d].into_iter().enumerate() {
+            // `a.b.c.d` assembled in 16 bytes on the stack, one copy out.
+            let mut text = [0u8; 16];
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                out.extend_from_slice(digits.format(octet).as_bytes());
+                let (digits, n) = OCTETS[octet as usize];
+                text[len..len + 3].copy_from_slice(&digits);
+                len += n as usize;
             }
+            out.extend_from_slice(&text[..len]);
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
         }
     }
 }
+
+/// Each octet's decimal digits (left-aligned) and their count.
+const OCTETS: [([u8; 3], u8); 256] = {
+    let mut table = [([0u8; 3], 0u8); 256];
+    let mut n = 0;
+    while n < 256 {
+        let (h, t, o) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
+        table[n] = if n >= 100 {
+            ([b'0' + h, b'0' + t, b'0' + o], 3)
+        } else if n >= 10 {
+            ([b'0' + t, b'0' + o, 0], 2)
+        } else {
+            ([b'0' + o, 0, 0], 1)
+        };
+        n += 1;
+    }
+    table
+};
 
 /// `1.2.3.4:80` / `[::1]:80`, as `Display` writes them.
 fn socket_addr(out: &mut Vec<u8>, addr: SocketAddr) {
@@ -248,4 +271,32 @@ fn socket_addr(out: &mut Vec<u8>, addr: SocketAddr) {
     }
     out.push(b':');
     number(out, addr.port() as u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written address formatting writes what `Display` does.
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        let mut addrs: Vec<SocketAddr> = vec![
+            "0.0.0.0:0".parse().unwrap(),
+            "255.255.255.255:65535".parse().unwrap(),
+            "10.0.100.9:8080".parse().unwrap(),
+            "[::1]:443".parse().unwrap(),
+            "[2001:db8::7%3]:1".parse().unwrap(),
+        ];
+        for n in 0..=255u8 {
+            addrs.push(SocketAddr::from(([n, n.wrapping_mul(7), 1, n / 3], u16::from(n) * 257)));
+        }
+        for addr in addrs {
+            let mut out = Vec::new();
+            socket_addr(&mut out, addr);
+            assert_eq!(String::from_utf8(out).unwrap(), addr.to_string());
+            let mut out = Vec::new();
+            ip_text(&mut out, addr.ip());
+            assert_eq!(String::from_utf8(out).unwrap(), addr.ip().to_string());
+        }
+    }
 }

@@ -16,9 +16,11 @@
 //! - [`series`]: the labelled counts and the snapshot a shard hands over.
 //! - [`shard`]: a shard's state and the per-request recording.
 //! - [`link`]: the admin thread's question and the shard's answer.
-//! - [`text`]: the Prometheus text format; [`exposition`]: the document.
+//! - [`text`]: the Prometheus text format; [`exposition`]: the document;
+//!   [`health`]: its health-check and outlier families.
 
 pub mod exposition;
+pub mod health;
 pub mod latency;
 pub mod link;
 pub mod series;

@@ -6,7 +6,10 @@
 //! [`Balancer`] dispatches to its algorithm without a virtual call. Every
 //! algorithm sees the same question: among a cluster's endpoints, which
 //! are eligible for this try — not tried already by this request, and not
-//! marked down on this shard (`upstream/endpoint_state.rs`).
+//! marked down, failing active health checks or ejected on this shard
+//! (`upstream/endpoint_state.rs`, `upstream/health/`; with too few
+//! healthy endpoints, the cluster's panic threshold lets every endpoint
+//! be chosen).
 //!
 //! When no endpoint is eligible because every one is marked down, the
 //! request gets 503 at once, naming the reason, rather than waiting on a
@@ -25,6 +28,8 @@ use std::time::{Duration, Instant};
 pub use round_robin::RoundRobin;
 
 use super::endpoint_state::{EndpointStates, PASSIVE_FAIL_TIMEOUT};
+use super::forward::ExchangeError;
+use super::health::outlier::Observed;
 use super::EndpointId;
 use crate::error::{Error, ErrorKind};
 use crate::shard::generation::ShardGeneration;
@@ -99,11 +104,46 @@ impl Tried {
 /// A try could not connect to `endpoint`: one that refused or did not
 /// accept in time is marked down on this shard. A cluster's only
 /// endpoint is never marked (as nginx: there is nowhere else to go, and
-/// each request finds out for itself whether it is back).
+/// each request finds out for itself whether it is back). A cluster with
+/// outlier detection counts the failure there instead (`health/outlier.rs`).
 pub fn connect_failed(generation: &ShardGeneration, states: &EndpointStates, endpoint: Endpoint, error: &Error) {
-    let alone = generation.shared.endpoints[endpoint.cluster].len() == 1;
+    let ids = &generation.shared.endpoints[endpoint.cluster];
+    let cluster = &generation.config().clusters[endpoint.cluster];
+    if cluster.outlier.is_some() {
+        if let Some(observed) = Observed::from_try(None, Some(error.kind)) {
+            states.observe(cluster, ids, endpoint.index, observed);
+        }
+        return;
+    }
+    let alone = ids.len() == 1;
     if !alone && matches!(error.kind, ErrorKind::UpstreamConnectFailed | ErrorKind::UpstreamConnectTimeout) {
         states.connect_failed(endpoint.id);
+    }
+}
+
+/// A try to `endpoint` got a response head with `status`, or ended as
+/// `result` says: outlier detection counts it (one branch for clusters
+/// without `[clusters.outlier]`). A stale pooled connection (`Retry`)
+/// says nothing about the endpoint.
+#[inline]
+pub fn exchange_done<T>(
+    generation: &ShardGeneration,
+    states: &EndpointStates,
+    endpoint: Endpoint,
+    status: Option<u16>,
+    result: &Result<T, ExchangeError>,
+) {
+    let cluster = &generation.config().clusters[endpoint.cluster];
+    if cluster.outlier.is_none() {
+        return;
+    }
+    let error = match result {
+        Ok(_) => None,
+        Err(ExchangeError::Failed(f)) => Some(f.error.kind),
+        Err(ExchangeError::Retry(_)) => return,
+    };
+    if let Some(observed) = Observed::from_try(status, error) {
+        states.observe(cluster, &generation.shared.endpoints[endpoint.cluster], endpoint.index, observed);
     }
 }
 
@@ -117,12 +157,17 @@ pub fn select(
 ) -> Result<Endpoint, Error> {
     let ids = &generation.shared.endpoints[cluster];
     let balancer = &generation.balancers[cluster];
-    let usable = |i: usize| !tried.contains(i) && states.usable(ids[i]);
+    let config = &generation.config().clusters[cluster];
+    let eligibility = states.eligibility(config, &generation.shared.health, ids);
+    let usable = |i: usize| !tried.contains(i) && eligibility.usable(ids[i]);
     if let Some(index) = balancer.algorithm.pick(ids.len(), usable) {
         return Ok(Endpoint { cluster, index, id: ids[index] });
     }
     if tried.0 != 0 {
         return Err(Error::new(ErrorKind::NoHealthyEndpoint, "every endpoint of the cluster failed for this request"));
+    }
+    if let Some(reason) = eligibility.unhealthy_reason(&config.name, ids) {
+        return Err(Error::new(ErrorKind::NoHealthyEndpoint, reason));
     }
     // Every endpoint is marked down on this shard.
     let now = Instant::now();
@@ -132,7 +177,7 @@ pub fn select(
             states.clear(id);
         }
     }
-    let name = &generation.config().clusters[cluster].name;
+    let name = &config.name;
     let window = PASSIVE_FAIL_TIMEOUT.as_secs();
     Err(Error::new(
         ErrorKind::NoHealthyEndpoint,
