@@ -152,8 +152,8 @@ fn check_param_name(text: &str, what: &str) -> Result<String, String> {
 impl Check<'_> {
     /// `ip_rules` of a route or listener.
     pub(super) fn ip_rules(&mut self, path: &FieldPath, f: &IpRulesFile) -> IpRules {
-        let allow = self.ip_list(&path.key("allow"), f.allow.as_deref());
-        let deny = self.ip_list(&path.key("deny"), f.deny.as_deref());
+        let allow = self.cidr_list(&path.key("allow"), f.allow.as_deref());
+        let deny = self.cidr_list(&path.key("deny"), f.deny.as_deref());
         if f.allow.is_none() && f.deny.is_none() {
             self.error(path, "empty: set allow, deny or both (or remove ip_rules)");
         }
@@ -166,20 +166,6 @@ impl Check<'_> {
             }
         }
         IpRules { allow, deny }
-    }
-
-    fn ip_list(&mut self, path: &FieldPath, list: Option<&[String]>) -> Vec<Cidr> {
-        let mut ranges: Vec<Cidr> = Vec::new();
-        for (i, text) in list.unwrap_or_default().iter().enumerate() {
-            let ipath = path.index(i);
-            let Some(cidr) = self.ok(&ipath, Cidr::parse(text)) else { continue };
-            if ranges.contains(&cidr) {
-                self.error(&ipath, format!("{cidr} is listed twice"));
-            } else {
-                ranges.push(cidr);
-            }
-        }
-        ranges
     }
 
     /// A route's `error_format`, `ip_rules` and `auth`.

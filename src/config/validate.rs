@@ -272,7 +272,7 @@ impl Check<'_> {
             }
             let limits = self.limits(&path.key("limits"), l.limits.as_ref(), &base_limits);
             let tls = l.tls.as_ref().and_then(|t| self.listener_tls(&path.key("tls"), t));
-            let trusted_proxies = self.trusted_proxies(&path.key("trusted_proxies"), l.trusted_proxies.as_deref());
+            let trusted_proxies = self.cidr_list(&path.key("trusted_proxies"), l.trusted_proxies.as_deref());
             let forwarded_headers = match l.forwarded_headers.as_deref() {
                 None | Some("replace") => ForwardedHeaders::Replace,
                 Some("append") => ForwardedHeaders::Append,

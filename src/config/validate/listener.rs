@@ -11,8 +11,9 @@ use super::super::{
 use super::Check;
 
 impl Check<'_> {
-    /// `trusted_proxies = ["10.0.0.0/8", "2001:db8::/32", "127.0.0.1"]`.
-    pub(super) fn trusted_proxies(&mut self, path: &FieldPath, list: Option<&[String]>) -> Vec<Cidr> {
+    /// `trusted_proxies = ["10.0.0.0/8", "2001:db8::/32", "127.0.0.1"]`,
+    /// and the lists of `ip_rules`: ranges and addresses, none twice.
+    pub(in crate::config) fn cidr_list(&mut self, path: &FieldPath, list: Option<&[String]>) -> Vec<Cidr> {
         let mut ranges: Vec<Cidr> = Vec::new();
         for (i, text) in list.unwrap_or_default().iter().enumerate() {
             let ipath = path.index(i);
