@@ -194,7 +194,7 @@ async fn connection(
             // record buffers); plain connections should not be sized for it.
             Box::pin(async {
                 let listener = &accepted.generation.config().listeners[accepted.listener_index];
-                if let Some((stream, info)) = accept_tls(&shard, listener, stream, tls).await {
+                if let Some((stream, info)) = accept_tls(&shard, listener, accepted.id, stream, tls).await {
                     conn::serve(shard.clone(), accepted, stream, peer, fd, Some(info)).await;
                 }
             })
@@ -211,6 +211,7 @@ async fn connection(
 async fn accept_tls(
     shard: &Shard,
     listener: &crate::config::Listener,
+    id: ListenerId,
     stream: monoio::net::TcpStream,
     config: Arc<rustls::ServerConfig>,
 ) -> Option<(TlsStream<ServerConnection>, TlsInfo)> {
@@ -226,11 +227,13 @@ async fn accept_tls(
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             shard.counters.tls_failure();
+            shard.observe.metrics.tls_failure(id);
             tracing::debug!(listener = %listener.name, error = %e, "TLS handshake failed");
             return None;
         }
         Err(_) => {
             shard.counters.tls_failure();
+            shard.observe.metrics.tls_failure(id);
             tracing::debug!(listener = %listener.name, "TLS handshake timed out");
             return None;
         }
@@ -239,6 +242,7 @@ async fn accept_tls(
     let resumed = session.handshake_kind() == Some(HandshakeKind::Resumed);
     let tls13 = session.protocol_version() == Some(ProtocolVersion::TLSv1_3);
     shard.counters.tls_handshake(tls13, resumed);
+    shard.observe.metrics.tls_handshake(id, tls13, resumed);
     let wants_identity = listener.tls.as_ref().is_some_and(|t| t.client_cert_header.is_some());
     let client_identity =
         if wants_identity { session.peer_certificates().and_then(crate::tls::certs::client_identity) } else { None };

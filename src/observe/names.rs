@@ -45,6 +45,12 @@ pub const TLS_HANDSHAKES_TOTAL: &str = "shardgate_tls_handshakes_total";
 /// Handshakes that resumed a session.
 pub const TLS_RESUMPTIONS_TOTAL: &str = "shardgate_tls_resumptions_total";
 pub const TLS_FAILURES_TOTAL: &str = "shardgate_tls_failures_total";
+/// Completed downstream TLS handshakes per listener (`shard`, `listener`, `version`).
+pub const LISTENER_TLS_HANDSHAKES_TOTAL: &str = "shardgate_listener_tls_handshakes_total";
+/// Resumed downstream TLS handshakes per listener.
+pub const LISTENER_TLS_RESUMPTIONS_TOTAL: &str = "shardgate_listener_tls_resumptions_total";
+/// Failed downstream TLS handshakes per listener.
+pub const LISTENER_TLS_FAILURES_TOTAL: &str = "shardgate_listener_tls_failures_total";
 
 // Latency, per shard: Prometheus histograms (`_bucket`, `_sum`, `_count`).
 /// From the request's first byte to its response's last byte (or failure).

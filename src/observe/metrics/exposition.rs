@@ -233,6 +233,42 @@ fn shard_families(e: &mut Exposition, counters: &[Arc<ShardCounters>], answered:
         e.sample(n::TLS_HANDSHAKES_TOTAL, &[("shard", shard.as_str()), ("version", "1.2")], s.tls12);
         e.sample(n::TLS_HANDSHAKES_TOTAL, &[("shard", shard.as_str()), ("version", "1.3")], s.tls13);
     }
+    e.family(
+        n::LISTENER_TLS_HANDSHAKES_TOTAL,
+        Kind::Counter,
+        "Completed downstream TLS handshakes by shard, listener and version.",
+    );
+    for s in answered {
+        let shard = s.shard.to_string();
+        for (listener, t) in &s.listener_tls {
+            for (version, count) in [("1.2", t.tls12), ("1.3", t.tls13)] {
+                let labels = [("shard", shard.as_str()), ("listener", listener.as_str()), ("version", version)];
+                e.sample(n::LISTENER_TLS_HANDSHAKES_TOTAL, &labels, count);
+            }
+        }
+    }
+    type ListenerField = fn(&super::shard::ListenerTls) -> u64;
+    let per_listener: [(&str, &str, ListenerField); 2] = [
+        (
+            n::LISTENER_TLS_RESUMPTIONS_TOTAL,
+            "Downstream TLS handshakes that resumed a session, by shard and listener.",
+            |t| t.resumed,
+        ),
+        (
+            n::LISTENER_TLS_FAILURES_TOTAL,
+            "Downstream TLS handshakes that failed or timed out, by shard and listener.",
+            |t| t.failures,
+        ),
+    ];
+    for (name, help, value) in per_listener {
+        e.family(name, Kind::Counter, help);
+        for s in answered {
+            let shard = s.shard.to_string();
+            for (listener, t) in &s.listener_tls {
+                e.sample(name, &[("shard", shard.as_str()), ("listener", listener.as_str())], value(t));
+            }
+        }
+    }
     e.family(n::LISTENER_CONNECTIONS, Kind::Gauge, "Open downstream connections by shard and listener.");
     for s in answered {
         let shard = s.shard.to_string();
@@ -325,6 +361,10 @@ mod tests {
             endpoints: vec![(EndpointLabels { cluster: "c".into(), endpoint: "127.0.0.1:1".into() }, cells)],
             pool_idle: vec![(EndpointLabels { cluster: "c".into(), endpoint: "127.0.0.1:1".into() }, 1)],
             listener_connections: vec![("web".into(), 2)],
+            listener_tls: vec![(
+                "web".into(),
+                super::super::shard::ListenerTls { tls12: 1, tls13: 2, resumed: 1, failures: 0 },
+            )],
             latency: vec![total, Latency::new(), Latency::new()],
         }
     }

@@ -49,6 +49,12 @@ pub fn snapshot(shard: &Shard, scope: Scope) -> ShardSnapshot {
             s.pool_idle.push((shard::endpoint_label(config, c, e), shard.pool.idle_count(*id) as u64));
         }
     }
+    for (i, l) in config.listeners.iter().enumerate() {
+        if l.tls.is_some() {
+            let id = generation.shared.listeners[i];
+            s.listener_tls.push((l.name.clone(), shard.observe.metrics.listener_tls(id)));
+        }
+    }
     for (id, count) in shard.registry.count_by_listener() {
         // Connections of a listener a reload removed are draining: they
         // are left out of the per-listener gauge (the shard total has them).

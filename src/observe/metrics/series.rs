@@ -113,6 +113,8 @@ pub struct ShardSnapshot {
     pub pool_idle: Vec<(EndpointLabels, u64)>,
     /// Open downstream connections per listener (by name).
     pub listener_connections: Vec<(String, u64)>,
+    /// Downstream TLS handshakes per TLS listener (by name).
+    pub listener_tls: Vec<(String, super::shard::ListenerTls)>,
     /// Total, upstream connect, upstream response head ([`TOTAL`], …);
     /// with [`Scope::Stats`] only the first is filled.
     pub latency: Vec<Latency>,

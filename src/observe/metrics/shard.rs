@@ -21,6 +21,7 @@ use super::series::{
 use crate::config::{Config, RouteAction};
 use crate::observe::record::Record;
 use crate::shard::generation::ShardGeneration;
+use crate::shard::identity::ListenerId;
 
 /// Generations whose index a shard keeps: requests that started on an
 /// older generation finish after a reload, so more than the newest one is
@@ -30,6 +31,17 @@ const INDEXES_KEPT: usize = 4;
 #[derive(Default)]
 pub struct ShardMetrics {
     state: RefCell<State>,
+    /// Downstream TLS handshakes per listener (by stable `ListenerId`).
+    tls: RefCell<Vec<ListenerTls>>,
+}
+
+/// One listener's downstream TLS handshakes on one shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerTls {
+    pub tls12: u64,
+    pub tls13: u64,
+    pub resumed: u64,
+    pub failures: u64,
 }
 
 #[derive(Default)]
@@ -140,6 +152,38 @@ impl ShardMetrics {
     /// A copy for the admin thread (between requests, on the shard).
     /// Pool and connection gauges are added by the caller, which has the
     /// shard.
+    /// A completed downstream TLS handshake on `listener` (counted per
+    /// connection, not per request: always, whatever `[metrics]` says).
+    pub fn tls_handshake(&self, listener: ListenerId, tls13: bool, resumed: bool) {
+        self.with_tls(listener, |t| {
+            if tls13 {
+                t.tls13 += 1;
+            } else {
+                t.tls12 += 1;
+            }
+            t.resumed += u64::from(resumed);
+        });
+    }
+
+    /// A downstream TLS handshake on `listener` failed or timed out.
+    pub fn tls_failure(&self, listener: ListenerId) {
+        self.with_tls(listener, |t| t.failures += 1);
+    }
+
+    fn with_tls(&self, listener: ListenerId, f: impl FnOnce(&mut ListenerTls)) {
+        let mut tls = self.tls.borrow_mut();
+        let i = listener.0 as usize;
+        if tls.len() <= i {
+            tls.resize(i + 1, ListenerTls::default());
+        }
+        f(&mut tls[i]);
+    }
+
+    /// The TLS handshake counts of `listener` so far.
+    pub fn listener_tls(&self, listener: ListenerId) -> ListenerTls {
+        self.tls.borrow().get(listener.0 as usize).copied().unwrap_or_default()
+    }
+
     pub fn snapshot(&self, shard: usize, scope: Scope) -> ShardSnapshot {
         let s = self.state.borrow();
         match scope {

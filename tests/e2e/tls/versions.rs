@@ -32,6 +32,21 @@ fn tls12_and_tls13_clients_are_both_served_and_counted() {
     });
     assert!(counted, "{totals:#?}");
     assert_eq!((totals.tls12, totals.tls13, totals.tls_failures), (1, 2, 0), "{totals:#?}");
+    // The same per listener in /metrics, summed over the shards.
+    let metrics = Client::connect(proxy.admin())
+        .request(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .text();
+    let sum = |family: &str, version: Option<&str>| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")) && l.contains("listener=\"main\""))
+            .filter(|l| version.is_none_or(|v| l.contains(&format!("version=\"{v}\""))))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    let handshakes = "shardgate_listener_tls_handshakes_total";
+    assert_eq!((sum(handshakes, Some("1.2")), sum(handshakes, Some("1.3"))), (1, 2), "{metrics}");
+    assert_eq!(sum("shardgate_listener_tls_failures_total", None), 0, "{metrics}");
 }
 
 #[test]
