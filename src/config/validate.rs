@@ -18,7 +18,7 @@ use toml::de::DeTable;
 
 use super::bounds::{self, check_count, check_duration, check_ring_entries, check_size};
 use super::errors::{ConfigError, ConfigErrors, ConfigWarning};
-use super::file::{ClusterFile, EndpointFile, DurationText, FileConfig, LimitsFile, ServerFile, SizeText};
+use super::file::{ClusterFile, DurationText, EndpointFile, FileConfig, LimitsFile, ServerFile, SizeText};
 use super::secret::{check_bearer_token, Inline};
 use super::spans::{line_at, FieldPath, Segment, Spans};
 use super::units::{parse_cpu_list, parse_duration, parse_size};
@@ -465,7 +465,8 @@ impl Check<'_> {
             .max_idle_per_endpoint
             .and_then(|n| self.count(&path.key("max_idle_per_endpoint"), n, min, max))
             .unwrap_or(defaults::MAX_IDLE_PER_ENDPOINT);
-        let proxy_hosts = endpoints.iter().map(|&(j, _, _)| proxy_host(c.endpoints[j].address(), tls.is_some())).collect();
+        let proxy_hosts =
+            endpoints.iter().map(|&(j, _, _)| proxy_host(c.endpoints[j].address(), tls.is_some())).collect();
         Cluster {
             name: c.name.clone(),
             proxy_hosts,

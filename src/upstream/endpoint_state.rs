@@ -1,7 +1,8 @@
 //! A shard's own view of its endpoints, one entry per stable endpoint slot
 //! (`EndpointId::slot`), so a reload that keeps an endpoint keeps what the
-//! shard learned about it. The load-balancing work adds health, ejection,
-//! in-flight counts and weights here; today it holds the passive mark.
+//! shard learned about it: the passive mark (below), requests in flight
+//! (`in_flight.rs`) and slow-start ramps (`balance/slow_start.rs`). The
+//! load-balancing work adds health and ejection here.
 //!
 //! Passive mark (nginx's defaults, `max_fails=1 fail_timeout=10s`): an
 //! endpoint that refused a connection or did not accept one within the
@@ -11,6 +12,8 @@
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
+use super::balance::slow_start::Ramps;
+use super::in_flight::InFlight;
 use super::EndpointId;
 
 /// How long an endpoint that failed to connect is passed over.
@@ -22,6 +25,10 @@ pub struct EndpointStates {
     down_until: RefCell<Vec<Option<Instant>>>,
     /// How many slots are marked: while none is, selection reads no clock.
     marked: Cell<usize>,
+    /// Tries in flight per slot.
+    pub in_flight: InFlight,
+    /// Slow-start ramps per slot: an endpoint whose mark is lifted ramps.
+    pub ramps: Ramps,
 }
 
 impl EndpointStates {
@@ -38,6 +45,7 @@ impl EndpointStates {
             Some(until) if Instant::now() >= until => {
                 down[id.slot()] = None;
                 self.marked.set(self.marked.get() - 1);
+                self.ramps.start(id.slot(), Instant::now());
                 true
             }
             Some(_) => false,
@@ -61,6 +69,7 @@ impl EndpointStates {
         if let Some(slot) = down.get_mut(id.slot()) {
             if slot.take().is_some() {
                 self.marked.set(self.marked.get() - 1);
+                self.ramps.start(id.slot(), Instant::now());
             }
         }
     }
