@@ -366,3 +366,6 @@ pub fn select(
         format!("every endpoint of cluster {name:?} failed to connect within the last {window} s"),
     ))
 }
+
+#[cfg(test)]
+mod tests;
