@@ -128,6 +128,35 @@ impl Default for Balance {
     }
 }
 
+impl super::Cluster {
+    /// The balancing settings that differ from the defaults, as the
+    /// summary of `shardgate check` shows them (` lb=maglev hash_key=…`).
+    pub(super) fn balance_summary(&self) -> String {
+        let b = &self.balance;
+        let mut out = String::new();
+        if self.weights.iter().any(|&w| w != DEFAULT_WEIGHT) {
+            let weights: Vec<String> = self.weights.iter().map(u32::to_string).collect();
+            out += &format!(" weights={}", weights.join(","));
+        }
+        if b.policy != LbPolicy::RoundRobin {
+            out += &format!(" lb={}", b.policy.name());
+        }
+        if let Some(key) = &b.hash_key {
+            out += &format!(" hash_key={key}");
+        }
+        if b.policy == LbPolicy::RingHash {
+            out += &format!(" min_ring_size={}", b.min_ring_size);
+        }
+        if b.policy == LbPolicy::Maglev {
+            out += &format!(" maglev_table_size={}", b.maglev_table_size);
+        }
+        if let Some(window) = b.slow_start {
+            out += &format!(" slow_start={}", super::units::fmt_duration(window));
+        }
+        out
+    }
+}
+
 /// The default maglev table size for `endpoints`: 65537, or the first
 /// prime with 100 entries per endpoint when that is larger.
 pub fn default_maglev_table_size(endpoints: usize) -> usize {
@@ -274,6 +303,15 @@ mod tests {
         let big = default_maglev_table_size(700);
         assert!(big >= 70_000 && is_prime(big), "{big}");
         assert!(is_prime(65_537) && is_prime(MAX_MAGLEV_TABLE_SIZE) && !is_prime(65_536));
+    }
+
+    #[test]
+    fn check_summary_shows_balancing_settings() {
+        let text = "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n[[routes]]\ncluster = \"c\"\n\
+                    [[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\", { address = \"127.0.0.1:2\", weight = 3 }]\n\
+                    lb = \"least_request\"\nslow_start = \"30s\"\n";
+        let summary = crate::config::Config::parse(text, "t.toml").unwrap().summary();
+        assert!(summary.contains("endpoints=127.0.0.1:1,127.0.0.1:2 weights=1,3 lb=least_request slow_start=30s"), "{summary}");
     }
 
     #[test]

@@ -86,6 +86,7 @@ impl Config {
             if c.max_idle_per_endpoint != defaults::MAX_IDLE_PER_ENDPOINT {
                 let _ = write!(out, " max_idle_per_endpoint={}", c.max_idle_per_endpoint);
             }
+            out += &c.balance_summary();
             if let Some(tls) = &c.tls {
                 out += &fmt_cluster_tls(tls);
             }

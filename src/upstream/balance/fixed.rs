@@ -11,6 +11,8 @@ pub struct Fixed {
     pub eligible: Vec<bool>,
     pub active: Vec<u32>,
     pub key: Option<u64>,
+    /// Whether the weights differ (computed once, as `Balancer` does).
+    uneven: bool,
 }
 
 impl Fixed {
@@ -25,6 +27,7 @@ impl Fixed {
             eligible: vec![true; weights.len()],
             active: vec![0; weights.len()],
             key: None,
+            uneven: weights.iter().any(|&w| w != weights[0]),
         }
     }
 
@@ -50,7 +53,7 @@ impl Candidates for Fixed {
     }
 
     fn weighted(&self) -> bool {
-        self.weights.iter().any(|&w| w != self.weights[0])
+        self.uneven
     }
 
     fn weight(&self, i: usize) -> u64 {
