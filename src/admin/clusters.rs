@@ -5,12 +5,13 @@
 //! each shard holds for it.
 //!
 //! ```text
-//! {"generation":1,"clusters":[{"name":"api","tls":false,"endpoints":[
+//! {"generation":1,"clusters":[{"name":"api","tls":false,"lb":"round_robin","endpoints":[
 //!   {"id":0,"address":"127.0.0.1:8080","written":"backend.internal:8080",
 //!    "weight":1,"health":"unknown","checks":false,"idle":[2,0]}]}]}
 //! ```
-//! Weights are all 1 and health is `"unknown"` with `"checks":false` until
-//! load balancing and health checks exist; then these fields carry them.
+//! `weight` is the endpoint's configured weight and `lb` the cluster's
+//! algorithm; health is `"unknown"` with `"checks":false` until health
+//! checks exist.
 //! `idle` has one count per shard, read from the shards' pool gauges
 //! (`upstream/pool_gauge.rs`): a moment old at most.
 
@@ -34,7 +35,12 @@ pub fn clusters_json(generation: &Generation, shards: &[Arc<ShardCounters>]) -> 
         out.push('{');
         key(&mut out, "name");
         string(&mut out, &cluster.name);
-        let _ = write!(out, ",\"tls\":{},\"endpoints\":[", cluster.tls.is_some());
+        let _ = write!(
+            out,
+            ",\"tls\":{},\"lb\":\"{}\",\"endpoints\":[",
+            cluster.tls.is_some(),
+            cluster.balance.policy.name()
+        );
         for (i, (addr, id)) in cluster.endpoints.iter().zip(ids).enumerate() {
             if i > 0 {
                 out.push(',');
@@ -42,7 +48,8 @@ pub fn clusters_json(generation: &Generation, shards: &[Arc<ShardCounters>]) -> 
             let _ = write!(out, "{{\"id\":{},\"address\":\"{addr}\",", id.slot());
             key(&mut out, "written");
             string(&mut out, &format!("{}:{}", cluster.endpoint_hosts[i], addr.port()));
-            out.push_str(",\"weight\":1,\"health\":\"unknown\",\"checks\":false,\"idle\":[");
+            let weight = cluster.weights.get(i).copied().unwrap_or(1);
+            let _ = write!(out, ",\"weight\":{weight},\"health\":\"unknown\",\"checks\":false,\"idle\":[");
             for (s, shard) in shards.iter().enumerate() {
                 if s > 0 {
                     out.push(',');
@@ -67,7 +74,7 @@ mod tests {
     fn config(endpoints: &str) -> Arc<Config> {
         let toml = format!(
             "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n[[routes]]\ncluster = \"api\"\n\
-             [[clusters]]\nname = \"api\"\nendpoints = [{endpoints}]\n\
+             [[clusters]]\nname = \"api\"\nendpoints = [{endpoints}]\nlb = \"random\"\n\
              [[clusters]]\nname = \"other\\\"q\"\nendpoints = [\"127.0.0.1:9\"]\n"
         );
         Arc::new(Config::parse(&toml, "t.toml").expect("test config"))
@@ -76,7 +83,7 @@ mod tests {
     #[test]
     fn endpoints_carry_their_stable_ids_and_each_shards_idle_count() {
         let mut ids = Identities::default();
-        let first = Generation::build(1, config("\"127.0.0.1:1\", \"localhost:2\""), &mut ids, None).unwrap().0;
+        let first = Generation::build(1, config("\"127.0.0.1:1\", { address = \"localhost:2\", weight = 4 }"), &mut ids, None).unwrap().0;
         let shards: Vec<Arc<ShardCounters>> = (0..2).map(|_| Arc::new(ShardCounters::default())).collect();
         let mut cells = IdleCells::new(shards[1].pool_idle.clone());
         cells.grow(3);
@@ -87,11 +94,13 @@ mod tests {
         let api = &v["clusters"][0];
         assert_eq!(api["name"], "api");
         assert_eq!(api["tls"], false);
+        assert_eq!(api["lb"], "random");
         let eps = api["endpoints"].as_array().unwrap();
         assert_eq!(eps.len(), 2);
         assert_eq!(eps[0]["address"], "127.0.0.1:1");
         assert_eq!(eps[1]["written"], "localhost:2");
         assert_eq!(eps[1]["idle"], serde_json::json!([0, 5]), "shard 1 holds five");
+        assert_eq!(eps[1]["weight"], 4);
         assert_eq!((eps[0]["weight"].clone(), eps[0]["health"].clone()), (1.into(), "unknown".into()));
         assert_eq!(v["clusters"][1]["name"], "other\"q");
 
