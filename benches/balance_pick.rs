@@ -56,10 +56,8 @@ fn main() {
             black_box(ring.pick(black_box(&keyed)))
         }),
     );
-    let maglev = Maglev {
-        table: Arc::new(MaglevTable::build(&names, &[1; ENDPOINTS], 65_537)),
-        fallback: RoundRobin::new(0),
-    };
+    let maglev =
+        Maglev { table: Arc::new(MaglevTable::build(&names, &[1; ENDPOINTS], 65_537)), fallback: RoundRobin::new(0) };
     report(
         "pick maglev (65537 entries)",
         best_ns_per_op(|| {
@@ -68,16 +66,21 @@ fn main() {
             black_box(maglev.pick(black_box(&keyed)))
         }),
     );
-    report("hash of a 12-byte key (FNV-1a + fmix64)", best_ns_per_op(|| black_box(hash64(0, black_box(b"user-1234567")))));
+    report(
+        "hash of a 12-byte key (FNV-1a + fmix64)",
+        best_ns_per_op(|| black_box(hash64(0, black_box(b"user-1234567")))),
+    );
 
-    for (lb, extra) in [
-        ("round_robin", ""),
-        ("least_request", ""),
-        ("random", ""),
-        ("ring_hash", "hash_key = { header = \"x-user\" }\n"),
-        ("maglev", "hash_key = { header = \"x-user\" }\n"),
+    for (lb, weighted, extra) in [
+        ("round_robin", false, ""),
+        ("round_robin", true, ""),
+        ("least_request", false, ""),
+        ("random", false, ""),
+        ("random", true, ""),
+        ("ring_hash", false, "hash_key = { header = \"x-user\" }\n"),
+        ("maglev", false, "hash_key = { header = \"x-user\" }\n"),
     ] {
-        let (generation, states) = generation(&names, lb, extra);
+        let (generation, states) = generation(&names, weighted.then_some(&uneven[..]), lb, extra);
         let tried = Tried::default();
         let keyed = lb.ends_with("hash") || lb == "maglev";
         let ns = best_ns_per_op(|| {
@@ -85,13 +88,21 @@ fn main() {
             let key = keyed.then(|| hash64(0, &n.to_le_bytes()));
             black_box(balance::select(&generation, &states, 0, &tried, key).ok())
         });
-        report(&format!("select {lb}"), ns);
+        report(&format!("select {lb}{}", if weighted { " (weights 1..3)" } else { "" }), ns);
     }
 }
 
-/// A shard's view of a generation with one cluster of `names`.
-fn generation(names: &[String], lb: &str, extra: &str) -> (ShardGeneration, EndpointStates) {
-    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+/// A shard's view of a generation with one cluster of `names`, with
+/// `weights` when given.
+fn generation(names: &[String], weights: Option<&[u32]>, lb: &str, extra: &str) -> (ShardGeneration, EndpointStates) {
+    let list: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| match weights {
+            Some(w) => format!("{{ address = \"{n}\", weight = {} }}", w[i]),
+            None => format!("\"{n}\""),
+        })
+        .collect();
     let text = format!(
         "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n[[routes]]\ncluster = \"c\"\n\
          [[clusters]]\nname = \"c\"\nendpoints = [{}]\nlb = \"{lb}\"\n{extra}",

@@ -83,7 +83,10 @@ mod tests {
     #[test]
     fn endpoints_carry_their_stable_ids_and_each_shards_idle_count() {
         let mut ids = Identities::default();
-        let first = Generation::build(1, config("\"127.0.0.1:1\", { address = \"localhost:2\", weight = 4 }"), &mut ids, None).unwrap().0;
+        let first =
+            Generation::build(1, config("\"127.0.0.1:1\", { address = \"localhost:2\", weight = 4 }"), &mut ids, None)
+                .unwrap()
+                .0;
         let shards: Vec<Arc<ShardCounters>> = (0..2).map(|_| Arc::new(ShardCounters::default())).collect();
         let mut cells = IdleCells::new(shards[1].pool_idle.clone());
         cells.grow(3);

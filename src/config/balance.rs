@@ -311,7 +311,10 @@ mod tests {
                     [[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\", { address = \"127.0.0.1:2\", weight = 3 }]\n\
                     lb = \"least_request\"\nslow_start = \"30s\"\n";
         let summary = crate::config::Config::parse(text, "t.toml").unwrap().summary();
-        assert!(summary.contains("endpoints=127.0.0.1:1,127.0.0.1:2 weights=1,3 lb=least_request slow_start=30s"), "{summary}");
+        assert!(
+            summary.contains("endpoints=127.0.0.1:1,127.0.0.1:2 weights=1,3 lb=least_request slow_start=30s"),
+            "{summary}"
+        );
     }
 
     #[test]

@@ -52,6 +52,13 @@ impl EndpointStates {
         }
     }
 
+    /// Whether any endpoint is marked on this shard (while none is,
+    /// selection need not ask about each).
+    #[inline]
+    pub fn any_marked(&self) -> bool {
+        self.marked.get() > 0
+    }
+
     /// A connection to the endpoint was refused or timed out.
     pub fn connect_failed(&self, id: EndpointId) {
         let mut down = self.down_until.borrow_mut();

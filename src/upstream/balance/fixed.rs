@@ -13,6 +13,9 @@ pub struct Fixed {
     pub key: Option<u64>,
     /// Whether the weights differ (computed once, as `Balancer` does).
     uneven: bool,
+    /// Running sums of the scaled weights (cleared: none, as while a ramp
+    /// runs).
+    pub cumulative: Vec<u64>,
 }
 
 impl Fixed {
@@ -28,6 +31,13 @@ impl Fixed {
             active: vec![0; weights.len()],
             key: None,
             uneven: weights.iter().any(|&w| w != weights[0]),
+            cumulative: weights
+                .iter()
+                .scan(0, |sum, &w| {
+                    *sum += w as u64 * WEIGHT_SCALE;
+                    Some(*sum)
+                })
+                .collect(),
         }
     }
 
@@ -58,6 +68,10 @@ impl Candidates for Fixed {
 
     fn weight(&self, i: usize) -> u64 {
         self.weights[i] as u64 * WEIGHT_SCALE
+    }
+
+    fn cumulative_weights(&self) -> Option<&[u64]> {
+        Some(&self.cumulative)
     }
 
     fn active(&self, i: usize) -> u32 {

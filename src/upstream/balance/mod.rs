@@ -80,6 +80,12 @@ pub trait Candidates {
     /// Effective weight: configured weight × `WEIGHT_SCALE`, slow start
     /// applied. Greater than 0.
     fn weight(&self, i: usize) -> u64;
+    /// Running sums of the effective weights (`[w0, w0 + w1, …]`) when
+    /// they are fixed for the pick (no ramp), so a weighted draw can
+    /// binary-search instead of summing; `None` otherwise.
+    fn cumulative_weights(&self) -> Option<&[u64]> {
+        None
+    }
     /// Tries in flight to it on this shard.
     fn active(&self, i: usize) -> u32;
     /// The hash of the request's key (`hash_key`), when the cluster hashes
@@ -194,13 +200,23 @@ pub struct Balancer {
     pub algorithm: Algorithm,
     /// Whether the cluster's configured weights differ.
     weighted: bool,
+    /// Configured weights × `WEIGHT_SCALE`, and their running sums (both
+    /// empty when the weights are all equal).
+    scaled: Vec<u64>,
+    cumulative: Vec<u64>,
     /// When every endpoint was last found marked down and the marks lifted.
     recovered_at: Cell<Option<Instant>>,
 }
 
 impl Balancer {
     pub fn new(algorithm: Algorithm) -> Balancer {
-        Balancer { algorithm, weighted: false, recovered_at: Cell::new(None) }
+        Balancer {
+            algorithm,
+            weighted: false,
+            scaled: Vec::new(),
+            cumulative: Vec::new(),
+            recovered_at: Cell::new(None),
+        }
     }
 
     /// Cluster `index` of a generation on `shard`: its algorithm, with
@@ -233,9 +249,18 @@ impl Balancer {
             }
             _ => Algorithm::RoundRobin(round_robin()),
         };
-        let weighted = cluster.weights.iter().any(|&w| w != cluster.weights[0]);
+        let weighted = cluster.weights.windows(2).any(|w| w[0] != w[1]);
+        let scaled: Vec<u64> =
+            if weighted { cluster.weights.iter().map(|&w| w as u64 * WEIGHT_SCALE).collect() } else { Vec::new() };
+        let cumulative = scaled
+            .iter()
+            .scan(0, |sum, &w| {
+                *sum += w;
+                Some(*sum)
+            })
+            .collect();
         let recovered_at = Cell::new(previous.and_then(|(b, _)| b.recovered_at.get()));
-        Balancer { algorithm, weighted, recovered_at }
+        Balancer { algorithm, weighted, scaled, cumulative, recovered_at }
     }
 }
 
@@ -243,9 +268,12 @@ impl Balancer {
 struct ClusterView<'a> {
     ids: &'a [EndpointId],
     weights: &'a [u32],
+    balancer: &'a Balancer,
     states: &'a EndpointStates,
     tried: &'a Tried,
-    weighted: bool,
+    /// Nothing tried by this request, nothing marked on this shard: every
+    /// endpoint is eligible without asking.
+    all_eligible: bool,
     /// Some endpoint may be ramping: weights go through the ramps.
     ramping: bool,
     key: Option<u64>,
@@ -261,22 +289,29 @@ impl Candidates for ClusterView<'_> {
 
     #[inline]
     fn eligible(&self, i: usize) -> bool {
-        !self.tried.contains(i) && self.states.usable(self.ids[i])
+        self.all_eligible || (!self.tried.contains(i) && self.states.usable(self.ids[i]))
     }
 
     #[inline]
     fn weighted(&self) -> bool {
-        self.weighted || self.ramping
+        self.balancer.weighted || self.ramping
     }
 
+    #[inline]
     fn weight(&self, i: usize) -> u64 {
-        let w = self.weights.get(i).copied().unwrap_or(1);
         if !self.ramping {
-            return w as u64 * WEIGHT_SCALE;
+            return self.balancer.scaled.get(i).copied().unwrap_or(WEIGHT_SCALE);
         }
+        let w = self.weights.get(i).copied().unwrap_or(1);
         let now = *self.now.get().get_or_insert_with(Instant::now);
         self.now.set(Some(now));
         self.states.ramps.weight(self.ids[i].slot(), w, now)
+    }
+
+    #[inline]
+    fn cumulative_weights(&self) -> Option<&[u64]> {
+        let sums = &self.balancer.cumulative;
+        (!self.ramping && sums.len() == self.ids.len()).then_some(&sums[..])
     }
 
     #[inline]
@@ -335,9 +370,10 @@ pub fn select(
     let view = ClusterView {
         ids,
         weights: &config.weights,
+        balancer,
         states,
         tried,
-        weighted: balancer.weighted,
+        all_eligible: tried.0 == 0 && !states.any_marked(),
         ramping: config.balance.slow_start.is_some() && states.ramps.any(),
         key,
         now: Cell::new(None),

@@ -66,8 +66,19 @@ pub(super) fn uniform_eligible(rng: &Rng, c: &impl Candidates) -> Option<usize> 
     (0..n).map(|step| (start + step) % n).find(|&i| c.eligible(i))
 }
 
-/// An eligible endpoint drawn in proportion to its effective weight.
+/// An eligible endpoint drawn in proportion to its effective weight: one
+/// draw over the running sums when the candidates have them, else (or
+/// when that draw lands on an ineligible endpoint) a draw over the
+/// eligible ones' weights. Either way each eligible endpoint's chance is
+/// its weight over the eligible total.
 pub(super) fn weighted_eligible(rng: &Rng, c: &impl Candidates) -> Option<usize> {
+    if let Some((sums, &total)) = c.cumulative_weights().and_then(|sums| Some((sums, sums.last()?))) {
+        let r = rng.below(total);
+        let i = sums.partition_point(|&sum| sum <= r);
+        if i < sums.len() && c.eligible(i) {
+            return Some(i);
+        }
+    }
     let total: u64 = (0..c.len()).filter(|&i| c.eligible(i)).map(|i| c.weight(i)).sum();
     if total == 0 {
         return None;
@@ -127,6 +138,17 @@ mod tests {
             let got = counts[i] as f64;
             assert!((got - expected).abs() < expected * 0.05, "endpoint {i}: {got} vs {expected}: {counts:?}");
         }
+    }
+
+    #[test]
+    fn weighted_shares_without_running_sums_as_while_ramping() {
+        let random = Random::new(Rng::seeded(8));
+        let mut c = Fixed::weighted(&[1, 3, 6]);
+        c.cumulative.clear();
+        c.eligible[0] = false;
+        let counts = c.count(&random, 90_000);
+        assert_eq!(counts[0], 0);
+        assert!(counts[1].abs_diff(30_000) < 1_500 && counts[2].abs_diff(60_000) < 1_500, "{counts:?}");
     }
 
     #[test]

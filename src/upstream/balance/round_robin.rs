@@ -73,19 +73,22 @@ impl RoundRobin {
             current.resize(c.len(), 0);
         }
         let mut total = 0i64;
-        let mut best: Option<usize> = None;
-        for i in 0..c.len() {
+        // The first of the largest wins, as nginx's `>` comparison.
+        let (mut best, mut best_current) = (usize::MAX, i64::MIN);
+        for (i, current) in current.iter_mut().enumerate() {
             if !c.eligible(i) {
                 continue;
             }
             let w = c.weight(i) as i64;
-            current[i] += w;
+            *current += w;
             total += w;
-            if best.is_none_or(|b| current[i] > current[b]) {
-                best = Some(i);
+            if *current > best_current {
+                (best, best_current) = (i, *current);
             }
         }
-        let best = best?;
+        if best == usize::MAX {
+            return None;
+        }
         current[best] -= total;
         Some(best)
     }
