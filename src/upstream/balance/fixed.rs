@@ -16,6 +16,7 @@ pub struct Fixed {
     /// Running sums of the scaled weights (cleared: none, as while a ramp
     /// runs).
     pub cumulative: Vec<u64>,
+    scaled: Vec<u64>,
 }
 
 impl Fixed {
@@ -31,6 +32,7 @@ impl Fixed {
             active: vec![0; weights.len()],
             key: None,
             uneven: weights.iter().any(|&w| w != weights[0]),
+            scaled: weights.iter().map(|&w| w as u64 * WEIGHT_SCALE).collect(),
             cumulative: weights
                 .iter()
                 .scan(0, |sum, &w| {
@@ -70,8 +72,16 @@ impl Candidates for Fixed {
         self.weights[i] as u64 * WEIGHT_SCALE
     }
 
+    fn all_eligible(&self) -> bool {
+        self.eligible.iter().all(|&e| e)
+    }
+
+    fn fixed_weights(&self) -> Option<&[u64]> {
+        (!self.cumulative.is_empty()).then_some(&self.scaled)
+    }
+
     fn cumulative_weights(&self) -> Option<&[u64]> {
-        Some(&self.cumulative)
+        (!self.cumulative.is_empty()).then_some(&self.cumulative)
     }
 
     fn active(&self, i: usize) -> u32 {

@@ -80,6 +80,16 @@ pub trait Candidates {
     /// Effective weight: configured weight × `WEIGHT_SCALE`, slow start
     /// applied. Greater than 0.
     fn weight(&self, i: usize) -> u64;
+    /// Every endpoint is eligible (nothing tried, nothing marked): a pass
+    /// over all of them may skip asking `eligible` one by one.
+    fn all_eligible(&self) -> bool {
+        false
+    }
+    /// The effective weights as a slice when they are fixed for the pick
+    /// (configured × `WEIGHT_SCALE`, no ramp); `None` otherwise.
+    fn fixed_weights(&self) -> Option<&[u64]> {
+        None
+    }
     /// Running sums of the effective weights (`[w0, w0 + w1, …]`) when
     /// they are fixed for the pick (no ramp), so a weighted draw can
     /// binary-search instead of summing; `None` otherwise.
@@ -306,6 +316,17 @@ impl Candidates for ClusterView<'_> {
         let now = *self.now.get().get_or_insert_with(Instant::now);
         self.now.set(Some(now));
         self.states.ramps.weight(self.ids[i].slot(), w, now)
+    }
+
+    #[inline]
+    fn all_eligible(&self) -> bool {
+        self.all_eligible
+    }
+
+    #[inline]
+    fn fixed_weights(&self) -> Option<&[u64]> {
+        let scaled = &self.balancer.scaled;
+        (!self.ramping && scaled.len() == self.ids.len()).then_some(&scaled[..])
     }
 
     #[inline]

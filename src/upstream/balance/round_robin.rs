@@ -72,9 +72,25 @@ impl RoundRobin {
         if current.len() != c.len() {
             current.resize(c.len(), 0);
         }
-        let mut total = 0i64;
         // The first of the largest wins, as nginx's `>` comparison.
         let (mut best, mut best_current) = (usize::MAX, i64::MIN);
+        if let (true, Some(weights)) = (c.all_eligible(), c.fixed_weights()) {
+            // The common case as one tight pass over two slices.
+            let mut total = 0i64;
+            for (i, (current, &w)) in current.iter_mut().zip(weights).enumerate() {
+                *current += w as i64;
+                total += w as i64;
+                if *current > best_current {
+                    (best, best_current) = (i, *current);
+                }
+            }
+            if best == usize::MAX {
+                return None;
+            }
+            current[best] -= total;
+            return Some(best);
+        }
+        let mut total = 0i64;
         for (i, current) in current.iter_mut().enumerate() {
             if !c.eligible(i) {
                 continue;
