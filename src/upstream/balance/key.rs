@@ -57,9 +57,12 @@ pub fn query_param<'a>(query: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 mod tests {
     use super::*;
 
+    /// Input, name looked for, value expected.
+    type Case = (&'static [u8], &'static [u8], Option<&'static [u8]>);
+
     #[test]
     fn cookies_are_found_by_exact_name() {
-        const CASES: &[(&[u8], &[u8], Option<&[u8]>)] = &[
+        const CASES: &[Case] = &[
             (b"sid=abc", b"sid", Some(b"abc")),
             (b"theme=dark; sid=abc; x=1", b"sid", Some(b"abc")),
             (b"theme=dark;sid=abc", b"sid", Some(b"abc")),
@@ -75,7 +78,7 @@ mod tests {
 
     #[test]
     fn query_parameters_are_found_by_exact_name() {
-        const CASES: &[(&[u8], &[u8], Option<&[u8]>)] = &[
+        const CASES: &[Case] = &[
             (b"user=7", b"user", Some(b"7")),
             (b"a=1&user=7&user=8", b"user", Some(b"7")),
             (b"username=7", b"user", None),

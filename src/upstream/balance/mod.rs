@@ -72,6 +72,11 @@ pub const WEIGHT_SCALE: u64 = 100;
 /// virtual call.
 pub trait Candidates {
     fn len(&self) -> usize;
+    /// Never true where an algorithm is asked (`select` answers an empty
+    /// cluster itself).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Not tried by this request, not marked down on this shard.
     fn eligible(&self, i: usize) -> bool;
     /// Whether weights may differ; `false` lets an algorithm take its
