@@ -31,6 +31,8 @@ pub enum Command {
         config: PathBuf,
         #[command(flatten)]
         tuning: Tuning,
+        #[command(flatten)]
+        upgrade: UpgradeArgs,
     },
     /// Validate a config file and print a summary (like `nginx -t`): exit 0
     /// if valid, else print every error and exit 1.
@@ -125,6 +127,17 @@ pub struct CpuList(pub Vec<usize>);
 
 fn cpus(s: &str) -> Result<CpuList, String> {
     units::parse_cpu_list(s).map(CpuList)
+}
+
+/// Zero-downtime binary upgrade (`crate::upgrade`, docs/architecture.md).
+#[derive(Debug, Clone, Default, Args)]
+pub struct UpgradeArgs {
+    /// Offer the listening sockets to a new shardgate process on this Unix socket (created mode 0600); the process drains and exits once the new one serves.
+    #[arg(long, value_name = "PATH")]
+    pub upgrade_socket: Option<PathBuf>,
+    /// Take the listening sockets of the shardgate process offering them on this Unix socket instead of binding; once every shard serves, that process drains.
+    #[arg(long, value_name = "PATH")]
+    pub upgrade_from: Option<PathBuf>,
 }
 
 /// Flags that override the config for a bare-metal install. Each default
@@ -300,7 +313,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        Command::Run { config, tuning } => {
+        Command::Run { config, tuning, upgrade } => {
             let mut cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(errors) => {
@@ -317,7 +330,11 @@ pub fn main() -> ExitCode {
                     .map_err(|message| ConfigErrors(vec![ConfigError { path: String::new(), line: None, message }]))?;
                 Ok(c)
             });
-            run_with(&mut cfg, &tuning, Some(source))
+            let upgrade = crate::shard::supervisor::UpgradePaths {
+                offer_at: upgrade.upgrade_socket,
+                take_from: upgrade.upgrade_from,
+            };
+            run_with(&mut cfg, &tuning, Some(source), upgrade)
         }
         Command::Check { config } => match Config::load(&config) {
             Ok(c) => {
@@ -336,7 +353,7 @@ pub fn main() -> ExitCode {
             if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
                 cfg.listeners[0].tls = Some(ListenerTls::single(cert, key));
             }
-            run_with(&mut cfg, &tuning, None)
+            run_with(&mut cfg, &tuning, None, Default::default())
         }
         Command::Echo { listen, shards, io_driver } => {
             // Handlers first, so a signal right after the `listening` line
@@ -370,12 +387,17 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run_with(cfg: &mut Config, tuning: &Tuning, source: Option<ConfigSource>) -> ExitCode {
+fn run_with(
+    cfg: &mut Config,
+    tuning: &Tuning,
+    source: Option<ConfigSource>,
+    upgrade: crate::shard::supervisor::UpgradePaths,
+) -> ExitCode {
     if let Err(e) = tuning.apply(cfg) {
         eprintln!("{e}");
         return ExitCode::from(2);
     }
-    match crate::shard::supervisor::serve(cfg.clone(), source) {
+    match crate::shard::supervisor::serve_upgrading(cfg.clone(), source, upgrade) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shardgate: {e}");

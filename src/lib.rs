@@ -40,4 +40,5 @@ pub mod observe;
 pub mod pipeline;
 pub mod shard;
 pub mod tls;
+pub mod upgrade;
 pub mod upstream;

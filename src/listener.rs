@@ -47,6 +47,18 @@ pub fn bind_shared(
     if addr.port() != 0 {
         ensure_not_in_use(addr)?;
     }
+    bind_reuse_port(addr, count, options)
+}
+
+/// Binds `count` more sockets into the `SO_REUSEPORT` group at `addr`,
+/// without the probe of `bind_shared`: for a new process that took the
+/// group's first sockets from the old one in an upgrade (`crate::upgrade`)
+/// and runs more shards than the old one had.
+pub fn bind_reuse_port(
+    addr: SocketAddr,
+    count: usize,
+    options: SocketOptions,
+) -> io::Result<(Vec<std::net::TcpListener>, SocketAddr)> {
     let mut sockets = Vec::with_capacity(count);
     let mut bound = addr;
     for _ in 0..count {
@@ -120,14 +132,20 @@ pub async fn accept_loop(
 ) {
     loop {
         let accepted = listener.cancelable_accept(cancel.clone()).await;
-        if shard.draining() {
-            break;
-        }
         let generation = shard.generation();
         let Some(listener_index) = generation.shared.listener_index(id) else {
             // Removed by a reload: the socket closes with this task.
             break;
         };
+        // Draining: the socket closes with this task (in an upgrade the
+        // new process holds it open, queue and all). A connection the
+        // kernel handed over as the accept was cancelled (io_uring
+        // completes an accept already under way) is served all the same:
+        // dropping it would reset a client before its first byte.
+        let stop = shard.draining();
+        if stop && accepted.is_err() {
+            break;
+        }
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
@@ -147,6 +165,9 @@ pub async fn accept_loop(
         shard.counters.connection_opened();
         let shard = shard.clone();
         monoio::spawn(connection(shard, Accepted { generation, listener_index, id }, stream, peer, fd));
+        if stop {
+            break;
+        }
     }
 }
 

@@ -1,7 +1,11 @@
 //! Service-manager notifications (systemd's `sd_notify` protocol, written
 //! out here rather than linking libsystemd): `READY=1` once every shard
 //! serves, `STOPPING=1` when the drain starts, `WATCHDOG=1` while the
-//! shards are alive and the unit asked for a watchdog.
+//! shards are alive and the unit asked for a watchdog, and `MAINPID=` when
+//! a binary upgrade hands the service to a new process (`crate::upgrade`):
+//! the old process names the new one (accepted from the main process under
+//! the default `NotifyAccess=main`), and the new process names itself
+//! before its `READY=1` (accepted with `NotifyAccess=all`).
 //!
 //! The protocol: one datagram of `KEY=VALUE` lines to the unix socket named
 //! by `NOTIFY_SOCKET` — a path, or an abstract-namespace name written with
@@ -72,6 +76,11 @@ impl Notifier {
 
     pub fn watchdog(&self) {
         self.send("WATCHDOG=1");
+    }
+
+    /// The service's main process is now `pid`.
+    pub fn main_pid(&self, pid: u32) {
+        self.send(&format!("MAINPID={pid}"));
     }
 
     fn send(&self, message: &str) {
@@ -169,6 +178,21 @@ impl ServiceStatus {
             self.stopping = true;
             self.notifier.stopping();
         }
+    }
+
+    /// A binary upgrade handed the service to process `pid`: it becomes the
+    /// main process; this one drains without `STOPPING=1` (the service is
+    /// not stopping) and stops its watchdog pings (the new process pings).
+    pub fn handed_over(&mut self, pid: u32) {
+        self.notifier.main_pid(pid);
+        self.stopping = true;
+        self.next_ping = None;
+    }
+
+    /// This process took the service over from an old one: it names itself
+    /// the main process before its `READY=1`.
+    pub fn took_over(&self) {
+        self.notifier.main_pid(std::process::id());
     }
 
     /// How long the supervisor may wait for its next event before a

@@ -8,7 +8,7 @@ from xml.sax.saxutils import escape
 from .summary import PERCENTILES
 
 COLORS = {"direct": "#8c8c8c", "relay": "#c9b037", "shardgate": "#e4572e", "baseline": "#f0a58b", "nginx": "#2e9e44",
-          "haproxy": "#3b6fd1", "envoy": "#9b59b6"}
+          "haproxy": "#3b6fd1", "envoy": "#9b59b6", "shardgate-quiet": "#7a2a12", "shardgate-observed": "#ff9f80"}
 LABELS = {"p50": "p50", "p90": "p90", "p99": "p99", "p99_9": "p99.9", "p99_99": "p99.99"}
 PANEL_W, PANEL_H, COLS = 300, 220, 3
 PAD_L, PAD_R, PAD_T, PAD_B = 52, 12, 28, 30

@@ -249,6 +249,44 @@ class Baseline(Shardgate):
     name = "baseline"
 
 
+class _ShardgateConfigured(Shardgate):
+    """shardgate from a config file (`shardgate run -c`) rather than the
+    `proxy` command line: one shard, one listener, one cluster, plus the
+    `EXTRA` sections. Plain HTTP only."""
+
+    features = frozenset()
+    EXTRA = ""
+
+    def command(self, rundir, port, upstream_port, cert=None):
+        if cert is not None:
+            raise ValueError(f"{self.name} is plain HTTP only")
+        path = os.path.join(rundir, f"{self.name}.toml")
+        with open(path, "w") as f:
+            f.write("[server]\nshards = 1\n\n"
+                    f"[[listeners]]\nname = \"bench\"\nlisten = \"127.0.0.1:{port}\"\n\n"
+                    "[[routes]]\ncluster = \"upstream\"\n\n"
+                    f"[[clusters]]\nname = \"upstream\"\nendpoints = [\"127.0.0.1:{upstream_port}\"]\n\n"
+                    + self.EXTRA)
+        return [self.binary, "run", "-c", path]
+
+
+class ShardgateQuiet(_ShardgateConfigured):
+    """shardgate with metrics recording off and no access log: the
+    "off" side of the observability budget (metrics and access log on
+    within +5 % CPU per request of off)."""
+
+    name = "shardgate-quiet"
+    EXTRA = "[metrics]\nenabled = false\n"
+
+
+class ShardgateObserved(_ShardgateConfigured):
+    """shardgate with metrics on and a JSON access log line per request
+    written to a file in its run folder: the "on" side of the budget."""
+
+    name = "shardgate-observed"
+    EXTRA = "[metrics]\nenabled = true\n\n[access_log]\npath = \"access.log\"\nformat = \"json\"\n"
+
+
 class Nginx(Contender):
     name = "nginx"
     features = frozenset({"tls"})
@@ -333,7 +371,7 @@ class _UpstreamName(Contender):
 
 
 CLASSES = {"direct": Direct, "relay": Relay, "shardgate": Shardgate, "baseline": Baseline, "nginx": Nginx, "haproxy": Haproxy,
-           "envoy": Envoy}
+           "envoy": Envoy, "shardgate-quiet": ShardgateQuiet, "shardgate-observed": ShardgateObserved}
 ORDER = ["direct", "relay", "shardgate", "nginx", "haproxy", "envoy"]
 
 

@@ -117,7 +117,7 @@ class Context:
 
 def contender_binaries(names, bins, install, baseline=None):
     paths = {"direct": None, "relay": bins.get("shardgate-relay"), "shardgate": bins["shardgate"],
-             "baseline": baseline}
+             "baseline": baseline, "shardgate-quiet": bins["shardgate"], "shardgate-observed": bins["shardgate"]}
     for n in names:
         if n in ("nginx", "haproxy"):
             paths[n] = setup.system_binary(n, install)

@@ -60,6 +60,10 @@ pub struct Connection<S> {
     stream: S,
     buf: Vec<u8>,
     reader: ResponseReader,
+    /// The last exchange read at least one byte of a response.
+    received: bool,
+    /// Exchanges started on this connection.
+    used: u64,
 }
 
 async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream, ExchangeError> {
@@ -143,11 +147,36 @@ impl AsyncWriteRent for ClientStream {
 
 impl<S: AsyncReadRent + AsyncWriteRent> Connection<S> {
     pub fn new(stream: S, head_request: bool) -> Self {
-        Connection { stream, buf: Vec::with_capacity(READ_BUF_BYTES), reader: ResponseReader::new(head_request) }
+        Connection {
+            stream,
+            buf: Vec::with_capacity(READ_BUF_BYTES),
+            reader: ResponseReader::new(head_request),
+            received: false,
+            used: 0,
+        }
+    }
+
+    /// Whether an exchange that just failed may be sent again on a new
+    /// connection, as HTTP clients do with idempotent requests: this
+    /// connection had served a request before (a keep-alive connection
+    /// reused), and the server closed or reset it before any byte of the
+    /// response.
+    pub fn closed_before_response_when_reused(&self, err: &ExchangeError) -> bool {
+        let closed = match err {
+            ExchangeError::Frame(FrameError::ClosedBeforeResponse) => true,
+            ExchangeError::Io(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted
+            ),
+            _ => false,
+        };
+        closed && self.used > 1 && !self.received
     }
 
     /// Send `request` and read its whole response.
     pub async fn exchange(&mut self, request: Rc<Vec<u8>>) -> Result<Response, ExchangeError> {
+        self.used += 1;
+        self.received = false;
         let (res, _) = self.stream.write_all(request).await;
         res.map_err(ExchangeError::Io)?;
 
@@ -163,6 +192,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> Connection<S> {
             self.buf = buf;
             let n = res.map_err(ExchangeError::Io)?;
             bytes_read += n as u64;
+            self.received |= n > 0;
             let progress = if n == 0 { self.reader.eof() } else { self.reader.feed(&self.buf[..n]) }
                 .map_err(ExchangeError::Frame)?;
             match progress {
@@ -245,6 +275,25 @@ mod tests {
                 Err(ExchangeError::Frame(FrameError::ClosedBeforeResponse)) | Err(ExchangeError::Io(_)) => {}
                 other => panic!("unexpected {other:?}"),
             }
+        });
+    }
+
+    /// Only a reused connection closed before any response byte may be
+    /// retried: a fresh one closing is the server's refusal, not a race.
+    #[test]
+    fn a_close_before_the_response_is_retriable_only_on_a_reused_connection() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+        let reused = one_shot_server(vec![ok]);
+        let fresh = one_shot_server(vec![]);
+        block_on(async move {
+            let req = Rc::new(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec());
+            let (mut c, _) = Connection::open(reused, None, false).await.unwrap();
+            c.exchange(req.clone()).await.unwrap();
+            let e = c.exchange(req.clone()).await.unwrap_err();
+            assert!(c.closed_before_response_when_reused(&e), "{e:?}");
+            let (mut c, _) = Connection::open(fresh, None, false).await.unwrap();
+            let e = c.exchange(req).await.unwrap_err();
+            assert!(!c.closed_before_response_when_reused(&e), "{e:?}");
         });
     }
 

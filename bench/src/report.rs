@@ -45,6 +45,7 @@ const JSON_FIELDS: &[&str] = &[
     "unsent",
     "latency_us",
     "exchanges",
+    "retried",
     "tls",
 ];
 
@@ -90,6 +91,9 @@ pub struct Summary {
     /// Every exchange finished in any phase (warmup, window, drain), ok or
     /// failed: the divisor for a server's CPU time over the whole run.
     pub exchanges: u64,
+    /// Idempotent requests retried once on a new connection after a reused
+    /// one closed before any response byte (see `Stats::retried`).
+    pub retried: u64,
     /// https targets only (null for http).
     pub tls: Option<TlsReport>,
 }
@@ -184,6 +188,7 @@ impl Summary {
                 clamped: stats.latency_clamped,
             },
             exchanges: stats.exchanges,
+            retried: stats.retried,
             tls: plan.tls_options.as_ref().map(|o| {
                 let t = &stats.tls;
                 TlsReport {
@@ -281,6 +286,14 @@ impl Summary {
         if !self.status_codes.is_empty() {
             let codes: Vec<String> = self.status_codes.iter().map(|(c, n)| format!("{c}: {n}")).collect();
             let _ = writeln!(s, "  status codes {}", codes.join(", "));
+        }
+        if self.retried > 0 {
+            let _ = writeln!(
+                s,
+                "  retried {} idempotent requests once, on a new connection: a reused connection closed before any \
+                 response byte",
+                self.retried
+            );
         }
         if self.unfinished > 0 || self.unsent > 0 || l.clamped > 0 {
             let _ = writeln!(

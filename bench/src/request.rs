@@ -90,6 +90,13 @@ impl RequestSpec {
         self.method == "HEAD"
     }
 
+    /// Whether a client may send the request again after a failure that
+    /// left its outcome unknown (RFC 9110 §9.2.2; browsers and HTTP
+    /// libraries retry these once when a reused connection closes first).
+    pub fn is_idempotent(&self) -> bool {
+        matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE")
+    }
+
     /// Build the wire bytes. Order: request line, Host (unless given with
     /// -H), the -H headers as written, Content-Length, Connection, body.
     pub fn encode(&self, target: &Target) -> Result<Vec<u8>, RequestError> {

@@ -45,6 +45,12 @@ pub struct Stats {
     /// window and drain. What the server handled during the whole run, so
     /// a server's CPU time sampled before and after the run divides by it.
     pub exchanges: u64,
+    /// Idempotent requests sent a second time, on a new connection, because
+    /// the reused keep-alive connection they went out on was closed before
+    /// any byte of a response (what browsers and HTTP libraries do). The
+    /// second try's outcome is what the other counts hold; this says how
+    /// often a server closed idle connections under a client's feet.
+    pub retried: u64,
     /// TLS handshakes (https targets only).
     pub tls: TlsStats,
 }
@@ -115,6 +121,7 @@ impl Stats {
             unfinished: 0,
             unsent: 0,
             exchanges: 0,
+            retried: 0,
             tls: TlsStats::default(),
         }
     }
@@ -195,6 +202,7 @@ impl Stats {
         self.unfinished += other.unfinished;
         self.unsent += other.unsent;
         self.exchanges += other.exchanges;
+        self.retried += other.retried;
         self.tls.merge(&other.tls);
     }
 

@@ -154,8 +154,15 @@ async fn drive_connection(ctx: ConnCtx) {
         let sent = Instant::now();
         let request_deadline = sent + plan.timeout;
         let deadline = request_deadline.min(tl.hard_stop);
-        let result =
-            timeout_at(monoio::time::Instant::from_std(deadline), exchange(&mut conn, plan, ctx.request.clone())).await;
+        let mut retried = false;
+        let result = timeout_at(
+            monoio::time::Instant::from_std(deadline),
+            exchange(&mut conn, plan, ctx.request.clone(), &mut retried),
+        )
+        .await;
+        if retried && tl.records(intended) {
+            ctx.stats.borrow_mut().retried += 1;
+        }
         let done = Instant::now();
 
         let result = match result {
@@ -210,8 +217,29 @@ async fn drive_connection(ctx: ConnCtx) {
 
 /// Connect (and shake hands) if needed, then one request/response; the
 /// handshake is returned only with a complete response, so a handshake is
-/// counted once, with the request it served.
+/// counted once, with the request it served. An idempotent request whose
+/// reused connection closed before any response byte is sent once more on
+/// a new connection, as HTTP clients do (`retried` says so).
 async fn exchange(
+    conn: &mut Option<Connection<ClientStream>>,
+    plan: &Plan,
+    request: Rc<Vec<u8>>,
+    retried: &mut bool,
+) -> Result<(Response, Option<Handshake>), ExchangeError> {
+    match exchange_once(conn, plan, request.clone()).await {
+        Err(e)
+            if plan.request.is_idempotent()
+                && conn.as_ref().is_some_and(|c| c.closed_before_response_when_reused(&e)) =>
+        {
+            *retried = true;
+            *conn = None;
+            exchange_once(conn, plan, request).await
+        }
+        other => other,
+    }
+}
+
+async fn exchange_once(
     conn: &mut Option<Connection<ClientStream>>,
     plan: &Plan,
     request: Rc<Vec<u8>>,

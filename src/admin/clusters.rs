@@ -7,13 +7,19 @@
 //! ```text
 //! {"generation":1,"clusters":[{"name":"api","tls":false,"lb":"round_robin","endpoints":[
 //!   {"id":0,"address":"127.0.0.1:8080","written":"backend.internal:8080",
-//!    "weight":1,"health":"unknown","checks":false,"idle":[2,0]}]}]}
+//!    "weight":1,"health":"healthy","checks":true,"idle":[2,0],
+//!    "ejected_ms":[0,28500],"times_ejected":[0,1]}]}]}
 //! ```
 //! `weight` is the endpoint's configured weight and `lb` the cluster's
-//! algorithm; health is `"unknown"` with `"checks":false` until health
-//! checks exist.
-//! `idle` has one count per shard, read from the shards' pool gauges
-//! (`upstream/pool_gauge.rs`): a moment old at most.
+//! algorithm. `health` is the
+//! active checks' verdict (`"healthy"`, `"unhealthy"`, or `"unknown"`:
+//! not probed yet, or `"checks":false` when the cluster has no
+//! `[clusters.health_check]`), from the generation's table the prober
+//! writes. `idle`, `ejected_ms` (how much longer outlier detection keeps
+//! the endpoint out, 0 = in service) and `times_ejected` have one value
+//! per shard (each shard ejects on its own traffic), read from the shards'
+//! gauges (`upstream/pool_gauge.rs`, `upstream/health/gauge.rs`): a moment
+//! old at most.
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -48,15 +54,24 @@ pub fn clusters_json(generation: &Generation, shards: &[Arc<ShardCounters>]) -> 
             let _ = write!(out, "{{\"id\":{},\"address\":\"{addr}\",", id.slot());
             key(&mut out, "written");
             string(&mut out, &format!("{}:{}", cluster.endpoint_hosts[i], addr.port()));
+            let checks = cluster.health_check.is_some();
+            let health = if checks { generation.health.get(id.slot()).as_str() } else { "unknown" };
             let weight = cluster.weights.get(i).copied().unwrap_or(1);
-            let _ = write!(out, ",\"weight\":{weight},\"health\":\"unknown\",\"checks\":false,\"idle\":[");
-            for (s, shard) in shards.iter().enumerate() {
-                if s > 0 {
-                    out.push(',');
+            let _ = write!(out, ",\"weight\":{weight},\"health\":\"{health}\",\"checks\":{checks}");
+            let per_shard = |out: &mut String, name: &str, value: &dyn Fn(&ShardCounters) -> u128| {
+                let _ = write!(out, ",\"{name}\":[");
+                for (s, shard) in shards.iter().enumerate() {
+                    if s > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{}", value(shard));
                 }
-                let _ = write!(out, "{}", shard.pool_idle.idle(id.slot()));
-            }
-            out.push_str("]}");
+                out.push(']');
+            };
+            per_shard(&mut out, "idle", &|c| c.pool_idle.idle(id.slot()) as u128);
+            per_shard(&mut out, "ejected_ms", &|c| c.ejections.ejection(id.slot()).0.as_millis());
+            per_shard(&mut out, "times_ejected", &|c| c.ejections.ejection(id.slot()).1 as u128);
+            out.push('}');
         }
         out.push_str("]}");
     }
@@ -112,5 +127,31 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&clusters_json(&second, &shards)).unwrap();
         assert_eq!(v["clusters"][0]["endpoints"][0]["id"], eps[1]["id"]);
         assert_eq!(v["clusters"][0]["endpoints"][0]["idle"], serde_json::json!([0, 5]));
+    }
+
+    #[test]
+    fn endpoints_carry_active_health_and_each_shards_ejections() {
+        use crate::upstream::health::gauge::EjectionCells;
+        use crate::upstream::health::Active;
+        let toml = "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n[[routes]]\ncluster = \"api\"\n\
+                    [[clusters]]\nname = \"api\"\nendpoints = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n\
+                    [clusters.health_check]\ntype = \"tcp\"\n";
+        let config = Arc::new(Config::parse(toml, "t.toml").unwrap());
+        let generation = Generation::build(1, config, &mut Identities::default(), None).unwrap().0;
+        let shards: Vec<Arc<ShardCounters>> = (0..2).map(|_| Arc::new(ShardCounters::default())).collect();
+        generation.health.set(generation.endpoints[0][1].slot(), Active::Unhealthy);
+        generation.health.set(generation.endpoints[0][0].slot(), Active::Healthy);
+        let mut cells = EjectionCells::new(shards[1].ejections.clone());
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        cells.ejected(generation.endpoints[0][0].slot(), until, 2);
+
+        let v: serde_json::Value = serde_json::from_str(&clusters_json(&generation, &shards)).unwrap();
+        let eps = &v["clusters"][0]["endpoints"];
+        assert_eq!((eps[0]["health"].clone(), eps[0]["checks"].clone()), ("healthy".into(), true.into()));
+        assert_eq!(eps[1]["health"], "unhealthy");
+        assert_eq!(eps[0]["times_ejected"], serde_json::json!([0, 2]));
+        let left = eps[0]["ejected_ms"][1].as_u64().unwrap();
+        assert!((29_000..=30_000).contains(&left), "{left}");
+        assert_eq!(eps[1]["ejected_ms"], serde_json::json!([0, 0]));
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::downstream::outcome::Outcome;
+use crate::upstream::health::gauge::EjectionGauge;
 use crate::upstream::pool_gauge::IdleGauge;
 
 #[derive(Debug, Default)]
@@ -24,11 +25,16 @@ pub struct ShardCounters {
     idle_without_buffer: AtomicU64,
     /// Finished requests by status class: 1xx..5xx, and none sent.
     statuses: [AtomicU64; 6],
+    /// How the admin thread asks this shard for its metrics snapshot.
+    pub metrics: crate::observe::metrics::MetricsLink,
     /// Access log lines dropped because the writer was behind.
     access_log_dropped: AtomicU64,
     /// Idle pooled upstream connections per endpoint slot, written by the
     /// shard's pool (`upstream/pool_gauge.rs`).
     pub pool_idle: Arc<IdleGauge>,
+    /// Outlier ejections per endpoint slot, written by the shard's
+    /// endpoint states (`upstream/health/gauge.rs`).
+    pub ejections: Arc<EjectionGauge>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

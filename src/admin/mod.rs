@@ -6,8 +6,11 @@
 //! `GET /config` -> the effective config as `shardgate check` prints it,
 //! secrets shown as their source only.
 //! `POST /reload` -> reloads the config (see `server.rs`).
-//! The metrics issue will add Prometheus output and histograms here.
+//! `GET /ready`, `POST /drain` -> readiness and a graceful drain (`lifecycle.rs`).
+//! `GET /metrics` -> Prometheus text (`observe/metrics/`): the shards'
+//! snapshots, merged on the admin thread.
 //!
+//! - [`origin`]: web pages kept out (cross-site requests, DNS rebinding).
 //! - [`auth`]: the bearer token (`admin.token`) every request must carry when set.
 //! - [`server`]: accept loop, one thread per admin connection up to
 //!   [`MAX_ADMIN_CONNECTIONS`], a deadline for the whole request head.
@@ -23,6 +26,8 @@ pub mod clusters;
 pub mod counters;
 pub mod dashboard;
 mod json;
+pub mod lifecycle;
+pub mod origin;
 pub mod routes_doc;
 pub mod server;
 pub mod shards;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::auth::{authorized, CHALLENGE};
 use super::stats::stats_json;
-use super::{clusters, dashboard, routes_doc, shards, ShardCounters};
+use super::{clusters, dashboard, origin, routes_doc, shards, ShardCounters};
 use crate::config::Config;
 use crate::shard::generation::Generation;
 use arc_swap::ArcSwap;
@@ -61,6 +61,8 @@ pub struct AdminState {
     /// Recent counter readings for `/shards`' rates.
     pub load: shards::LoadWindow,
     pub reload: Option<ReloadHook>,
+    /// `/ready` and `POST /drain` (`lifecycle.rs`).
+    pub lifecycle: Arc<super::lifecycle::Lifecycle>,
 }
 
 /// Runs a config reload on the main thread and waits for its outcome.
@@ -233,6 +235,13 @@ impl Reply {
     }
 }
 
+/// A JSON reply from a handler in another file: (status line, body).
+impl From<(&'static str, String)> for Reply {
+    fn from((status, body): (&'static str, String)) -> Reply {
+        Reply::json(status, body)
+    }
+}
+
 /// The response to `POST /reload` once the main thread answered.
 fn reload_answer(outcome: Result<ReloadOutcome, Vec<String>>) -> Reply {
     match outcome {
@@ -297,6 +306,11 @@ fn answer(head: &[u8], state: &AdminState) -> Answer {
     }
     let path = request.path.unwrap_or("");
     let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let config = state.config.load();
+    let token = config.admin.as_ref().and_then(|a| a.token.as_ref());
+    if let Some(why) = origin::refused(request.headers, token.is_some()) {
+        return Answer::Reply(Reply::json("403 Forbidden", format!("{{\"error\":\"{why}\"}}\n")));
+    }
     // The dashboard page holds no data and must load without the token
     // (its script then sends the token on its own fetches).
     if dashboard::is_page(request.method.unwrap_or(""), path) {
@@ -306,13 +320,12 @@ fn answer(head: &[u8], state: &AdminState) -> Answer {
             body: dashboard::PAGE.into(),
         });
     }
-    let config = state.config.load();
-    let token = config.admin.as_ref().and_then(|a| a.token.as_ref());
     if !authorized(token, request.headers) {
         return Answer::Reply(Reply::json("401 Unauthorized", "{\"error\":\"missing or wrong bearer token\"}\n"));
     }
     Answer::Reply(match (request.method.unwrap_or(""), path) {
         ("GET", "/stats") => Reply::json("200 OK", stats_json(&state.shards)),
+        ("GET", "/metrics") => metrics_reply(&state.shards, &state.generation.load()),
         ("GET", "/healthz") => Reply::json("200 OK", "{\"status\":\"live\"}\n"),
         ("GET", "/routes") => Reply::json("200 OK", routes_doc::routes_json(&state.generation.load())),
         ("GET", "/clusters") => Reply::json("200 OK", clusters::clusters_json(&state.generation.load(), &state.shards)),
@@ -321,9 +334,19 @@ fn answer(head: &[u8], state: &AdminState) -> Answer {
         // appear as their source (`<secret from env:NAME>`), never a value.
         ("GET", "/config") => Reply::text("200 OK", config.summary()),
         ("POST", "/reload") => return Answer::Reload,
+        ("GET", "/ready") => super::lifecycle::ready(&state.lifecycle).into(),
+        ("POST", "/drain") => super::lifecycle::drain(&state.lifecycle).into(),
         ("GET", _) => Reply::json("404 Not Found", "{\"error\":\"not found\"}\n"),
         _ => Reply::json("405 Method Not Allowed", "{\"error\":\"method not allowed\"}\n"),
     })
+}
+
+/// `GET /metrics`: the shards' snapshots merged, as Prometheus text.
+fn metrics_reply(shards: &[Arc<ShardCounters>], generation: &crate::shard::generation::Generation) -> Reply {
+    use crate::observe::metrics::{exposition::render, gather, text::CONTENT_TYPE, Scope};
+    let mut body = render(shards, &gather(shards, Scope::Metrics));
+    body.push_str(&crate::observe::metrics::health::render(generation, shards));
+    Reply { status: "200 OK", content_type: CONTENT_TYPE, body }
 }
 
 fn response(reply: &Reply) -> String {
@@ -363,9 +386,10 @@ mod tests {
 
     /// (request head, status line the admin answers)
     const REQUESTS: &[(&[u8], &str)] = &[
-        (b"GET /stats HTTP/1.1\r\nHost: admin\r\n\r\n", "200 OK"),
+        (b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "200 OK"),
         (b"GET /stats?pretty HTTP/1.1\r\n\r\n", "200 OK"),
         (b"GET /config HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /metrics HTTP/1.1\r\n\r\n", "200 OK"),
         (b"GET /other HTTP/1.1\r\n\r\n", "404 Not Found"),
         (b"GET /healthz HTTP/1.1\r\n\r\n", "200 OK"),
         (b"GET /routes HTTP/1.1\r\n\r\n", "200 OK"),
@@ -391,6 +415,7 @@ mod tests {
             generation: Arc::new(ArcSwap::from_pointee(generation)),
             load: Default::default(),
             reload: None,
+            lifecycle: Arc::new(super::super::lifecycle::Lifecycle::new(1, None)),
         }
     }
 
@@ -407,7 +432,7 @@ mod tests {
         assert!(matches!(answer(b"POST /reload HTTP/1.1\r\n\r\n", &state), Answer::Reload), "to the main thread");
         let Answer::Reply(reply) = answer(b"GET /reload HTTP/1.1\r\n\r\n", &state) else { panic!() };
         assert_eq!(reply.status, "404 Not Found");
-        assert!(!head_complete(b"GET /stats HTTP/1.1\r\nHost: admin\r\n"));
+        assert!(!head_complete(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
     }
 
     #[test]

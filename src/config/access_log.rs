@@ -171,6 +171,40 @@ impl LogField {
         }
     }
 
+    /// `"name":` as it starts the field in a JSON line.
+    pub fn json_key(self) -> &'static [u8] {
+        use LogField::*;
+        match self {
+            RequestId => b"\"request_id\":",
+            Time => b"\"time\":",
+            Client => b"\"client\":",
+            Peer => b"\"peer\":",
+            Listener => b"\"listener\":",
+            Method => b"\"method\":",
+            Path => b"\"path\":",
+            Query => b"\"query\":",
+            Host => b"\"host\":",
+            Protocol => b"\"protocol\":",
+            Status => b"\"status\":",
+            BytesReceived => b"\"bytes_received\":",
+            BytesSent => b"\"bytes_sent\":",
+            UserAgent => b"\"user_agent\":",
+            Referer => b"\"referer\":",
+            Route => b"\"route\":",
+            Cluster => b"\"cluster\":",
+            Endpoint => b"\"endpoint\":",
+            UpstreamStatus => b"\"upstream_status\":",
+            Retries => b"\"retries\":",
+            Error => b"\"error\":",
+            HeadReadUs => b"\"head_read_us\":",
+            UpstreamConnectUs => b"\"upstream_connect_us\":",
+            UpstreamFirstByteUs => b"\"upstream_first_byte_us\":",
+            TotalUs => b"\"total_us\":",
+            TlsVersion => b"\"tls_version\":",
+            TraceId => b"\"trace_id\":",
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<LogField> {
         LogField::ALL.iter().copied().find(|f| f.name() == name)
     }
@@ -304,6 +338,13 @@ impl AccessLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_keys_are_the_quoted_names() {
+        for f in LogField::ALL {
+            assert_eq!(f.json_key(), format!("\"{}\":", f.name()).as_bytes(), "{f:?}");
+        }
+    }
     use crate::config::Config;
 
     const BASE: &str = "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n";

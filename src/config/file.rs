@@ -39,6 +39,7 @@ pub struct FileConfig {
     pub clusters: Vec<ClusterFile>,
     pub tracing: Option<super::tracing::TracingFile>,
     pub access_log: Option<super::access_log::AccessLogFile>,
+    pub metrics: Option<super::metrics::MetricsFile>,
 }
 
 /// `[server]`
@@ -227,7 +228,11 @@ pub struct ClusterFile {
     pub min_ring_size: Option<i64>,
     pub maglev_table_size: Option<i64>,
     pub slow_start: Option<DurationText>,
+    /// Percent of healthy endpoints below which selection ignores health.
+    pub healthy_panic_threshold: Option<i64>,
     pub tls: Option<ClusterTlsFile>,
+    pub health_check: Option<super::health_check::HealthCheckFile>,
+    pub outlier: Option<super::outlier::OutlierFile>,
 }
 
 /// `[clusters.tls]`; an empty table is TLS with every default.

@@ -21,6 +21,9 @@ pub mod cidr;
 mod errors;
 mod file;
 pub mod fingerprint;
+pub mod health_check;
+pub mod metrics;
+pub mod outlier;
 pub mod secret;
 mod spans;
 mod summary;
@@ -40,6 +43,7 @@ pub use self::tracing::{OtlpExport, Tracing, TrustIncoming};
 pub use balance::{Balance, HashKey, LbPolicy};
 pub use cidr::Cidr;
 pub use errors::{ConfigError, ConfigErrors, ConfigWarning};
+pub use metrics::Metrics;
 pub use secret::Secret;
 
 /// Default limits. Each is overridable in `[limits]`, per listener in
@@ -94,6 +98,8 @@ pub struct Config {
     /// All routes in file order; listeners refer to them by index.
     pub routes: Vec<Route>,
     pub clusters: Vec<Cluster>,
+    /// `[metrics]`: per-label counters and latency histograms on or off.
+    pub metrics: Metrics,
     /// `[access_log]`; `None`: no access log.
     pub access_log: Option<access_log::AccessLog>,
     /// Header names the proxy asserts, over all listeners: removed from
@@ -575,6 +581,13 @@ pub struct Cluster {
     pub response_timeout: Duration,
     pub max_idle_per_endpoint: usize,
     pub idle_timeout: Duration,
+    /// `[clusters.health_check]`: active probes (`upstream/health/`).
+    pub health_check: Option<health_check::HealthCheck>,
+    /// `[clusters.outlier]`: passive ejection per shard.
+    pub outlier: Option<outlier::Outlier>,
+    /// Percent (0..=100): with fewer healthy endpoints than this share,
+    /// selection spreads over all of them (Envoy's panic mode); 0 = never.
+    pub healthy_panic_threshold: u32,
 }
 
 impl Config {
@@ -606,6 +619,7 @@ impl Config {
         Config {
             server: Server::default(),
             admin: None,
+            metrics: Metrics::default(),
             listeners: vec![Listener {
                 name: "proxy".to_owned(),
                 addr: listen,
@@ -637,6 +651,9 @@ impl Config {
                 response_timeout: defaults::RESPONSE_TIMEOUT,
                 max_idle_per_endpoint: defaults::MAX_IDLE_PER_ENDPOINT,
                 idle_timeout: defaults::POOL_IDLE_TIMEOUT,
+                health_check: None,
+                outlier: None,
+                healthy_panic_threshold: outlier::DEFAULT_HEALTHY_PANIC_THRESHOLD,
             }],
             // No listener asserts anything (no client certificates).
             access_log: None,

@@ -35,6 +35,7 @@ impl Config {
             let token = admin.token.as_ref().map(|t| format!(" token={t}")).unwrap_or_default();
             let _ = writeln!(out, "admin: {}{token}", admin.listen);
         }
+        let _ = writeln!(out, "{}", self.metrics.summary());
         for l in &self.listeners {
             let scheme = if l.tls.is_some() { " https" } else { "" };
             let deferred = if l.defer_accept { " defer_accept" } else { "" };
@@ -87,10 +88,19 @@ impl Config {
                 let _ = write!(out, " max_idle_per_endpoint={}", c.max_idle_per_endpoint);
             }
             out += &c.balance_summary();
+            if c.healthy_panic_threshold != crate::config::outlier::DEFAULT_HEALTHY_PANIC_THRESHOLD {
+                let _ = write!(out, " healthy_panic_threshold={}", c.healthy_panic_threshold);
+            }
             if let Some(tls) = &c.tls {
                 out += &fmt_cluster_tls(tls);
             }
             out.push('\n');
+            if let Some(h) = &c.health_check {
+                let _ = writeln!(out, "  {}", h.summary());
+            }
+            if let Some(o) = &c.outlier {
+                let _ = writeln!(out, "  {}", o.summary());
+            }
         }
         if self.tracing.enabled {
             let _ = writeln!(out, "{}", self.tracing.summary());

@@ -154,6 +154,7 @@ fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
         "min_ring_size",
         "maglev_table_size",
         "slow_start",
+        "healthy_panic_threshold",
     ];
     match (section.as_str(), table.as_str()) {
         ("routes", "match") if route_keys.contains(&key.as_str()) => {
@@ -171,6 +172,12 @@ fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
         ("clusters", "tls") if cluster_keys.contains(&key.as_str()) => {
             Some(" (keys after a [clusters.tls] header belong to it: move the cluster's own keys above that header)")
         }
+        ("clusters", "health_check") if cluster_keys.contains(&key.as_str()) => Some(
+            " (keys after a [clusters.health_check] header belong to it: move the cluster's own keys above that header)",
+        ),
+        ("clusters", "outlier") if cluster_keys.contains(&key.as_str()) => Some(
+            " (keys after a [clusters.outlier] header belong to it: move the cluster's own keys above that header)",
+        ),
         _ => None,
     }
 }
@@ -322,7 +329,8 @@ impl Check<'_> {
         let asserted_headers = AssertedHeaders::of(&listeners);
         let tracing = self.tracing(f.tracing.as_ref());
         let access_log = f.access_log.as_ref().map(|a| self.access_log(a));
-        Config { server, admin, listeners, routes, clusters, access_log, asserted_headers, tracing }
+        let metrics = super::Metrics::from_file(f.metrics.as_ref());
+        Config { server, admin, listeners, routes, clusters, metrics, access_log, asserted_headers, tracing }
     }
 
     /// Names must be non-empty, free of whitespace and unique within their
@@ -467,6 +475,9 @@ impl Check<'_> {
             .unwrap_or(defaults::MAX_IDLE_PER_ENDPOINT);
         let proxy_hosts =
             endpoints.iter().map(|&(j, _, _)| proxy_host(c.endpoints[j].address(), tls.is_some())).collect();
+        let health_check = c.health_check.as_ref().map(|h| self.health_check(&path, h));
+        let outlier = c.outlier.as_ref().map(|o| self.outlier(&path, o));
+        let healthy_panic_threshold = self.panic_threshold(&path, c.healthy_panic_threshold);
         Cluster {
             name: c.name.clone(),
             proxy_hosts,
@@ -479,6 +490,9 @@ impl Check<'_> {
             response_timeout,
             max_idle_per_endpoint,
             idle_timeout,
+            health_check,
+            outlier,
+            healthy_panic_threshold,
         }
     }
 

@@ -256,9 +256,6 @@ pub async fn serve<S: Downstream>(
         // connection's first request.
         let (start, head_deadline) = if c.rbuf.is_empty() && !first {
             // Idle between requests: wait for a first byte, or close.
-            if c.registration.closing() {
-                break;
-            }
             // No timer here: the shard's sweeper shuts the socket down at
             // the deadline, which ends this wait (see shard/registry.rs).
             let idle_since = Instant::now();
@@ -311,9 +308,6 @@ pub async fn serve<S: Downstream>(
                 Err(e) => break Err(e),
             }
             let was_empty = c.rbuf.is_empty();
-            if was_empty && c.registration.closing() {
-                break Err(Error::new(ErrorKind::DownstreamClosed, "draining"));
-            }
             if c.rbuf.len() == c.rbuf.capacity() {
                 // parse_request refuses a head at max_head_bytes, so doubling
                 // up to that bound always leaves room to read.
@@ -393,7 +387,7 @@ pub async fn serve<S: Downstream>(
         }
         shard.buffers.give(&mut c.ubuf);
         shard.buffers.give(&mut c.wbuf);
-        if next == Next::Close || c.registration.closing() {
+        if next == Next::Close {
             break;
         }
     }

@@ -22,6 +22,7 @@ impl<S: Downstream> Conn<S> {
         close: bool,
     ) -> Next {
         x.outcome.status = status;
+        let close = close || self.registration.closing();
         self.wbuf.clear();
         local_response(
             &mut self.wbuf,

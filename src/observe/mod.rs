@@ -8,10 +8,12 @@
 //!
 //! - [`record`]: the record step.
 //! - [`names`]: every metric name, in one file.
+//! - [`metrics`]: counters and latency histograms, `/metrics`.
 //! - [`trace`]: W3C trace context and OTLP span export.
 //! - [`access_log`]: one line per request, written off the shard.
 
 pub mod access_log;
+pub mod metrics;
 pub mod names;
 pub mod record;
 pub mod trace;
@@ -20,6 +22,7 @@ pub mod trace;
 /// shard): each consumer's buffers and histograms, one field each.
 #[derive(Default)]
 pub struct ShardObserve {
+    pub metrics: metrics::ShardMetrics,
     /// Ids, sampling and the batch of spans waiting for the exporter.
     pub trace: trace::ShardTrace,
     pub access_log: access_log::ShardAccessLog,

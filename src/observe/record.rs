@@ -42,6 +42,9 @@ pub struct Record<'a> {
 /// Reports one finished request.
 pub fn record(shard: &Shard, r: &Record<'_>) {
     shard.counters.request_done(r.outcome);
+    if r.generation.config().metrics.enabled {
+        shard.observe.metrics.record(r);
+    }
     shard.observe.trace.record(r);
     shard.observe.access_log.log(r, &shard.counters);
 }

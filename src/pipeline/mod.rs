@@ -164,7 +164,15 @@ async fn proxy<S: Downstream>(
                 let reused = upstream.reused;
                 x.outcome.upstream_reused = reused;
                 x.outcome.timings.upstream_connect = upstream.connect_time;
-                match forward::exchange(shard, c, x, &mut request, upstream, response_stages).await {
+                let result = forward::exchange(shard, c, x, &mut request, upstream, response_stages).await;
+                balance::exchange_done(
+                    generation,
+                    &shard.endpoint_states,
+                    endpoint,
+                    x.outcome.upstream_status,
+                    &result,
+                );
+                match result {
                     Ok(next) => return Ok(next),
                     Err(ExchangeError::Failed(failure)) => return Err(failure),
                     Err(ExchangeError::Retry(failure)) => (failure, reused),

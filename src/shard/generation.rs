@@ -17,6 +17,7 @@ use super::identity::{fingerprint, EndpointId, Identities, ListenerId};
 use crate::config::Config;
 use crate::tls::sni::{SniResolver, SniTable};
 use crate::upstream::balance::{Balancer, HashTable, TableInputs};
+use crate::upstream::health::ActiveHealth;
 use crate::upstream::stream::UpstreamTls;
 
 /// One config and what is built from it; immutable once built.
@@ -33,6 +34,10 @@ pub struct Generation {
     /// what it was built from (kept from the previous generation when
     /// that is unchanged).
     pub hash_tables: Vec<Option<(TableInputs, HashTable)>>,
+    /// Active health per endpoint slot, written by the prober thread
+    /// (`upstream/health/prober.rs`); starts from the previous
+    /// generation's, so a reload keeps what the probes found.
+    pub health: ActiveHealth,
 }
 
 impl std::fmt::Debug for Generation {
@@ -136,7 +141,9 @@ impl Generation {
                 Some((inputs, table))
             })
             .collect();
-        Ok((Generation { number, config, tls, endpoints, listeners, hash_tables }, pending))
+        let slots = endpoints.iter().flatten().map(|id| id.slot() + 1).max().unwrap_or(0);
+        let health = ActiveHealth::new(slots, previous.map(|p| &p.health));
+        Ok((Generation { number, config, tls, endpoints, listeners, hash_tables, health }, pending))
     }
 
     /// Where the listener `id` is in this generation's config, if it is in it.

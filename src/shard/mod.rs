@@ -14,6 +14,7 @@
 //! (in control messages), the counters (single-writer atomics) and the
 //! control channel.
 
+pub mod bind;
 pub mod buffers;
 pub mod generation;
 pub mod identity;
@@ -50,7 +51,8 @@ pub enum Control {
         added: Vec<(ListenerId, std::net::TcpListener)>,
         installed: std::sync::mpsc::Sender<usize>,
     },
-    /// Stop accepting, finish in-flight requests, close idle connections.
+    /// Stop accepting, finish in-flight requests (`Connection: close`),
+    /// close idle connections once idle past the drain's grace.
     Drain { deadline: Instant },
 }
 
@@ -68,8 +70,8 @@ pub struct Shard {
     pub counters: Arc<ShardCounters>,
     /// Keyed by stable endpoint slots: survives reloads.
     pub pool: Pool,
-    /// The shard's view of each endpoint (passive marks, in-flight
-    /// counts, slow-start ramps), by stable slot.
+    /// The shard's view of each endpoint (passive marks, outlier
+    /// ejections, in-flight counts, slow-start ramps), by stable slot.
     pub endpoint_states: EndpointStates,
     pub registry: Rc<Registry>,
     pub buffers: BufferPool,
@@ -80,7 +82,7 @@ pub struct Shard {
 
 impl Shard {
     pub fn new(id: usize, generation: Arc<Generation>, counters: Arc<ShardCounters>) -> Shard {
-        let endpoint_states = EndpointStates::default();
+        let endpoint_states = EndpointStates::new(counters.ejections.clone());
         endpoint_states.ramps.on_install(&generation, None, std::time::Instant::now());
         Shard {
             id,
@@ -174,6 +176,7 @@ pub async fn run(
     // One canceller per listener: a reload stops the ones it removes.
     let mut accepting: HashMap<ListenerId, monoio::io::Canceller> = HashMap::new();
     start_accepting(&shard, &mut accepting, listeners);
+    monoio::spawn(crate::observe::metrics::answer_scrapes(shard.clone()));
     let sweeper = shard.clone();
     monoio::spawn(async move {
         // Connections open at the last peak since memory was returned.
@@ -226,20 +229,30 @@ pub async fn run(
             Err(_) => break Instant::now() + shard.generation().config().server.drain_timeout,
         }
     };
+    // Draining first: a cancelled accept loop sees it and ends.
+    shard.registry.drain(Instant::now());
     for (_, canceller) in accepting.drain() {
         canceller.cancel();
     }
-    shard.registry.drain();
+    // The accept loops end at their next poll and drop their sockets; on
+    // io_uring the close is an operation the runtime submits when it next
+    // enters the kernel. A shard with no connection left would otherwise
+    // return at once, its runtime gone before that: the listening socket
+    // would stay open (connections queued and never accepted, then reset
+    // at exit) instead of refusing connections for the rest of the drain.
+    monoio::time::sleep(DRAIN_POLL_INTERVAL).await;
     shard.pool.clear();
     while !shard.registry.is_empty() && Instant::now() < deadline {
         monoio::time::sleep(DRAIN_POLL_INTERVAL).await;
-        // Connections that went idle since the last look are closed too.
-        shard.registry.drain();
+        // Idle connections are closed once idle past the drain's grace
+        // (`registry::DRAIN_IDLE_GRACE`).
+        shard.registry.drain(Instant::now());
     }
     let left = shard.registry.len();
     if left > 0 {
         tracing::warn!(shard = shard.id, connections = left, "drain timeout: closing remaining connections");
     }
+    shard.counters.metrics.stop_serving();
     shard.observe.access_log.flush(&shard.counters);
 }
 
@@ -252,9 +265,11 @@ fn start_accepting(
     for (id, std_listener) in listeners {
         match monoio::net::TcpListener::from_std(std_listener) {
             Ok(listener) => {
-                let canceller = monoio::io::Canceller::new();
+                // A shard may accept on several sockets of one listener
+                // (after an upgrade to fewer shards): one canceller stops
+                // them all.
+                let canceller = accepting.entry(id).or_default();
                 monoio::spawn(crate::listener::accept_loop(shard.clone(), id, listener, canceller.handle()));
-                accepting.insert(id, canceller);
             }
             Err(e) => tracing::error!(shard = shard.id, error = %e, "cannot register listener with the io driver"),
         }

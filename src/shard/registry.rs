@@ -1,11 +1,16 @@
 //! The shard's open downstream connections, so that a drain can close the
-//! idle ones at once while busy ones finish their request.
+//! idle ones while busy ones finish their request.
 //!
 //! A connection marks itself idle while it waits for the first byte of a
-//! request. Draining shuts down the sockets of idle connections: their
-//! pending read completes with end-of-file and the connection task ends by
-//! itself. Busy connections see `draining()` when their response is done
-//! and close instead of waiting for another request.
+//! request. A drain (SIGTERM, `POST /drain`, the old process of an
+//! upgrade) closes a connection only in a way its client can recover from:
+//! a busy connection's response carries `Connection: close` and the
+//! connection ends after it; an idle one is shut down once it has stayed
+//! idle for [`DRAIN_IDLE_GRACE`] since the drain first saw it idle. A
+//! client that sends a request within the grace gets it served (with
+//! `Connection: close`) instead of meeting a closed connection while its
+//! request is on the way. Shutting a socket down ends its pending read
+//! with end-of-file and the connection task ends by itself.
 //!
 //! The keep-alive idle timeout works the same way: an idle connection
 //! records its deadline here, and the shard's sweeper shuts down those past
@@ -58,11 +63,19 @@ struct Entry {
     /// Its listener was removed by a reload: the connection ends after
     /// the request in progress, as in a drain.
     closing: bool,
+    /// While draining (or closing) and idle: when a drain pass first saw
+    /// it idle. Cleared when it goes busy.
+    idle_in_drain_since: Option<Instant>,
 }
 
 /// How often the shard's sweeper runs `Registry::expire`: the precision of
 /// the idle timeout, the pool's idle timeout and the write timeout.
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a drain leaves an idle keep-alive connection open for a
+/// request its client may be sending right now (served with `Connection:
+/// close`). Long enough for a client that is in the middle of its work to
+/// come back; short, because the drain waits for it.
+pub const DRAIN_IDLE_GRACE: Duration = Duration::from_millis(1000);
 
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -94,6 +107,7 @@ impl Registry {
             shut: false,
             listener,
             closing: false,
+            idle_in_drain_since: None,
         });
         Registration { registry: self.clone(), key, sent: Cell::new(0) }
     }
@@ -108,6 +122,18 @@ impl Registry {
 
     pub fn len(&self) -> usize {
         self.conns.borrow().len()
+    }
+
+    /// Open connections per listener, for metrics (at scrape time only).
+    pub fn count_by_listener(&self) -> Vec<(ListenerId, usize)> {
+        let mut counts: Vec<(ListenerId, usize)> = Vec::new();
+        for (_, entry) in self.conns.borrow().iter() {
+            match counts.iter_mut().find(|(id, _)| *id == entry.listener) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((entry.listener, 1)),
+            }
+        }
+        counts
     }
 
     /// Shuts down idle connections whose keep-alive deadline has passed,
@@ -137,6 +163,10 @@ impl Registry {
                     }
                 }
             }
+            if entry.closing && !entry.shut {
+                // Its listener is gone: closed like a draining one.
+                shut_if_idle_past_grace(entry, now);
+            }
             if idle_expired || write_expired {
                 entry.idle_deadline = None;
                 entry.write_deadline = None;
@@ -164,15 +194,30 @@ impl Registry {
         }
     }
 
-    /// Enters drain mode and shuts down every idle connection.
-    pub fn drain(&self) {
+    /// Enters drain mode (busy connections end after their response) and
+    /// shuts down the connections idle for [`DRAIN_IDLE_GRACE`] since a
+    /// drain pass first saw them idle. Called when the drain starts and
+    /// then repeatedly until every connection is gone.
+    pub fn drain(&self, now: Instant) {
         self.draining.set(true);
         for (_, entry) in self.conns.borrow_mut().iter_mut() {
-            if entry.idle {
-                entry.shut = true;
-                shutdown(entry.fd);
-            }
+            shut_if_idle_past_grace(entry, now);
         }
+    }
+}
+
+/// A drain's rule for one connection (see the module header).
+fn shut_if_idle_past_grace(entry: &mut Entry, now: Instant) {
+    if !entry.idle || entry.shut {
+        return;
+    }
+    match entry.idle_in_drain_since {
+        None => entry.idle_in_drain_since = Some(now),
+        Some(since) if now.saturating_duration_since(since) >= DRAIN_IDLE_GRACE => {
+            entry.shut = true;
+            shutdown(entry.fd);
+        }
+        Some(_) => {}
     }
 }
 
@@ -229,6 +274,7 @@ impl Registration {
             Some(e) => {
                 e.idle = idle;
                 e.idle_deadline = None;
+                e.idle_in_drain_since = None;
                 !e.shut
             }
             None => false,
@@ -271,6 +317,7 @@ impl Registration {
         if let Some(e) = self.registry.conns.borrow_mut().get_mut(self.key) {
             e.idle = true;
             e.idle_deadline = Some(deadline);
+            e.idle_in_drain_since = None;
         }
     }
 }
@@ -340,18 +387,32 @@ mod tests {
     }
 
     #[test]
-    fn drain_shuts_down_idle_connections_only() {
+    fn drain_shuts_down_idle_connections_only_after_the_grace() {
         let registry = Rc::new(Registry::default());
         let (idle, mut idle_peer) = pair();
         let (busy, mut busy_peer) = pair();
-        let _a = registry.register(idle.as_raw_fd(), ListenerId(0));
+        let (back, mut back_peer) = pair();
+        let a = registry.register(idle.as_raw_fd(), ListenerId(0));
         let b = registry.register(busy.as_raw_fd(), ListenerId(0));
+        let c = registry.register(back.as_raw_fd(), ListenerId(0));
         b.set_idle(false);
-        registry.drain();
+        let start = Instant::now();
+        registry.drain(start);
         assert!(registry.draining());
-        assert!(peer_sees_eof(&mut idle_peer));
+        assert!(b.closing(), "a busy connection ends after its response");
+        assert!(!peer_sees_eof(&mut idle_peer), "an idle connection gets the grace first");
+        // The client of `c` sends a request within the grace: served.
+        assert!(c.set_idle(false));
+        registry.drain(start + DRAIN_IDLE_GRACE / 2);
+        assert!(!a.was_shut());
+        c.set_idle(true);
+        registry.drain(start + DRAIN_IDLE_GRACE);
+        assert!(peer_sees_eof(&mut idle_peer), "idle past the grace: shut down");
         assert!(!peer_sees_eof(&mut busy_peer));
-        assert!(_a.was_shut() && !b.was_shut());
+        assert!(!peer_sees_eof(&mut back_peer), "idle again only since the last pass: its own grace");
+        assert!(a.was_shut() && !b.was_shut() && !c.was_shut());
+        registry.drain(start + DRAIN_IDLE_GRACE * 3);
+        assert!(peer_sees_eof(&mut back_peer));
     }
 
     #[test]

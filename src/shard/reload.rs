@@ -31,6 +31,11 @@ pub struct Running {
     pub generation: Arc<Generation>,
     pub ids: Identities,
     pub controls: Vec<async_channel::Sender<Control>>,
+    /// The active health checks' thread (`upstream/health/prober.rs`).
+    pub prober: crate::upstream::health::prober::Prober,
+    /// Duplicates of the listening sockets, for a binary upgrade: a reload
+    /// adds the listeners it binds and drops the ones it removes.
+    pub inventory: Arc<std::sync::Mutex<crate::upgrade::Inventory>>,
 }
 
 /// A reload that took effect.
@@ -58,6 +63,7 @@ pub fn reload(running: &mut Running, config: Result<Config, ConfigErrors>) -> Re
     // refuses the reload.
     let shards = running.controls.len();
     let mut added: Vec<Vec<(ListenerId, std::net::TcpListener)>> = (0..shards).map(|_| Vec::new()).collect();
+    let mut for_upgrade = crate::upgrade::Inventory::default();
     let mut announced = Vec::new();
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
@@ -77,6 +83,10 @@ pub fn reload(running: &mut Running, config: Result<Config, ConfigErrors>) -> Re
         let options = SocketOptions { defer_accept: l.defer_accept, send_buffer_bytes: l.send_buffer_bytes };
         match bind_shared(l.addr, shards, options) {
             Ok((sockets, bound)) => {
+                let refs: Vec<&std::net::TcpListener> = sockets.iter().collect();
+                if let Err(e) = for_upgrade.add_listener(*id, &l.name, l.addr, bound, &refs) {
+                    errors.push(format!("listeners[{i}] ({}): cannot keep its sockets for an upgrade: {e}", l.name));
+                }
                 for (shard, socket) in sockets.into_iter().enumerate() {
                     added[shard].push((*id, socket));
                 }
@@ -121,6 +131,15 @@ pub fn reload(running: &mut Running, config: Result<Config, ConfigErrors>) -> Re
     for (name, addr) in announced {
         tracing::info!(listener = %name, addr = %addr, "listening");
     }
+    {
+        let mut inventory = running.inventory.lock().unwrap_or_else(|p| p.into_inner());
+        inventory.absorb(for_upgrade);
+        for id in &old.listeners {
+            if generation.listener_index(*id).is_none() {
+                inventory.remove_listener(*id);
+            }
+        }
+    }
     for (j, id) in old.listeners.iter().enumerate() {
         if generation.listener_index(*id).is_none() {
             let l = &old.config.listeners[j];
@@ -130,6 +149,7 @@ pub fn reload(running: &mut Running, config: Result<Config, ConfigErrors>) -> Re
     for w in &warnings {
         tracing::warn!("reload: {w}");
     }
+    running.prober.install(&generation);
     running.ids = ids;
     running.generation = generation;
     Ok(Reloaded { generation: old.number + 1, warnings })

@@ -1,9 +1,17 @@
 //! The main thread's job once a config is loaded: bind every listener, start
 //! the shards, then wait for signals, reload requests and shard exits.
 //!
-//! SIGTERM / SIGINT: every shard stops accepting, closes its idle
-//! connections, lets in-flight requests finish until `drain_timeout`, and
-//! exits; the process then exits 0. SIGHUP and the admin `POST /reload`
+//! SIGTERM / SIGINT / admin `POST /drain`: every shard stops accepting,
+//! lets in-flight requests finish (`Connection: close`) and closes idle
+//! connections once idle past a short grace (`registry.rs`), until
+//! `drain_timeout`, and exits; the process then exits 0.
+//!
+//! Binary upgrade (`crate::upgrade`): with `--upgrade-socket PATH` this
+//! thread keeps a duplicate of every listening socket and offers them on
+//! PATH; a new process that took them and serves starts the same drain
+//! here. With `--upgrade-from PATH` this process takes the old one's
+//! sockets instead of binding, and tells it once every shard serves.
+//! SIGUSR2 (with `--upgrade-socket`) starts the new process from here. SIGHUP and the admin `POST /reload`
 //! reload the whole config (`reload.rs`): the file is read and validated
 //! here, a new generation is built (TLS certificates and keys read again)
 //! and swapped into every shard between requests; a file with errors
@@ -19,18 +27,20 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
+use super::bind::bind_listeners;
 use super::generation::Generation;
-use super::identity::{Identities, ListenerId};
+use super::identity::Identities;
 use super::reload::{reload, ConfigSource, Reloaded, Running};
 use super::spawn::{spawn_shard, Placement};
 use super::{Control, Shard};
+use crate::admin::lifecycle::Lifecycle;
 use crate::admin::{self, ShardCounters};
 use crate::config::Config;
-use crate::listener::{bind_shared, SocketOptions};
 use crate::notify::{Notifier, ServiceStatus};
 use crate::observe::access_log::writer as access_log_writer;
+use crate::upgrade::{self, Inventory};
 
 /// Control messages queued per shard (reloads and the drain; a reload
 /// waits for room).
@@ -40,6 +50,19 @@ const ADMIN_RELOAD_WAIT: Duration = Duration::from_secs(30);
 /// How long the exit waits for the access log writer to write what the
 /// shards handed over last.
 const ACCESS_LOG_FINISH_WAIT: Duration = Duration::from_secs(2);
+/// How long the upgrade thread waits for this thread to start the drain
+/// once the new process serves.
+const TAKEOVER_ANSWER_WAIT: Duration = Duration::from_secs(5);
+
+/// The binary-upgrade side of a run (`shardgate run --upgrade-socket`,
+/// `--upgrade-from`).
+#[derive(Debug, Clone, Default)]
+pub struct UpgradePaths {
+    /// Offer this process's sockets to a new process on this Unix socket.
+    pub offer_at: Option<std::path::PathBuf>,
+    /// Take the sockets of the process offering them on this Unix socket.
+    pub take_from: Option<std::path::PathBuf>,
+}
 
 enum Event {
     Signal(i32),
@@ -48,12 +71,23 @@ enum Event {
     ShardExited(usize, Result<(), String>),
     /// `POST /reload`: the outcome goes back on the channel.
     Reload(mpsc::Sender<Result<Reloaded, Vec<String>>>),
+    /// `POST /drain`.
+    DrainRequested,
+    /// A new process took the sockets over and serves: drain (answers
+    /// false if a drain had already started).
+    TakenOver(u32, mpsc::Sender<bool>),
 }
 
 /// Runs the gateway for `config` until a termination signal has drained
 /// it. Reloads read the config from `source`; without one (the demo) a
 /// reload rebuilds the running config (certificate files read again).
 pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String> {
+    serve_upgrading(config, source, UpgradePaths::default())
+}
+
+/// `serve`, offering the sockets to a new process and/or taking them from
+/// an old one (`UpgradePaths`).
+pub fn serve_upgrading(config: Config, source: Option<ConfigSource>, upgrade: UpgradePaths) -> Result<(), String> {
     let config = Arc::new(config);
     let placement = Placement::from_server(&config.server);
     let n = placement.shards;
@@ -63,7 +97,7 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
     // default action would kill the process). Signals queue in the channel
     // until the loop below reads them.
     let (events, inbox) = mpsc::channel::<Event>();
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let signal_events = events.clone();
     std::thread::spawn(move || {
@@ -89,28 +123,36 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
     let (generation, _) = Generation::build(1, config.clone(), &mut ids, None)?;
     let generation = Arc::new(generation);
 
+    // The old process's sockets, when this one upgrades it. Taken before
+    // anything is bound: its listeners' addresses are in use.
+    let mut takeover = match &upgrade.take_from {
+        Some(path) => Some(upgrade::take::take(path)?),
+        None => None,
+    };
+
     // Bind everything first: a busy or bad address fails startup cleanly.
-    let mut per_shard: Vec<Vec<(ListenerId, std::net::TcpListener)>> = (0..n).map(|_| Vec::new()).collect();
+    let mut inventory = Inventory::default();
+    let bound = bind_listeners(&config, &generation.listeners, n, takeover.as_mut().map(|(i, _)| i), &mut inventory)?;
     for (index, l) in config.listeners.iter().enumerate() {
-        let (sockets, bound) = bind_shared(
-            l.addr,
-            n,
-            SocketOptions { defer_accept: l.defer_accept, send_buffer_bytes: l.send_buffer_bytes },
-        )
-        .map_err(|e| format!("listeners[{index}] ({}): cannot listen on {}: {e}", l.name, l.addr))?;
-        for (shard, socket) in sockets.into_iter().enumerate() {
-            per_shard[shard].push((generation.listeners[index], socket));
-        }
-        tracing::info!(listener = %l.name, addr = %bound, shards = n, "listening");
+        let taken = bound.taken[index];
+        tracing::info!(listener = %l.name, addr = %bound.addrs[index], shards = n, taken_over = taken, "listening");
     }
+    let per_shard = bound.per_shard;
     let counters: Arc<Vec<Arc<ShardCounters>>> = Arc::new((0..n).map(|_| Arc::new(ShardCounters::default())).collect());
+    let drain_requests = events.clone();
+    let lifecycle =
+        Arc::new(Lifecycle::new(n, Some(Arc::new(move || drain_requests.send(Event::DrainRequested).is_ok()))));
     // The admin threads' view of the running config (token, `/config`):
     // replaced after every reload that takes effect.
     let admin_config = Arc::new(arc_swap::ArcSwap::new(config.clone()));
     let admin_generation = Arc::new(arc_swap::ArcSwap::new(generation.clone()));
     if let Some(a) = &config.admin {
-        let listener =
-            std::net::TcpListener::bind(a.listen).map_err(|e| format!("admin: cannot listen on {}: {e}", a.listen))?;
+        let listener = match takeover.as_mut().and_then(|(i, _)| i.claim_admin(a.listen)) {
+            Some(listener) => listener,
+            None => std::net::TcpListener::bind(a.listen)
+                .map_err(|e| format!("admin: cannot listen on {}: {e}", a.listen))?,
+        };
+        inventory.add_admin(a.listen, &listener).map_err(|e| format!("admin: cannot keep its socket: {e}"))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
         let requests = events.clone();
         let hook: admin::ReloadHook = Arc::new(move || {
@@ -127,10 +169,17 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
             generation: admin_generation.clone(),
             load: Default::default(),
             reload: Some(hook),
+            lifecycle: lifecycle.clone(),
         };
         admin::spawn(listener, state).map_err(|e| e.to_string())?;
         tracing::info!(listener = %"admin", addr = %bound, "listening");
     }
+    if let Some((inherited, _)) = &takeover {
+        for entry in inherited.unclaimed() {
+            tracing::info!(addr = %entry.bound, "upgrade: the new config has no listener for this socket of the old process; not served");
+        }
+    }
+    let inventory = Arc::new(std::sync::Mutex::new(inventory));
 
     let mut controls = Vec::with_capacity(n);
     for (id, listeners) in per_shard.into_iter().enumerate() {
@@ -139,10 +188,12 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
         let generation = generation.clone();
         let shard_counters = counters[id].clone();
         let serving = events.clone();
+        let shard_lifecycle = lifecycle.clone();
         let handle = spawn_shard(id, &placement, move || {
             // Called once the runtime is built (the last start-up step
             // that can fail); the listening sockets have been in the
             // kernel's listen state since the bind above.
+            shard_lifecycle.shard_serving();
             let _ = serving.send(Event::ShardServing);
             let shard = Rc::new(Shard::new(id, generation, shard_counters));
             super::run(shard, listeners, rx)
@@ -159,11 +210,51 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
         });
     }
 
+    let mut service = ServiceStatus::new(Notifier::from_env(), n);
+    // Taking over: the old process drains once every shard here serves.
+    // Events that come meanwhile are handled after.
+    let mut deferred = std::collections::VecDeque::new();
+    if let Some((_, handover)) = takeover.take() {
+        let mut serving = 0;
+        while serving < n {
+            match inbox.recv() {
+                Ok(Event::ShardServing) => serving += 1,
+                Ok(Event::ShardExited(id, result)) => {
+                    let why = result.err().unwrap_or_else(|| "exited".to_string());
+                    return Err(format!("shard {id}: {why}; the old process keeps serving"));
+                }
+                Ok(other) => deferred.push_back(other),
+                Err(_) => return Err("the shards' events stopped".to_string()),
+            }
+        }
+        match handover.serving() {
+            Ok(()) => tracing::info!("upgrade: serving; the old process drains"),
+            Err(e) => tracing::warn!("upgrade: {e}"),
+        }
+        service.took_over();
+        for _ in 0..n {
+            service.shard_serving();
+        }
+    }
+    if let Some(path) = &upgrade.offer_at {
+        let requests = events.clone();
+        let hook: upgrade::offer::TakeoverHook = Box::new(move |pid| {
+            let (tx, rx) = mpsc::channel();
+            requests.send(Event::TakenOver(pid, tx)).is_ok() && rx.recv_timeout(TAKEOVER_ANSWER_WAIT).unwrap_or(false)
+        });
+        upgrade::offer::start(path, inventory.clone(), lifecycle.clone(), hook)
+            .map_err(|e| format!("upgrade socket {}: {e}", path.display()))?;
+        tracing::info!(path = %path.display(), "offering the listening sockets for a binary upgrade");
+    }
+
     // The admin hook keeps a sender: the loop below ends by counting
     // shard exits, not by the channel closing.
     drop(events);
 
-    let mut state = Running { generation, ids, controls };
+    // Active health checks: one prober for the process, however many shards.
+    let mut prober = crate::upstream::health::prober::Prober::default();
+    prober.install(&generation);
+    let mut state = Running { generation, ids, controls, inventory, prober };
     let read_config = move || match &source {
         Some(source) => source(),
         None => Ok((*config).clone()),
@@ -171,9 +262,24 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
     let mut running = n;
     let mut draining = false;
     let mut failure: Option<String> = None;
-    let mut service = ServiceStatus::new(Notifier::from_env(), n);
+    let start_drain = |state: &Running, service: &mut ServiceStatus, handed_to: Option<u32>| {
+        lifecycle.set_draining();
+        state.inventory.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        match handed_to {
+            Some(pid) => service.handed_over(pid),
+            None => service.stopping(),
+        }
+        let deadline = Instant::now() + state.generation.config.server.drain_timeout;
+        for c in &state.controls {
+            let _ = c.try_send(Control::Drain { deadline });
+        }
+    };
     while running > 0 {
-        match next_event(&inbox, &mut service) {
+        let event = match deferred.pop_front() {
+            Some(event) => Ok(event),
+            None => next_event(&inbox, &mut service),
+        };
+        match event {
             Ok(Event::Signal(SIGHUP)) if !draining => {
                 if reload_logged("SIGHUP", &mut state, read_config()).is_ok() {
                     admin_config.store(state.generation.config.clone());
@@ -192,17 +298,34 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
                 let _ = reply.send(outcome);
             }
             Ok(Event::Signal(SIGHUP)) => {}
-            Ok(Event::Signal(signal)) => {
-                if draining {
-                    continue;
+            Ok(Event::Signal(SIGUSR2)) => match (&upgrade.offer_at, draining) {
+                (_, true) => tracing::warn!("SIGUSR2: draining; no upgrade"),
+                (None, false) => tracing::warn!("SIGUSR2: no --upgrade-socket to hand the sockets over on; ignored"),
+                (Some(path), false) => {
+                    if let Err(e) = upgrade::successor::start(path) {
+                        tracing::error!(error = %e, "SIGUSR2: cannot start the new process; this one keeps serving");
+                    }
                 }
+            },
+            Ok(Event::Signal(_) | Event::DrainRequested) if draining => {}
+            Ok(Event::Signal(signal)) => {
                 draining = true;
-                service.stopping();
                 let drain_timeout = state.generation.config.server.drain_timeout;
                 tracing::info!(signal, drain_timeout = ?drain_timeout, "draining");
-                let deadline = Instant::now() + drain_timeout;
-                for c in &state.controls {
-                    let _ = c.try_send(Control::Drain { deadline });
+                start_drain(&state, &mut service, None);
+            }
+            Ok(Event::DrainRequested) => {
+                draining = true;
+                let drain_timeout = state.generation.config.server.drain_timeout;
+                tracing::info!(drain_timeout = ?drain_timeout, "POST /drain: draining");
+                start_drain(&state, &mut service, None);
+            }
+            Ok(Event::TakenOver(pid, reply)) => {
+                if !draining {
+                    draining = true;
+                    tracing::info!(new_pid = pid, "upgrade: process {pid} serves the listeners; draining");
+                    start_drain(&state, &mut service, Some(pid));
+                    let _ = reply.send(true);
                 }
             }
             // Taken by `next_event` (service-manager readiness).
@@ -216,12 +339,8 @@ pub fn serve(config: Config, source: Option<ConfigSource>) -> Result<(), String>
                 if !draining {
                     // A shard ended on its own: take the rest down cleanly.
                     draining = true;
-                    service.stopping();
                     failure.get_or_insert(format!("shard {id} exited unexpectedly"));
-                    let deadline = Instant::now() + state.generation.config.server.drain_timeout;
-                    for c in &state.controls {
-                        let _ = c.try_send(Control::Drain { deadline });
-                    }
+                    start_drain(&state, &mut service, None);
                 }
             }
             Err(_) => break,

@@ -52,7 +52,7 @@ impl SlowLoris {
         let connected = Instant::now();
         let (sent_in, closed_in) = (sent.clone(), closed.clone());
         let thread = std::thread::spawn(move || {
-            let head = b"GET /stats HTTP/1.1\r\nHost: admin\r\nX-Slow: ";
+            let head = b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
             let mut received = Vec::new();
             let mut chunk = [0u8; 1024];
             let mut i = 0usize;
@@ -135,7 +135,7 @@ fn several_admin_clients_are_served_at_once() {
         .map(|_| {
             let mut stream = TcpStream::connect(proxy.admin()).expect("connect admin");
             stream.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
-            stream.write_all(b"GET /stats HTTP/1.1\r\nHost: admin\r\n").expect("write partial head");
+            stream.write_all(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n").expect("write partial head");
             stream
         })
         .collect();
@@ -167,7 +167,7 @@ fn admin_connections_past_the_cap_get_503_and_are_closed() {
         .collect();
     // The proxy accepts in order, so by the time it reaches this one it
     // counts all of the above (none is past its deadline yet).
-    let response = send_raw(proxy.admin(), b"GET /stats HTTP/1.1\r\nHost: admin\r\n\r\n");
+    let response = send_raw(proxy.admin(), b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     assert_eq!(response.status, 503, "{}", response.text());
     assert!(response.closed, "the connection over the cap is closed");
     assert!(response.text().contains("admin connection limit"), "{}", response.text());
@@ -175,7 +175,7 @@ fn admin_connections_past_the_cap_get_503_and_are_closed() {
     // The connections under the cap are served as usual.
     let mut first = holding.remove(0);
     first.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
-    first.write_all(b"Host: admin\r\n\r\n").expect("finish head");
+    first.write_all(b"Host: 127.0.0.1\r\n\r\n").expect("finish head");
     let mut answer = Vec::new();
     first.read_to_end(&mut answer).expect("read answer");
     assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"), "{:?}", String::from_utf8_lossy(&answer));
@@ -184,7 +184,7 @@ fn admin_connections_past_the_cap_get_503_and_are_closed() {
     drop(holding);
     assert!(
         eventually(Duration::from_secs(5), || {
-            let r = send_raw(proxy.admin(), b"GET /stats HTTP/1.1\r\nHost: admin\r\n\r\n");
+            let r = send_raw(proxy.admin(), b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
             r.status == 200
         }),
         "admin still refuses after the held connections closed"

@@ -48,7 +48,7 @@ fn raw_admin(addr: SocketAddr, raw: &[u8]) -> RawAnswer {
 
 fn admin_json(proxy: &Proxy, path: &str) -> Value {
     let response = Client::connect(proxy.admin())
-        .request(format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes());
+        .request(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes());
     assert_eq!(response.status, 200, "GET {path}: {}", response.text());
     assert_eq!(response.header("content-type"), Some("application/json"), "GET {path}");
     serde_json::from_slice(&response.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", response.text()))
@@ -158,10 +158,10 @@ fn odd_requests() -> Vec<(String, Vec<u8>)> {
         ("BREW", "/"),
         ("GET", "/reload"),
     ] {
-        add(&format!("{method} {path}"), format!("{method} {path} HTTP/1.1\r\nHost: admin\r\n\r\n").into_bytes());
+        add(&format!("{method} {path}"), format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes());
     }
     for target in ["/nope", "stats", "*", "//stats", "/stats/", "/STATS", "/%73tats", "/stats%00", "http://admin/x"] {
-        add(&format!("GET {target}"), format!("GET {target} HTTP/1.1\r\nHost: admin\r\n\r\n").into_bytes());
+        add(&format!("GET {target}"), format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes());
     }
     add("a huge request line", format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(64 * 1024)).into_bytes());
     add("a huge header", format!("GET /stats HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(20_000)).into_bytes());
@@ -179,7 +179,7 @@ fn odd_requests() -> Vec<(String, Vec<u8>)> {
     add("a header without a colon", b"GET /stats HTTP/1.1\r\nHost admin\r\n\r\n".to_vec());
     add("a header name with a space", b"GET /stats HTTP/1.1\r\nHo st: admin\r\n\r\n".to_vec());
     add("a control byte in a value", b"GET /stats HTTP/1.1\r\nX-A: a\x01b\r\n\r\n".to_vec());
-    add("bare LF lines", b"GET /nope HTTP/1.1\nHost: admin\n\n".to_vec());
+    add("bare LF lines", b"GET /nope HTTP/1.1\nHost: 127.0.0.1\n\n".to_vec());
     add("obs-fold", b"GET /stats HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n".to_vec());
     add("a TLS ClientHello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03junk\r\n\r\n".to_vec());
     add("an HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec());
@@ -205,7 +205,7 @@ fn admin_requests_of_any_shape_get_a_4xx_and_the_admin_keeps_answering() {
                 String::from_utf8_lossy(&answer.bytes[..answer.bytes.len().min(200)])
             )),
         }
-        let health = raw_admin(proxy.admin(), b"GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n");
+        let health = raw_admin(proxy.admin(), b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         assert_eq!(health.status, Some(200), "after {what}: the admin still answers");
     }
     assert!(failures.is_empty(), "not a 4xx:\n{}", failures.join("\n"));
@@ -248,7 +248,7 @@ fn a_wrong_or_missing_token_gets_401_on_every_endpoint_but_the_data_free_page() 
     ];
     for (method, path) in ENDPOINTS {
         for auth in wrong {
-            let head = format!("{method} {path} HTTP/1.1\r\nHost: admin\r\n{auth}\r\n");
+            let head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n");
             let answer = raw_admin(proxy.admin(), head.as_bytes());
             assert_eq!(answer.status, Some(401), "{method} {path} with {auth:?}");
             let text = String::from_utf8_lossy(&answer.bytes).to_ascii_lowercase();
@@ -257,14 +257,15 @@ fn a_wrong_or_missing_token_gets_401_on_every_endpoint_but_the_data_free_page() 
     }
     // The right token opens the GET endpoints of this part of the API.
     for path in ["/stats", "/healthz", "/routes", "/clusters", "/shards"] {
-        let head = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer s3cret-admin-token\r\n\r\n");
+        let head =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret-admin-token\r\n\r\n");
         assert_eq!(raw_admin(proxy.admin(), head.as_bytes()).status, Some(200), "{path}");
     }
     // The dashboard page loads without the token and is the same bytes
     // whatever the proxy's state: it carries no data.
     for path in ["/dashboard", "/"] {
         let page = Client::connect(proxy.admin())
-            .request(format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes());
+            .request(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes());
         assert_eq!(page.status, 200, "{path}");
         assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
         assert_eq!(page.text(), shardgate::admin::dashboard::PAGE, "{path}");
@@ -304,4 +305,28 @@ fn no_request_to_a_proxy_listener_reaches_the_admin() {
         assert_eq!(response.status, 404, "{path}: {}", response.text());
         assert!(!response.text().contains("\"shards\"") && !response.text().contains("<html"), "{path}");
     }
+}
+
+/// A web page cannot drive the admin: a cross-origin POST /reload is
+/// refused before it reloads anything, and a DNS-rebinding page's Host is
+/// refused without a token.
+#[test]
+fn web_pages_are_kept_out_of_the_admin() {
+    let upstream = Upstream::ok("ok");
+    let proxy = ProxyConfig::new().everything_to(upstream.addr()).start();
+    let ask = |raw: &str| Client::connect(proxy.admin()).request(raw.as_bytes());
+
+    let cross =
+        ask("POST /reload HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(cross.status, 403, "{}", cross.text());
+    let site =
+        ask("POST /drain HTTP/1.1\r\nHost: 127.0.0.1\r\nSec-Fetch-Site: cross-site\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(site.status, 403, "{}", site.text());
+    let rebound = ask("GET /stats HTTP/1.1\r\nHost: rebind.evil.example:9901\r\n\r\n");
+    assert_eq!(rebound.status, 403, "{}", rebound.text());
+    assert!(rebound.text().contains("Host must be an IP address"), "{}", rebound.text());
+    // Still serving, and nothing was reloaded or drained.
+    assert_eq!(ask("GET /stats HTTP/1.1\r\nHost: localhost\r\n\r\n").status, 200);
+    assert_eq!(get(proxy.addr(), "/").status, 200);
+    assert!(!proxy.log().contains("reload"), "{}", proxy.log());
 }

@@ -52,7 +52,7 @@ const READ_PAGE: &str = r#"(() => {
 
 fn admin_json(proxy: &Proxy, path: &str) -> Value {
     let head =
-        format!("GET {path} HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n");
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n");
     let response = Client::connect(proxy.admin()).request(head.as_bytes());
     assert_eq!(response.status, 200, "GET {path}: {}", response.text());
     serde_json::from_slice(&response.body).unwrap_or_else(|e| panic!("GET {path}: {e}"))

@@ -35,7 +35,7 @@ fn start(config: &ProxyConfig, dir: &TempDir, env: &[(&str, &str)]) -> (Proxy, P
 
 fn admin_get(proxy: &Proxy, path: &str, authorization: Option<&str>) -> Response {
     let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
-    let head = format!("GET {path} HTTP/1.1\r\nHost: admin\r\n{auth}Connection: close\r\n\r\n");
+    let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n");
     Client::connect(proxy.admin()).request(head.as_bytes())
 }
 

@@ -17,8 +17,28 @@ impl WallTime {
         WallTime(now.saturating_sub(ago).as_millis() as u64)
     }
 
-    /// `2026-12-03T18:04:05.123Z`
+    /// `2026-12-03T18:04:05.123Z`. The part up to the seconds is kept
+    /// per thread for the second it was made for: lines of one second
+    /// (thousands, under load) pay for the calendar once.
     pub fn write_rfc3339(self, out: &mut Vec<u8>) {
+        thread_local! {
+            static LAST_SECOND: std::cell::Cell<(u64, [u8; 20])> = const { std::cell::Cell::new((u64::MAX, [0; 20])) };
+        }
+        let secs = self.0 / 1000;
+        let (cached, mut prefix) = LAST_SECOND.get();
+        if cached != secs {
+            let mut text = Vec::with_capacity(20);
+            self.write_rfc3339_uncached(&mut text);
+            prefix.copy_from_slice(&text[..20]);
+            LAST_SECOND.set((secs, prefix));
+        }
+        out.extend_from_slice(&prefix);
+        put(out, self.0 % 1000, 3);
+        out.push(b'Z');
+    }
+
+    /// `write_rfc3339` from the calendar every time.
+    fn write_rfc3339_uncached(self, out: &mut Vec<u8>) {
         let c = Civil::of(self.0 / 1000);
         put(out, c.year, 4);
         out.push(b'-');
@@ -105,6 +125,8 @@ mod tests {
             (971_211_336_007, "2000-10-10T20:55:36.007Z", "10/Oct/2000:20:55:36 +0000"),
             (951_782_400_000, "2000-02-29T00:00:00.000Z", "29/Feb/2000:00:00:00 +0000"),
             (1_798_761_599_999, "2026-12-31T23:59:59.999Z", "31/Dec/2026:23:59:59 +0000"),
+            // The same second again (the cached part), other milliseconds.
+            (1_798_761_599_004, "2026-12-31T23:59:59.004Z", "31/Dec/2026:23:59:59 +0000"),
             (4_107_542_400_000, "2100-03-01T00:00:00.000Z", "01/Mar/2100:00:00:00 +0000"),
         ];
         for &(ms, rfc, clf) in CASES {

@@ -13,35 +13,62 @@
 const HEX: &[u8; 16] = b"0123456789abcdef";
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
-/// `bytes` as a JSON string, quotes included.
+/// Printable ASCII other than `"` and `\`: copied as they are.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    t
+};
+
+/// `bytes` as a JSON string, quotes included. The common case (printable
+/// ASCII: paths, hosts, user agents) is one scan and one copy; UTF-8 is
+/// validated only from the first byte above 0x7F, once per run.
 pub fn json_str(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    for chunk in bytes.utf8_chunks() {
-        let valid = chunk.valid().as_bytes();
-        let mut plain = 0;
-        for (i, &b) in valid.iter().enumerate() {
-            let escaped: &[u8] = match b {
-                b'"' => b"\\\"",
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0..=0x1f | 0x7f => b"",
-                _ => continue,
+    let mut plain = 0;
+    let mut i = 0;
+    // Bytes before this index are known to be valid UTF-8.
+    let mut valid_until = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if PLAIN[b as usize] || (b >= 0x80 && i < valid_until) {
+            i += 1;
+            continue;
+        }
+        if b >= 0x80 {
+            // The first non-ASCII byte of a run: how far is it UTF-8?
+            valid_until = i + match std::str::from_utf8(&bytes[i..]) {
+                Ok(_) => bytes.len() - i,
+                Err(e) => e.valid_up_to(),
             };
-            out.extend_from_slice(&valid[plain..i]);
-            plain = i + 1;
-            if escaped.is_empty() {
-                unicode_escape(out, b);
-            } else {
-                out.extend_from_slice(escaped);
+            if i < valid_until {
+                continue;
             }
         }
-        out.extend_from_slice(&valid[plain..]);
-        for &b in chunk.invalid() {
+        out.extend_from_slice(&bytes[plain..i]);
+        let escaped: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            _ => b"",
+        };
+        if escaped.is_empty() {
+            // Control characters, DEL, and bytes that are not UTF-8.
             unicode_escape(out, b);
+        } else {
+            out.extend_from_slice(escaped);
         }
+        i += 1;
+        plain = i;
     }
+    out.extend_from_slice(&bytes[plain..]);
     out.push(b'"');
 }
 

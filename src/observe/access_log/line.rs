@@ -3,36 +3,36 @@
 //! the shard's buffer; copies only what the line needs.
 
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::clock::WallTime;
 use super::escape;
+use super::json_names::JsonNames;
 use crate::config::access_log::{AccessLog, LogField, LogFormat};
 use crate::http1::Version;
 use crate::observe::record::Record;
 
 /// Appends `r`'s line (newline included) to `out`; `time` is when the
 /// request started.
-pub fn write_line(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
+pub fn write_line(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, names: &JsonNames, time: WallTime) {
     match log.format {
-        LogFormat::Json => json(out, r, log, time),
+        LogFormat::Json => json(out, r, log, names, time),
         LogFormat::Combined => combined(out, r, time),
     }
     out.push(b'\n');
 }
 
-fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
-    let config = r.generation.config();
+fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, names: &JsonNames, time: WallTime) {
     let o = r.outcome;
+    out.reserve(256);
     out.push(b'{');
     for (i, &field) in log.fields.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.push(b'"');
-        out.extend_from_slice(field.name().as_bytes());
-        out.extend_from_slice(b"\":");
+        // `"name":` in one copy.
+        out.extend_from_slice(field.json_key());
         match field {
             LogField::Time => {
                 out.push(b'"');
@@ -41,16 +41,32 @@ fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
             }
             LogField::RequestId => opt_str(out, Some(r.request_id).filter(|id| !id.is_empty())),
             LogField::TraceId => opt_str(out, r.trace_id),
-            LogField::Listener => opt_str(out, config.listeners.get(r.listener).map(|l| l.name.as_bytes())),
+            LogField::Listener => quoted(out, names.listeners.get(r.listener).map(|n| &n[..])),
             LogField::Client => ip(out, r.client),
             LogField::Peer => {
                 out.push(b'"');
-                let _ = write!(out, "{}", r.peer);
+                socket_addr(out, r.peer);
                 out.push(b'"');
             }
             LogField::TlsVersion => opt_str(out, r.tls_version.map(str::as_bytes)),
-            LogField::Protocol => opt_str(out, r.head.map(|h| protocol(h.version))),
-            LogField::Method => opt_str(out, r.head.map(|h| h.method_span.of(r.rbuf))),
+            LogField::Protocol => match r.head {
+                Some(h) => {
+                    out.push(b'"');
+                    out.extend_from_slice(protocol(h.version));
+                    out.push(b'"');
+                }
+                None => out.extend_from_slice(b"null"),
+            },
+            // A method is a token (RFC 9110 tchar: no quote, backslash or
+            // control character; the parser refuses others): nothing to escape.
+            LogField::Method => match r.head {
+                Some(h) => {
+                    out.push(b'"');
+                    out.extend_from_slice(h.method_span.of(r.rbuf));
+                    out.push(b'"');
+                }
+                None => out.extend_from_slice(b"null"),
+            },
             LogField::Host => opt_str(out, r.head.and_then(|h| h.host).map(|s| s.of(r.rbuf))),
             LogField::Path => opt_str(out, path(r)),
             LogField::Query => opt_str(out, query(r)),
@@ -59,16 +75,15 @@ fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
             LogField::BytesSent => number(out, o.bytes_sent),
             LogField::UserAgent => opt_str(out, header(r, b"user-agent")),
             LogField::Referer => opt_str(out, header(r, b"referer")),
-            LogField::Route => opt_str(out, o.route.and_then(|i| config.routes.get(i)).map(|r| r.name.as_bytes())),
-            LogField::Cluster => {
-                opt_str(out, o.cluster.and_then(|i| config.clusters.get(i)).map(|c| c.name.as_bytes()))
-            }
+            LogField::Route => quoted(out, o.route.and_then(|i| names.routes.get(i)).map(|n| &n[..])),
+            LogField::Cluster => quoted(out, o.cluster.and_then(|i| names.clusters.get(i)).map(|n| &n[..])),
             LogField::Endpoint => {
+                let config = r.generation.config();
                 let addr = o.endpoint.and_then(|e| config.clusters.get(e.cluster)?.endpoints.get(e.index));
                 match addr {
-                    Some(a) => {
+                    Some(&a) => {
                         out.push(b'"');
-                        let _ = write!(out, "{a}");
+                        socket_addr(out, a);
                         out.push(b'"');
                     }
                     None => out.extend_from_slice(b"null"),
@@ -102,7 +117,8 @@ fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, time: WallTime) {
 /// $body_bytes_sent "$http_referer" "$http_user_agent"`, with the
 /// effective client, time in UTC, and `-` for what is absent.
 fn combined(out: &mut Vec<u8>, r: &Record<'_>, time: WallTime) {
-    let _ = write!(out, "{} - - [", r.client);
+    ip_text(out, r.client);
+    out.extend_from_slice(b" - - [");
     time.write_common_log(out);
     out.extend_from_slice(b"] \"");
     match r.head {
@@ -115,7 +131,11 @@ fn combined(out: &mut Vec<u8>, r: &Record<'_>, time: WallTime) {
         }
         None => out.push(b'-'),
     }
-    let _ = write!(out, "\" {} {} \"", r.outcome.status, r.outcome.bytes_sent);
+    out.extend_from_slice(b"\" ");
+    number(out, r.outcome.status as u64);
+    out.push(b' ');
+    number(out, r.outcome.bytes_sent);
+    out.extend_from_slice(b" \"");
     quoted_or_dash(out, header(r, b"referer"));
     out.extend_from_slice(b"\" \"");
     quoted_or_dash(out, header(r, b"user-agent"));
@@ -174,6 +194,14 @@ fn opt_number(out: &mut Vec<u8>, n: Option<u64>) {
     }
 }
 
+/// A name prepared by `JsonNames` (quoted and escaped), or `null`.
+fn quoted(out: &mut Vec<u8>, name: Option<&[u8]>) {
+    match name {
+        Some(n) => out.extend_from_slice(n),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
 fn opt_str(out: &mut Vec<u8>, s: Option<&[u8]>) {
     match s {
         Some(s) => escape::json_str(out, s),
@@ -183,6 +211,93 @@ fn opt_str(out: &mut Vec<u8>, s: Option<&[u8]>) {
 
 fn ip(out: &mut Vec<u8>, ip: IpAddr) {
     out.push(b'"');
-    let _ = write!(out, "{ip}");
+    ip_text(out, ip);
     out.push(b'"');
+}
+
+/// An address as `Display` writes it; IPv4 without the formatting
+/// machinery (the common case, on every line).
+fn ip_text(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            // `a.b.c.d` assembled in 16 bytes on the stack, one copy out.
+            let mut text = [0u8; 16];
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text[len] = b'.';
+                    len += 1;
+                }
+                let (digits, n) = OCTETS[octet as usize];
+                text[len..len + 3].copy_from_slice(&digits);
+                len += n as usize;
+            }
+            out.extend_from_slice(&text[..len]);
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Each octet's decimal digits (left-aligned) and their count.
+const OCTETS: [([u8; 3], u8); 256] = {
+    let mut table = [([0u8; 3], 0u8); 256];
+    let mut n = 0;
+    while n < 256 {
+        let (h, t, o) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
+        table[n] = if n >= 100 {
+            ([b'0' + h, b'0' + t, b'0' + o], 3)
+        } else if n >= 10 {
+            ([b'0' + t, b'0' + o, 0], 2)
+        } else {
+            ([b'0' + o, 0, 0], 1)
+        };
+        n += 1;
+    }
+    table
+};
+
+/// `1.2.3.4:80` / `[::1]:80`, as `Display` writes them.
+fn socket_addr(out: &mut Vec<u8>, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(a) => ip_text(out, IpAddr::V4(*a.ip())),
+        SocketAddr::V6(a) => {
+            let _ = write!(out, "[{}", a.ip());
+            if a.scope_id() != 0 {
+                let _ = write!(out, "%{}", a.scope_id());
+            }
+            out.push(b']');
+        }
+    }
+    out.push(b':');
+    number(out, addr.port() as u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written address formatting writes what `Display` does.
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        let mut addrs: Vec<SocketAddr> = vec![
+            "0.0.0.0:0".parse().unwrap(),
+            "255.255.255.255:65535".parse().unwrap(),
+            "10.0.100.9:8080".parse().unwrap(),
+            "[::1]:443".parse().unwrap(),
+            "[2001:db8::7%3]:1".parse().unwrap(),
+        ];
+        for n in 0..=255u8 {
+            addrs.push(SocketAddr::from(([n, n.wrapping_mul(7), 1, n / 3], u16::from(n) * 257)));
+        }
+        for addr in addrs {
+            let mut out = Vec::new();
+            socket_addr(&mut out, addr);
+            assert_eq!(String::from_utf8(out).unwrap(), addr.to_string());
+            let mut out = Vec::new();
+            ip_text(&mut out, addr.ip());
+            assert_eq!(String::from_utf8(out).unwrap(), addr.ip().to_string());
+        }
+    }
 }

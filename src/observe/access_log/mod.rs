@@ -21,6 +21,7 @@
 
 mod clock;
 mod escape;
+mod json_names;
 mod line;
 pub mod writer;
 
@@ -30,6 +31,7 @@ use crate::admin::ShardCounters;
 use crate::config::access_log::AccessLog;
 use crate::observe::record::Record;
 use clock::WallTime;
+use json_names::JsonNames;
 use writer::{Batch, Sink};
 
 /// A shard's buffer is handed to the writer once it holds this much,
@@ -40,6 +42,8 @@ pub const FLUSH_BYTES: usize = 64 * 1024;
 pub struct ShardAccessLog {
     buf: RefCell<Vec<u8>>,
     lines: Cell<u64>,
+    /// The names of the generation last logged for, quoted for JSON.
+    names: RefCell<Option<JsonNames>>,
     /// Taken from the writer the first time there is something to hand
     /// over (the writer may start after the shard: a reload that adds
     /// `[access_log]`).
@@ -57,6 +61,7 @@ impl Default for ShardAccessLog {
         ShardAccessLog {
             buf: RefCell::new(Vec::new()),
             lines: Cell::new(0),
+            names: RefCell::new(None),
             sink: RefCell::new(None),
             rng: Cell::new(seed | 1),
         }
@@ -68,14 +73,20 @@ impl ShardAccessLog {
     /// has an access log and the request is sampled; hands the buffer over
     /// once it passes [`FLUSH_BYTES`].
     pub fn log(&self, r: &Record<'_>, counters: &ShardCounters) {
-        let Some(log) = r.generation.config().access_log.as_ref() else { return };
+        let config = r.generation.config();
+        let Some(log) = config.access_log.as_ref() else { return };
         if !self.sampled(r, log) {
             return;
         }
         let time = WallTime::before_now(r.outcome.timings.total);
+        let mut names = self.names.borrow_mut();
+        if !names.as_ref().is_some_and(|n| n.is_for(config)) {
+            *names = Some(JsonNames::of(config));
+        }
+        let Some(names) = names.as_ref() else { return };
         let full = {
             let mut buf = self.buf.borrow_mut();
-            line::write_line(&mut buf, r, log, time);
+            line::write_line(&mut buf, r, log, names, time);
             buf.len() >= FLUSH_BYTES
         };
         self.lines.set(self.lines.get() + 1);

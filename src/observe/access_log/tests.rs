@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::clock::WallTime;
+use super::json_names::JsonNames;
 use super::line::write_line;
 use super::ShardAccessLog;
 use crate::admin::ShardCounters;
@@ -85,7 +86,7 @@ fn line(g: &ShardGeneration, req: &Req<'_>, o: &Outcome) -> String {
     };
     let log = g.config().access_log.clone().unwrap();
     let mut out = Vec::new();
-    write_line(&mut out, &r, &log, TIME);
+    write_line(&mut out, &r, &log, &JsonNames::of(g.config()), TIME);
     let text = String::from_utf8(out).expect("lines are UTF-8");
     assert!(text.ends_with('\n') && text.matches('\n').count() == 1, "one line: {text:?}");
     text

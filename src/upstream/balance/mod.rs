@@ -10,8 +10,10 @@
 //! algorithm without a virtual call. Every algorithm sees the same
 //! question ([`Candidates`]): among a cluster's endpoints, which are
 //! eligible for this try — not tried already by this request, and not
-//! marked down on this shard (`upstream/endpoint_state.rs`) — with their
-//! weights, in-flight counts and the request's key.
+//! marked down, failing active health checks or ejected on this shard
+//! (`upstream/endpoint_state.rs`, `upstream/health/`; with too few
+//! healthy endpoints, the cluster's panic threshold lets every endpoint
+//! be chosen) — with their weights, in-flight counts and the request's key.
 //!
 //! When no endpoint is eligible because every one is marked down, the
 //! request gets 503 at once, naming the reason, rather than waiting on a
@@ -45,7 +47,9 @@ pub use random::{Random, Rng};
 pub use ring_hash::{Ring, RingHash};
 pub use round_robin::RoundRobin;
 
-use super::endpoint_state::{EndpointStates, PASSIVE_FAIL_TIMEOUT};
+use super::endpoint_state::{Eligibility, EndpointStates, PASSIVE_FAIL_TIMEOUT};
+use super::forward::ExchangeError;
+use super::health::outlier::Observed;
 use super::EndpointId;
 use crate::config::{Cluster, LbPolicy};
 use crate::error::{Error, ErrorKind};
@@ -285,6 +289,7 @@ struct ClusterView<'a> {
     weights: &'a [u32],
     balancer: &'a Balancer,
     states: &'a EndpointStates,
+    eligibility: &'a Eligibility<'a>,
     tried: &'a Tried,
     /// Nothing tried by this request, nothing marked on this shard: every
     /// endpoint is eligible without asking.
@@ -304,7 +309,7 @@ impl Candidates for ClusterView<'_> {
 
     #[inline]
     fn eligible(&self, i: usize) -> bool {
-        self.all_eligible || (!self.tried.contains(i) && self.states.usable(self.ids[i]))
+        self.all_eligible || (!self.tried.contains(i) && self.eligibility.usable(self.ids[i]))
     }
 
     #[inline]
@@ -372,11 +377,46 @@ impl Tried {
 /// A try could not connect to `endpoint`: one that refused or did not
 /// accept in time is marked down on this shard. A cluster's only
 /// endpoint is never marked (as nginx: there is nowhere else to go, and
-/// each request finds out for itself whether it is back).
+/// each request finds out for itself whether it is back). A cluster with
+/// outlier detection counts the failure there instead (`health/outlier.rs`).
 pub fn connect_failed(generation: &ShardGeneration, states: &EndpointStates, endpoint: Endpoint, error: &Error) {
-    let alone = generation.shared.endpoints[endpoint.cluster].len() == 1;
+    let ids = &generation.shared.endpoints[endpoint.cluster];
+    let cluster = &generation.config().clusters[endpoint.cluster];
+    if cluster.outlier.is_some() {
+        if let Some(observed) = Observed::from_try(None, Some(error.kind)) {
+            states.observe(cluster, ids, endpoint.index, observed);
+        }
+        return;
+    }
+    let alone = ids.len() == 1;
     if !alone && matches!(error.kind, ErrorKind::UpstreamConnectFailed | ErrorKind::UpstreamConnectTimeout) {
         states.connect_failed(endpoint.id);
+    }
+}
+
+/// A try to `endpoint` got a response head with `status`, or ended as
+/// `result` says: outlier detection counts it (one branch for clusters
+/// without `[clusters.outlier]`). A stale pooled connection (`Retry`)
+/// says nothing about the endpoint.
+#[inline]
+pub fn exchange_done<T>(
+    generation: &ShardGeneration,
+    states: &EndpointStates,
+    endpoint: Endpoint,
+    status: Option<u16>,
+    result: &Result<T, ExchangeError>,
+) {
+    let cluster = &generation.config().clusters[endpoint.cluster];
+    if cluster.outlier.is_none() {
+        return;
+    }
+    let error = match result {
+        Ok(_) => None,
+        Err(ExchangeError::Failed(f)) => Some(f.error.kind),
+        Err(ExchangeError::Retry(_)) => return,
+    };
+    if let Some(observed) = Observed::from_try(status, error) {
+        states.observe(cluster, &generation.shared.endpoints[endpoint.cluster], endpoint.index, observed);
     }
 }
 
@@ -393,25 +433,30 @@ pub fn select(
     let ids = &generation.shared.endpoints[cluster];
     let balancer = &generation.balancers[cluster];
     let config = &generation.config().clusters[cluster];
+    if ids.is_empty() {
+        return Err(Error::new(ErrorKind::NoHealthyEndpoint, "the cluster has no endpoints"));
+    }
+    let eligibility = states.eligibility(config, &generation.shared.health, ids);
     let view = ClusterView {
         ids,
         weights: &config.weights,
         balancer,
         states,
+        eligibility: &eligibility,
         tried,
-        all_eligible: tried.0 == 0 && !states.any_marked(),
+        all_eligible: tried.0 == 0 && eligibility.none_excluded(),
         ramping: config.balance.slow_start.is_some() && states.ramps.any(),
         key,
         now: Cell::new(None),
     };
-    if ids.is_empty() {
-        return Err(Error::new(ErrorKind::NoHealthyEndpoint, "the cluster has no endpoints"));
-    }
     if let Some(index) = balancer.algorithm.pick(&view) {
         return Ok(Endpoint { cluster, index, id: ids[index] });
     }
     if tried.0 != 0 {
         return Err(Error::new(ErrorKind::NoHealthyEndpoint, "every endpoint of the cluster failed for this request"));
+    }
+    if let Some(reason) = eligibility.unhealthy_reason(&config.name, ids) {
+        return Err(Error::new(ErrorKind::NoHealthyEndpoint, reason));
     }
     // Every endpoint is marked down on this shard.
     let now = Instant::now();
@@ -421,7 +466,7 @@ pub fn select(
             states.clear(id);
         }
     }
-    let name = &generation.config().clusters[cluster].name;
+    let name = &config.name;
     let window = PASSIVE_FAIL_TIMEOUT.as_secs();
     Err(Error::new(
         ErrorKind::NoHealthyEndpoint,

@@ -160,7 +160,7 @@ impl Proxy {
 
     /// `POST /reload` on the admin listener.
     pub fn reload(&self) -> Response {
-        Client::connect(self.admin()).request(b"POST /reload HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        Client::connect(self.admin()).request(b"POST /reload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     }
 
     /// `shardgate proxy --listen 127.0.0.1:0 --upstream A,B --shards 1`, plus `extra`.
@@ -335,8 +335,8 @@ impl Proxy {
 
     /// The body of `GET /stats` on the admin listener.
     pub fn stats_json(&self) -> String {
-        let response =
-            Client::connect(self.admin()).request(b"GET /stats HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        let response = Client::connect(self.admin())
+            .request(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         assert_eq!(response.status, 200, "GET /stats: {}", response.text());
         response.text()
     }
@@ -439,22 +439,35 @@ pub fn parse_stats(json: &str) -> Option<Vec<ShardStats>> {
         .collect()
 }
 
-/// The inside of each `{...}` in the `"shards"` array of a `/stats` body
-/// (the objects are flat: no nested braces).
+/// The inside of each `{...}` in the `"shards"` array of a `/stats` body;
+/// nested objects (`"latency_seconds"`, `"statuses"`) stay inside their
+/// shard's (the body has no braces or brackets inside strings).
 pub fn shard_objects(json: &str) -> Option<Vec<&str>> {
     let start = json.find("\"shards\"")?;
     let rest = &json[start..];
     let open = rest.find('[')?;
-    let close = rest.find(']')?;
-    let array = &rest[open + 1..close];
     let mut objects = Vec::new();
-    for object in array.split('}') {
-        let Some(brace) = object.find('{') else {
-            continue;
-        };
-        objects.push(&object[brace + 1..]);
+    let (mut depth, mut from) = (0usize, 0usize);
+    for (i, ch) in rest[open + 1..].char_indices() {
+        let at = open + 1 + i;
+        match ch {
+            '{' => {
+                if depth == 0 {
+                    from = at + 1;
+                }
+                depth += 1;
+            }
+            '}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    objects.push(&rest[from..at]);
+                }
+            }
+            ']' if depth == 0 => return Some(objects),
+            _ => {}
+        }
     }
-    Some(objects)
+    None
 }
 
 /// The unsigned integer member `key` of a flat JSON object's inside.
@@ -479,6 +492,11 @@ mod tests {
             r#"{"shards":[{"shard":0,"accepted":3,"requests":5,"active":1,"idle_without_buffer":1}, {"shard": 1, "accepted": 0, "requests": 0, "active": 0, "idle_without_buffer": 0}]}"#,
         )
         .unwrap();
+        let nested =
+            r#"{"shards":[{"shard":0,"latency_seconds":{"p50":0.1,"count":2},"statuses":{"2xx":2}},{"shard":1}]}"#;
+        let objects = shard_objects(nested).unwrap();
+        assert_eq!(objects.len(), 2, "nested objects stay inside their shard's");
+        assert_eq!((json_u64(objects[0], "count"), json_u64(objects[1], "shard")), (Some(2), Some(1)));
         assert_eq!(
             stats,
             vec![
