@@ -66,6 +66,8 @@ fn main() {
                     tls_version: None,
                     trace_id: None,
                     trace: None,
+                    consumer: None,
+                    credential: None,
                     outcome: &outcome,
                 };
                 metrics.record(black_box(&record));

@@ -80,6 +80,12 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// API keys: `shardgate key hash` prints the digest a `[[consumers]]`
+    /// entry stores.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
     /// Print the version and build details: commit, compiler, target, io drivers.
     Version,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
@@ -93,6 +99,45 @@ pub enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Print the SHA-256 digest (`sha256:HEX`) of an API key read from
+    /// stdin (one trailing newline dropped), for `api_keys` or an
+    /// `api_keys_file`. The key itself is never stored in the config.
+    Hash {
+        /// The key as an argument instead of stdin (it then shows in the
+        /// process list and the shell history: prefer stdin).
+        key: Option<String>,
+    },
+}
+
+/// `shardgate key hash`: the digest line, or why there is none.
+fn key_hash(key: Option<String>) -> Result<String, String> {
+    let key = match key {
+        Some(k) => k.into_bytes(),
+        None => {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+                .map_err(|e| format!("cannot read stdin: {e}"))?;
+            if buf.ends_with(b"\n") {
+                buf.pop();
+                if buf.ends_with(b"\r") {
+                    buf.pop();
+                }
+            }
+            buf
+        }
+    };
+    if key.is_empty() {
+        return Err("the key is empty".to_owned());
+    }
+    if key.len() > crate::config::consumers::MAX_API_KEY_BYTES {
+        let max = crate::config::consumers::MAX_API_KEY_BYTES;
+        return Err(format!("the key is longer than {max} bytes: the proxy would refuse it unhashed"));
+    }
+    Ok(crate::config::consumers::KeyDigest::of(&key).to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -374,6 +419,16 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Demo { listen, once } => crate::demo::run(listen, once),
+        Command::Key { action: KeyAction::Hash { key } } => match key_hash(key) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("shardgate key hash: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Version => {
             print!("{}", crate::build_info::describe());
             ExitCode::SUCCESS

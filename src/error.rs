@@ -3,7 +3,14 @@
 //!
 //! The mapping from kind to HTTP status lives in exactly one place,
 //! [`ErrorKind::status`], with no catch-all arm: adding a kind forces a
-//! decision about its status.
+//! decision about its status. The body of every error response, in the
+//! format the request's route asks for (plain text, or RFC 9457
+//! `application/problem+json` on API routes), is made in one place too:
+//! [`render`] (`error/render.rs`).
+
+mod render;
+
+pub use render::{render, ErrorFormat, Rendered};
 
 use std::borrow::Cow;
 use std::fmt;
@@ -41,6 +48,11 @@ pub enum ErrorKind {
     DownstreamClosed,
     /// No route matched the request.
     NoRoute,
+    /// A policy found no acceptable credentials (API key missing or
+    /// unknown): 401, with a `WWW-Authenticate` challenge.
+    Unauthorized,
+    /// A policy refused the request whoever sent it (an IP rule): 403.
+    Forbidden,
     /// The shard is at `max_connections_per_shard`.
     ConnectionLimit,
     /// Every endpoint of the cluster is marked down on this shard (or
@@ -80,6 +92,8 @@ impl ErrorKind {
             BodyTimeout => Some(408),
             DownstreamClosed => None,
             NoRoute => Some(404),
+            Unauthorized => Some(401),
+            Forbidden => Some(403),
             ConnectionLimit => Some(503),
             NoHealthyEndpoint => Some(503),
             UpstreamConnectFailed => Some(502),
@@ -103,7 +117,9 @@ impl ErrorKind {
             | BodyTooLarge
             | HeaderTimeout
             | BodyTimeout
-            | DownstreamClosed => Side::Downstream,
+            | DownstreamClosed
+            | Unauthorized
+            | Forbidden => Side::Downstream,
             NoRoute | ConnectionLimit => Side::Internal,
             NoHealthyEndpoint
             | UpstreamConnectFailed
@@ -118,7 +134,7 @@ impl ErrorKind {
 
     /// Every kind in declaration order (so `ALL[k.index()] == k`), for
     /// tables keyed by kind (metrics).
-    pub const ALL: [ErrorKind; 19] = {
+    pub const ALL: [ErrorKind; 21] = {
         use ErrorKind::*;
         [
             BadRequest,
@@ -131,6 +147,8 @@ impl ErrorKind {
             BodyTimeout,
             DownstreamClosed,
             NoRoute,
+            Unauthorized,
+            Forbidden,
             ConnectionLimit,
             NoHealthyEndpoint,
             UpstreamConnectFailed,
@@ -159,6 +177,8 @@ impl ErrorKind {
             BodyTimeout => "body_timeout",
             DownstreamClosed => "downstream_closed",
             NoRoute => "no_route",
+            Unauthorized => "unauthorized",
+            Forbidden => "forbidden",
             ConnectionLimit => "connection_limit",
             NoHealthyEndpoint => "no_healthy_endpoint",
             UpstreamConnectFailed => "upstream_connect_failed",
@@ -175,6 +195,12 @@ impl ErrorKind {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// A refusal by a policy stage: the request was whole and well
+    /// formed, the proxy declined it (the connection may stay open).
+    pub fn is_refusal(self) -> bool {
+        matches!(self, ErrorKind::Unauthorized | ErrorKind::Forbidden)
+    }
 }
 
 /// A data-path error: kind, side and a short human cause.
@@ -182,12 +208,24 @@ impl ErrorKind {
 pub struct Error {
     pub kind: ErrorKind,
     pub side: Side,
+    /// Names the reason, for logs and the response body. Never holds a
+    /// credential (a key, a token): it is logged.
     pub cause: Cow<'static, str>,
+    /// Response header fields the refusal carries (`WWW-Authenticate`,
+    /// later `Retry-After`): (lowercase name, value). Empty for nearly
+    /// every error, and then free (an empty `Vec` does not allocate).
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
 }
 
 impl Error {
     pub fn new(kind: ErrorKind, cause: impl Into<Cow<'static, str>>) -> Error {
-        Error { kind, side: kind.side(), cause: cause.into() }
+        Error { kind, side: kind.side(), cause: cause.into(), headers: Vec::new() }
+    }
+
+    /// The same error, answered with one more response header field.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Error {
+        self.headers.push((name, value.into()));
+        self
     }
 }
 
@@ -253,6 +291,8 @@ mod tests {
         (ErrorKind::BodyTooLarge, Some(413)),
         (ErrorKind::HeaderTimeout, Some(408)),
         (ErrorKind::NoRoute, Some(404)),
+        (ErrorKind::Unauthorized, Some(401)),
+        (ErrorKind::Forbidden, Some(403)),
         (ErrorKind::ConnectionLimit, Some(503)),
         (ErrorKind::NoHealthyEndpoint, Some(503)),
         (ErrorKind::UpstreamConnectFailed, Some(502)),
@@ -285,5 +325,16 @@ mod tests {
         assert_eq!(ErrorKind::BadRequest.side(), Side::Downstream);
         assert_eq!(ErrorKind::UpstreamClosed.side(), Side::Upstream);
         assert_eq!(ErrorKind::NoRoute.side(), Side::Internal);
+        assert_eq!(ErrorKind::Unauthorized.side(), Side::Downstream);
+        assert_eq!(ErrorKind::Forbidden.side(), Side::Downstream);
+    }
+
+    #[test]
+    fn refusals_carry_their_headers() {
+        let e = Error::new(ErrorKind::Unauthorized, "API key missing").with_header("www-authenticate", "ApiKey");
+        assert_eq!(e.headers, [("www-authenticate", Cow::Borrowed("ApiKey"))]);
+        assert!(e.kind.is_refusal());
+        assert!(!ErrorKind::BadRequest.is_refusal());
+        assert!(Error::new(ErrorKind::NoRoute, "x").headers.is_empty());
     }
 }

@@ -38,6 +38,7 @@ pub mod memory;
 pub mod notify;
 pub mod observe;
 pub mod pipeline;
+pub mod policy;
 pub mod shard;
 pub mod tls;
 pub mod upgrade;

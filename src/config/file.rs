@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub clusters: Vec<ClusterFile>,
     pub tracing: Option<super::tracing::TracingFile>,
     pub access_log: Option<super::access_log::AccessLogFile>,
+    #[serde(default)]
+    pub consumers: Vec<super::consumers::ConsumerFile>,
     pub metrics: Option<super::metrics::MetricsFile>,
 }
 
@@ -101,6 +103,8 @@ pub struct ListenerFile {
     pub limits: Option<LimitsFile>,
     pub tls: Option<ListenerTlsFile>,
     pub paths: Option<PathsFile>,
+    /// Client address rules for every request on the listener.
+    pub ip_rules: Option<super::policy::IpRulesFile>,
 }
 
 /// `[listeners.paths]`: each value is one of a few words, checked in
@@ -169,6 +173,11 @@ pub struct RouteFile {
     pub direct: Option<DirectFile>,
     pub redirect: Option<RedirectFile>,
     pub https_redirect: Option<HttpsRedirectFile>,
+    // Policies (`policy.rs`).
+    /// `"text"` or `"problem+json"`.
+    pub error_format: Option<String>,
+    pub ip_rules: Option<super::policy::IpRulesFile>,
+    pub auth: Option<super::policy::AuthFile>,
 }
 
 /// `[routes.match]`

@@ -18,12 +18,14 @@ pub mod access_log;
 pub mod balance;
 pub mod bounds;
 pub mod cidr;
+pub mod consumers;
 mod errors;
 mod file;
 pub mod fingerprint;
 pub mod health_check;
 pub mod metrics;
 pub mod outlier;
+pub mod policy;
 pub mod secret;
 mod spans;
 mod summary;
@@ -42,8 +44,10 @@ use bytes::Bytes;
 pub use self::tracing::{OtlpExport, Tracing, TrustIncoming};
 pub use balance::{Balance, HashKey, LbPolicy};
 pub use cidr::Cidr;
+pub use consumers::{Consumer, Consumers};
 pub use errors::{ConfigError, ConfigErrors, ConfigWarning};
 pub use metrics::Metrics;
+pub use policy::{ApiKeyAuth, IpRules, KeyLocation, RoutePolicies};
 pub use secret::Secret;
 
 /// Default limits. Each is overridable in `[limits]`, per listener in
@@ -107,11 +111,13 @@ pub struct Config {
     pub asserted_headers: AssertedHeaders,
     /// `[tracing]` (off when absent).
     pub tracing: Tracing,
+    /// `[[consumers]]` and their API key digests.
+    pub consumers: Consumers,
 }
 
 /// Header names whose value only the proxy may set, because it vouches
-/// for them (today: every listener's `client_cert_header`; later consumer
-/// and claims headers). One listener asserting a name is enough for it to
+/// for them (every listener's `client_cert_header`, every route's
+/// `consumer_header`; later claims headers). One listener asserting a name is enough for it to
 /// be removed from requests on EVERY listener: a route often serves an
 /// mTLS listener and one without client certificates, and the upstream
 /// cannot tell which one a request came through. Computed once when the
@@ -131,6 +137,14 @@ impl AssertedHeaders {
             }
         }
         AssertedHeaders(names)
+    }
+
+    /// Adds `name` (lowercase): a route's `consumer_header`.
+    pub fn add(&mut self, name: &str) {
+        let name: Box<[u8]> = name.to_ascii_lowercase().into_bytes().into();
+        if !self.0.contains(&name) {
+            self.0.push(name);
+        }
     }
 
     /// From names directly (the tests of the encoder).
@@ -221,6 +235,9 @@ pub struct Listener {
     /// `X_Real_IP` as `X-Real-IP`, so such names could carry identity
     /// headers past the proxy's rules; they are dropped.
     pub underscores_in_headers: bool,
+    /// Client address rules for every request on the listener (before a
+    /// route's own).
+    pub ip_rules: Option<IpRules>,
 }
 
 /// `forwarded_headers`: X-Forwarded-For and Forwarded from a peer that is
@@ -477,6 +494,8 @@ pub struct Route {
     pub action: RouteAction,
     /// Overrides the listener's `max_request_body_bytes` for this route.
     pub max_request_body_bytes: Option<u64>,
+    /// What the policy stages do for this route (`policy.rs`).
+    pub policies: RoutePolicies,
 }
 
 /// All present conditions must hold. Names and hosts are stored lowercase.
@@ -632,12 +651,14 @@ impl Config {
                 trusted_proxies: Vec::new(),
                 forwarded_headers: ForwardedHeaders::Replace,
                 underscores_in_headers: false,
+                ip_rules: None,
             }],
             routes: vec![Route {
                 name: "default".to_owned(),
                 matcher: RouteMatch::default(),
                 action: RouteAction::Proxy { cluster: 0 },
                 max_request_body_bytes: None,
+                policies: RoutePolicies::default(),
             }],
             clusters: vec![Cluster {
                 name: "upstream".to_owned(),
@@ -659,6 +680,7 @@ impl Config {
             access_log: None,
             asserted_headers: AssertedHeaders::default(),
             tracing: Tracing::default(),
+            consumers: Consumers::default(),
         }
     }
 }

@@ -62,12 +62,20 @@ impl Config {
             if !paths.is_empty() {
                 let _ = writeln!(out, "  paths: {}", paths.join(" "));
             }
+            if let Some(rules) = &l.ip_rules {
+                let policies = super::RoutePolicies { ip_rules: Some(rules.clone()), ..Default::default() };
+                let _ = writeln!(out, "  {}", policies.summary().join(" "));
+            }
             if l.routes.is_empty() {
                 let _ = writeln!(out, "  (no routes: every request gets 404)");
             }
             for &i in &l.routes {
                 if let Some(r) = self.routes.get(i) {
                     let _ = writeln!(out, "  route {:?}{}", r.name, self.fmt_route(r));
+                    let policies = r.policies.summary();
+                    if !policies.is_empty() {
+                        let _ = writeln!(out, "    {}", policies.join(" "));
+                    }
                 }
             }
         }
@@ -101,6 +109,12 @@ impl Config {
             if let Some(o) = &c.outlier {
                 let _ = writeln!(out, "  {}", o.summary());
             }
+        }
+        for c in &self.consumers.list {
+            // Key digests are not shown: only how many there are.
+            let plan = c.plan.as_ref().map(|p| format!(" plan={p:?}")).unwrap_or_default();
+            let tags = if c.tags.is_empty() { String::new() } else { format!(" tags={}", c.tags.join(",")) };
+            let _ = writeln!(out, "consumer {:?}{plan}{tags} api_keys={}", c.name, c.keys);
         }
         if self.tracing.enabled {
             let _ = writeln!(out, "{}", self.tracing.summary());

@@ -130,6 +130,7 @@ const LISTENER_KEYS: &[&str] = &[
     "limits",
     "tls",
     "paths",
+    "ip_rules",
 ];
 
 /// The commonest TOML slip: a key written after a `[routes.match]` (or
@@ -141,7 +142,18 @@ fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
     let [Segment::Key(section), Segment::Index(_), Segment::Key(table), Segment::Key(key)] = &path.0[..] else {
         return None;
     };
-    let route_keys = ["name", "listeners", "max_request_body_bytes", "cluster", "direct", "redirect", "https_redirect"];
+    let route_keys = [
+        "name",
+        "listeners",
+        "max_request_body_bytes",
+        "cluster",
+        "direct",
+        "redirect",
+        "https_redirect",
+        "error_format",
+        "ip_rules",
+        "auth",
+    ];
     let cluster_keys = [
         "name",
         "endpoints",
@@ -159,6 +171,9 @@ fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
     match (section.as_str(), table.as_str()) {
         ("routes", "match") if route_keys.contains(&key.as_str()) => {
             Some(" (keys after a [routes.match] header belong to it: move the route's own keys above that header)")
+        }
+        ("routes", "auth") if route_keys.contains(&key.as_str()) => {
+            Some(" (keys after a [routes.auth] header belong to it: move the route's own keys above that header)")
         }
         ("listeners", "limits") if LISTENER_KEYS.contains(&key.as_str()) => Some(
             " (keys after a [listeners.limits] header belong to it: move the listener's own keys above that header)",
@@ -290,6 +305,7 @@ impl Check<'_> {
                 trusted_proxies,
                 forwarded_headers,
                 underscores_in_headers: l.underscores_in_headers.unwrap_or(false),
+                ip_rules: l.ip_rules.as_ref().map(|r| self.ip_rules(&path.key("ip_rules"), r)),
             });
         }
 
@@ -326,16 +342,21 @@ impl Check<'_> {
         }
         self.check_redirect_loops(&listeners, &routes);
 
-        let asserted_headers = AssertedHeaders::of(&listeners);
+        let mut asserted_headers = AssertedHeaders::of(&listeners);
+        for auth in routes.iter().filter_map(|r| r.policies.auth.as_ref()) {
+            asserted_headers.add(&auth.consumer_header);
+        }
+        let consumers = self.consumers(&f.consumers);
         let tracing = self.tracing(f.tracing.as_ref());
         let access_log = f.access_log.as_ref().map(|a| self.access_log(a));
+        self.check_policies(&routes, access_log.as_ref(), &consumers);
         let metrics = super::Metrics::from_file(f.metrics.as_ref());
-        Config { server, admin, listeners, routes, clusters, metrics, access_log, asserted_headers, tracing }
+        Config { server, admin, listeners, routes, clusters, metrics, access_log, asserted_headers, tracing, consumers }
     }
 
     /// Names must be non-empty, free of whitespace and unique within their
     /// section; `seen` maps each name to the index that first used it.
-    fn name(&mut self, section: &str, i: usize, name: &str, seen: &mut HashMap<String, usize>) {
+    pub(super) fn name(&mut self, section: &str, i: usize, name: &str, seen: &mut HashMap<String, usize>) {
         let kind = section.trim_end_matches('s');
         let path = FieldPath::root(section).index(i).key("name");
         if name.is_empty() {

@@ -381,6 +381,8 @@ pub async fn serve<S: Downstream>(
                     tls_version: c.tls.as_ref().and_then(|t| t.version),
                     trace_id: x.trace.as_ref().map(|t| &t.trace_id_hex[..]),
                     trace: x.trace.as_ref(),
+                    consumer: x.consumer.and_then(|i| c.config.consumers.list.get(i)).map(|c| c.name.as_str()),
+                    credential: x.credential.clone(),
                     outcome: &x.outcome,
                 },
             );

@@ -20,6 +20,16 @@ pub struct Exchange {
     pub path: Vec<u8>,
     /// The query's span in the connection's `rbuf` (set by the route stage).
     pub query: Option<Range<usize>>,
+    /// The query as it goes upstream when a stage changed it (an API key
+    /// parameter removed, `policy/api_key.rs`); `None`: as sent. See
+    /// [`Exchange::upstream_query`].
+    pub upstream_query: Option<Vec<u8>>,
+    /// The span in `rbuf` of a credential the request presented (an API
+    /// key's value, found or not): the access log masks it.
+    pub credential: Option<Range<usize>>,
+    /// The authenticated consumer: an index into the generation's
+    /// `config.consumers.list` (set by the authentication stage).
+    pub consumer: Option<usize>,
     pub request_id: Vec<u8>,
     /// The request's trace context (`observe/trace/`), decided right
     /// after the request id; `None` when tracing is off.
@@ -42,6 +52,9 @@ impl Exchange {
             head: RequestHead::default(),
             path: Vec::new(),
             query: None,
+            upstream_query: None,
+            credential: None,
+            consumer: None,
             request_id: Vec::with_capacity(32),
             trace: None,
             client,
@@ -57,8 +70,21 @@ impl Exchange {
         self.outcome = Outcome::new(start);
         self.path.clear();
         self.query = None;
+        self.upstream_query = None;
+        self.credential = None;
+        self.consumer = None;
         self.trace = None;
         self.sent_before = sent;
+    }
+
+    /// The query (without `?`) to send on, upstream or in a redirect:
+    /// as sent, or as a stage rewrote it; `None` when there is none.
+    pub fn upstream_query<'a>(&'a self, rbuf: &'a [u8]) -> Option<&'a [u8]> {
+        match &self.upstream_query {
+            Some(q) if q.is_empty() => None,
+            Some(q) => Some(q),
+            None => self.query.clone().map(|q| &rbuf[q]),
+        }
     }
 
     /// The head is in: `head_len` bytes of it. `read_again`: it took more

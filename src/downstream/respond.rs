@@ -1,12 +1,13 @@
-//! Responses the proxy makes itself: errors (a status and a short
-//! plain-text reason naming the request id), direct responses and
+//! Responses the proxy makes itself: errors and refusals (a status, the
+//! error's own header fields, and a body from the one error renderer,
+//! `error::render`, in the route's `error_format`), direct responses and
 //! redirects. Each sets the request's outcome status; an error also its
 //! kind.
 
 use super::conn::{hsts_of, Conn, Failure, Next};
 use super::exchange::Exchange;
 use super::stream::Downstream;
-use crate::error::{reason_phrase, Side};
+use crate::error::{render, ErrorFormat, Side};
 use crate::http1::encode::{local_response, LocalResponse};
 use crate::http1::parse::Method;
 use crate::shard::registry::WriteTimeout;
@@ -54,7 +55,9 @@ impl<S: Downstream> Conn<S> {
         }
     }
 
-    /// Answers an error with its status and a short plain-text reason.
+    /// Answers an error with its status, its header fields and a body
+    /// naming the reason and the request id, in the format of the route
+    /// the request matched (plain text before routing).
     pub async fn respond_error(&mut self, x: &mut Exchange, failure: Failure) -> Next {
         let Failure { error, response_started } = failure;
         tracing::debug!(peer = %self.peer, error = %error, "request failed");
@@ -63,15 +66,20 @@ impl<S: Downstream> Conn<S> {
         if response_started {
             return Next::Close;
         }
-        // Keep the connection only when the failure was the upstream's and
-        // the request was read to its end: the next request is in sync.
-        let keep = error.side == Side::Upstream && x.request_done && x.head.wants_keep_alive();
-        let body = format!(
-            "{status} {}: {}\nrequest-id: {}\n",
-            reason_phrase(status),
-            error.cause,
-            String::from_utf8_lossy(&x.request_id)
-        );
-        self.respond_local(x, status, &[(b"content-type", b"text/plain; charset=utf-8")], body.as_bytes(), !keep).await
+        // Keep the connection only when the failure was the upstream's, or
+        // a policy's refusal of a well-formed request, and the request was
+        // read to its end: the next request is in sync.
+        let in_sync = error.side == Side::Upstream || error.kind.is_refusal();
+        let keep = in_sync && x.request_done && x.head.wants_keep_alive();
+        let format = x
+            .outcome
+            .route
+            .and_then(|r| self.config.routes.get(r))
+            .map_or(ErrorFormat::Text, |r| r.policies.error_format);
+        let rendered = render(&error, status, format, &x.request_id);
+        let mut headers: Vec<(&[u8], &[u8])> = Vec::with_capacity(1 + error.headers.len());
+        headers.push((b"content-type", rendered.content_type));
+        headers.extend(error.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+        self.respond_local(x, status, &headers, &rendered.body, !keep).await
     }
 }

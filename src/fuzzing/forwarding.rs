@@ -135,6 +135,7 @@ fn through_a_request(selector: u8, xff: &[u8], fwd: &[u8]) {
         request_id: b"fuzz-1",
         path: b"/",
         query: None,
+        consumer: None,
         asserted: &asserted,
         client_cert: None,
         fallback_host: None,

@@ -49,6 +49,10 @@ pub struct ForwardInfo<'a> {
     /// Header names only the proxy may set (every listener's, not only
     /// this one's): any client-sent field of these names is dropped.
     pub asserted: &'a AssertedHeaders,
+    /// The authenticated consumer: the route's `consumer_header` and the
+    /// consumer's name. (The header is asserted: a client-sent one of the
+    /// name was dropped.)
+    pub consumer: Option<(&'a [u8], &'a [u8])>,
     /// mTLS on this listener: the header that carries the verified client
     /// identity upstream, and that identity.
     pub client_cert: Option<(&'a [u8], Option<&'a [u8]>)>,
@@ -237,6 +241,9 @@ pub fn upstream_request_head(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, 
         out.extend_from_slice(b"\r\n");
     }
     push_header(out, b"x-real-ip", hop.client);
+    if let Some((name, consumer)) = info.consumer {
+        push_header(out, name, consumer);
+    }
     if !via_written {
         out.extend_from_slice(b"via: ");
         push_via(out, head.version);
@@ -451,6 +458,7 @@ mod tests {
             request_id: b"rid",
             path: &path,
             query: q,
+            consumer: None,
             asserted,
             client_cert,
             fallback_host: Some(b"backend:8080"),
@@ -601,6 +609,7 @@ mod tests {
                 request_id: b"rid",
                 path: b"/",
                 query: None,
+                consumer: None,
                 asserted: &asserted,
                 client_cert: None,
                 fallback_host: None,

@@ -36,6 +36,11 @@ pub struct Record<'a> {
     pub trace_id: Option<&'a [u8]>,
     /// The request's trace context (`trace::decide`), when tracing is on.
     pub trace: Option<&'a crate::observe::trace::TraceContext>,
+    /// The authenticated consumer's name.
+    pub consumer: Option<&'a str>,
+    /// The span in `rbuf` of a credential the request presented (an API
+    /// key): whatever writes request bytes masks it.
+    pub credential: Option<std::ops::Range<usize>>,
     pub outcome: &'a Outcome,
 }
 

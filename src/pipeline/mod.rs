@@ -2,9 +2,20 @@
 //!
 //! ```text
 //! route            normalise path ([listeners.paths]); first matching route
-//!                                                              400 / 404
+//!                  (API version selection joins here)         400 / 404
+//! IP rules         the listener's ip_rules, then the route's,
+//!                  on the effective client address (a request
+//!                  matching no route is judged by the
+//!                  listener's before its 404)                 403
+//! (connection limits per client: issue 14, "IP rules, connection limits")
+//! (CORS preflight, answered here: issue 14, "CORS")
+//! authentication   [routes.auth]: API key from header, query
+//!                  (removed upstream) or cookie -> consumer   401 (400 twice)
+//!                  (JWT, mTLS, external: issue 14 parts)
+//! (authorization, consumer allow lists and scopes: issue 14, "JWT")
+//! (rate limits and quotas: issue 14, "Rate limits and quotas")
 //! body limit       Content-Length against the route's limit   413
-//! (auth, rate limit, transform, version: later issues slot in here)
+//! (request transforms: headers, path, body: a later issue)
 //! action           direct response | redirect | proxy:
 //!   prepare        body bytes in hand checked, 100 Continue,
 //!                  upstream head assembled                   400 413 408
@@ -23,10 +34,14 @@
 //! ```
 //!
 //! Stages are plain functions over the connection (`Conn`: stream and
-//! buffers) and the request (`Exchange`: head, path, client, outcome);
-//! each fills its part of the outcome, which the connection loop records
-//! after the response (`observe/record.rs`). The route's policies are
-//! already compiled into plain data by the config.
+//! buffers) and the request (`Exchange`: head, path, client, consumer,
+//! outcome); each fills its part of the outcome, which the connection
+//! loop records after the response (`observe/record.rs`). The route's
+//! policies are already compiled into plain data by the config
+//! (`Route::policies`); the policy stages are in `crate::policy`. A stage
+//! that refuses returns the error; `respond_error` answers it through
+//! the one renderer in the route's `error_format`, and no upstream sees
+//! the request.
 
 pub mod path;
 pub mod route;
@@ -38,6 +53,7 @@ use crate::downstream::stream::Downstream;
 use crate::error::{Error, ErrorKind};
 use crate::http1::parse::{origin_form, Framing};
 use crate::http1::response::ResponseHead;
+use crate::policy;
 use crate::shard::generation::ShardGeneration;
 use crate::shard::Shard;
 use crate::upstream::balance::{self, Tried};
@@ -65,10 +81,18 @@ pub async fn handle<S: Downstream>(shard: &Shard, c: &mut Conn<S>, x: &mut Excha
     // Differs from the forwarded path only under matrix_parameters = "strip".
     let match_path = path::match_form(&x.path, rules).map_err(refused)?;
     let input = route::MatchInput::new(&x.head, &c.rbuf, match_path.as_deref().unwrap_or(&x.path));
-    let route_index = route::select(config, c.listener, &input)
-        .ok_or_else(|| Error::new(ErrorKind::NoRoute, "no route matches this request"))?;
-    let route = &config.routes[route_index];
-    x.outcome.route = Some(route_index);
+    let route_index = route::select(config, c.listener, &input);
+    x.outcome.route = route_index;
+    let route = route_index.map(|i| &config.routes[i]);
+
+    // Stage: IP rules.
+    policy::ip_rules::admit(&config.listeners[c.listener], route, x.client.addr())?;
+    let route = route.ok_or_else(|| Error::new(ErrorKind::NoRoute, "no route matches this request"))?;
+
+    // Stage: authentication.
+    if let Some(auth) = &route.policies.auth {
+        policy::api_key::authenticate(auth, &config.consumers, &c.rbuf, x)?;
+    }
 
     // Stage: body limit (chunked bodies are also counted while streaming).
     let body_limit = route.max_request_body_bytes.unwrap_or(config.listeners[c.listener].limits.max_request_body_bytes);
@@ -93,8 +117,7 @@ pub async fn handle<S: Downstream>(shard: &Shard, c: &mut Conn<S>, x: &mut Excha
             let Some(host) = x.head.host else {
                 return Err(Error::new(ErrorKind::BadRequest, "a redirect to https needs a Host").into());
             };
-            let query = x.query.clone().map(|q| &c.rbuf[q]);
-            let target = RouteAction::https_location(host.of(&c.rbuf), *port, &x.path, query);
+            let target = RouteAction::https_location(host.of(&c.rbuf), *port, &x.path, x.upstream_query(&c.rbuf));
             let close = !x.request_done || !x.head.wants_keep_alive();
             Ok(c.respond_local(x, *status, &[(b"location", &target)], b"", close).await)
         }
@@ -105,9 +128,9 @@ pub async fn handle<S: Downstream>(shard: &Shard, c: &mut Conn<S>, x: &mut Excha
                     target.pop();
                 }
                 target.extend_from_slice(&x.path);
-                if let Some(q) = x.query.clone() {
+                if let Some(q) = x.upstream_query(&c.rbuf) {
                     target.push(b'?');
-                    target.extend_from_slice(&c.rbuf[q]);
+                    target.extend_from_slice(q);
                 }
             }
             let close = !x.request_done || !x.head.wants_keep_alive();

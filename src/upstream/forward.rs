@@ -115,7 +115,12 @@ pub async fn prepare<S: Downstream>(
             proto: if c.tls.is_some() { "https" } else { "http" },
             request_id: &x.request_id,
             path: &x.path,
-            query: x.query.clone().map(|q| &c.rbuf[q]),
+            query: x.upstream_query(&c.rbuf),
+            consumer: x.consumer.and_then(|i| {
+                let route = &config.routes[x.outcome.route?];
+                let header = &route.policies.auth.as_ref()?.consumer_header;
+                Some((header.as_bytes(), config.consumers.list.get(i)?.name.as_bytes()))
+            }),
             client_cert: config.listeners[c.listener].tls.as_ref().and_then(|t| t.client_cert_header.as_deref()).map(
                 |header| {
                     (header.as_bytes(), c.tls.as_ref().and_then(|t| t.client_identity.as_deref()).map(str::as_bytes))

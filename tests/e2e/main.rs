@@ -32,6 +32,7 @@ mod limits;
 mod memory;
 mod metrics;
 mod paths;
+mod policies;
 mod pool_liveness;
 mod record;
 mod relay;

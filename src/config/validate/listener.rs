@@ -60,7 +60,7 @@ impl Check<'_> {
 
     /// One of a few words (exact, lowercase); absent or wrong: `default`
     /// (a wrong one is also an error listing the choices).
-    pub(super) fn word<T: Copy>(
+    pub(in crate::config) fn word<T: Copy>(
         &mut self,
         path: &FieldPath,
         text: Option<&str>,

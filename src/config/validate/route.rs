@@ -75,6 +75,7 @@ impl Check<'_> {
             action = action.or(a);
         }
         let action = action.unwrap_or(RouteAction::Proxy { cluster: 0 });
+        let policies = self.route_policies(path, r.error_format.as_deref(), r.ip_rules.as_ref(), r.auth.as_ref());
         let name = match &r.name {
             Some(name) => name.clone(),
             None => {
@@ -82,7 +83,7 @@ impl Check<'_> {
                 // A route with errors of its own stands on defaults: its
                 // name would say nothing, and its errors are the news.
                 if self.errors.len() > errors_before {
-                    return Route { name, matcher, action, max_request_body_bytes };
+                    return Route { name, matcher, action, max_request_body_bytes, policies };
                 }
                 if let Some(&first) = names.get(&name) {
                     let msg = format!(
@@ -96,7 +97,7 @@ impl Check<'_> {
                 name
             }
         };
-        Route { name, matcher, action, max_request_body_bytes }
+        Route { name, matcher, action, max_request_body_bytes, policies }
     }
 
     pub(super) fn matcher(&mut self, path: &FieldPath, m: &MatchFile) -> RouteMatch {

@@ -2,6 +2,7 @@
 //! the config lists, in its order) or nginx's `combined` line. Appends to
 //! the shard's buffer; copies only what the line needs.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -69,7 +70,7 @@ fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, names: &JsonNames, t
             },
             LogField::Host => opt_str(out, r.head.and_then(|h| h.host).map(|s| s.of(r.rbuf))),
             LogField::Path => opt_str(out, path(r)),
-            LogField::Query => opt_str(out, query(r)),
+            LogField::Query => opt_str(out, query(r).map(|q| masked(r, q)).as_deref()),
             LogField::Status => number(out, o.status as u64),
             LogField::BytesReceived => number(out, o.bytes_received),
             LogField::BytesSent => number(out, o.bytes_sent),
@@ -77,6 +78,7 @@ fn json(out: &mut Vec<u8>, r: &Record<'_>, log: &AccessLog, names: &JsonNames, t
             LogField::Referer => opt_str(out, header(r, b"referer")),
             LogField::Route => quoted(out, o.route.and_then(|i| names.routes.get(i)).map(|n| &n[..])),
             LogField::Cluster => quoted(out, o.cluster.and_then(|i| names.clusters.get(i)).map(|n| &n[..])),
+            LogField::Consumer => opt_str(out, r.consumer.map(str::as_bytes)),
             LogField::Endpoint => {
                 let config = r.generation.config();
                 let addr = o.endpoint.and_then(|e| config.clusters.get(e.cluster)?.endpoints.get(e.index));
@@ -125,7 +127,7 @@ fn combined(out: &mut Vec<u8>, r: &Record<'_>, time: WallTime) {
         Some(h) => {
             escape::combined(out, h.method_span.of(r.rbuf));
             out.push(b' ');
-            escape::combined(out, h.target.of(r.rbuf));
+            escape::combined(out, &masked(r, h.target.of(r.rbuf)));
             out.push(b' ');
             out.extend_from_slice(protocol(h.version));
         }
@@ -177,6 +179,26 @@ fn query<'a>(r: &Record<'a>) -> Option<&'a [u8]> {
     let target = r.head?.target.of(r.rbuf);
     let at = target.iter().position(|&b| b == b'?')?;
     Some(&target[at + 1..])
+}
+
+/// What a credential is written as.
+const MASK: &[u8] = b"***";
+
+/// `part` (a slice of `r.rbuf`) with the request's credential, if it
+/// lies in `part`, written as [`MASK`]: an API key sent in the query
+/// never reaches a log.
+fn masked<'a>(r: &Record<'_>, part: &'a [u8]) -> Cow<'a, [u8]> {
+    let Some(secret) = r.credential.clone() else { return Cow::Borrowed(part) };
+    let start = (part.as_ptr() as usize).wrapping_sub(r.rbuf.as_ptr() as usize);
+    let end = start + part.len();
+    if start > r.rbuf.len() || secret.start < start || secret.end > end || secret.is_empty() {
+        return Cow::Borrowed(part);
+    }
+    let mut out = Vec::with_capacity(part.len());
+    out.extend_from_slice(&part[..secret.start - start]);
+    out.extend_from_slice(MASK);
+    out.extend_from_slice(&part[secret.end - start..]);
+    Cow::Owned(out)
 }
 
 fn micros(d: Duration) -> u64 {

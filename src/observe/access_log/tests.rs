@@ -67,6 +67,8 @@ struct Req<'a> {
     path: &'a [u8],
     trace_id: Option<&'a [u8]>,
     tls: Option<&'static str>,
+    consumer: Option<&'a str>,
+    credential: Option<std::ops::Range<usize>>,
 }
 
 fn line(g: &ShardGeneration, req: &Req<'_>, o: &Outcome) -> String {
@@ -82,6 +84,8 @@ fn line(g: &ShardGeneration, req: &Req<'_>, o: &Outcome) -> String {
         tls_version: req.tls,
         trace_id: req.trace_id,
         trace: None,
+        consumer: req.consumer,
+        credential: req.credential.clone(),
         outcome: o,
     };
     let log = g.config().access_log.clone().unwrap();
@@ -107,6 +111,8 @@ fn json_has_every_field_with_its_value() {
         path: b"/v1/items",
         trace_id: Some(b"4bf92f3577b34da6a3ce929d0e0e4736"),
         tls: Some("TLSv1.3"),
+        consumer: Some("acme"),
+        credential: None,
     };
     let text = line(&g, &req, &o);
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -129,6 +135,7 @@ fn json_has_every_field_with_its_value() {
         "user_agent": "curl/8.0",
         "referer": "https://example.com/",
         "route": "api",
+        "consumer": "acme",
         "cluster": "backend",
         "endpoint": "127.0.0.1:9001",
         "upstream_status": 200,
@@ -143,7 +150,7 @@ fn json_has_every_field_with_its_value() {
     assert_eq!(v, want, "{text}");
     // Keys in the documented order.
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys.len(), 28);
+    assert_eq!(keys.len(), 29);
     assert!(text.starts_with("{\"time\":\"2000-10-10T20:55:36.007Z\",\"request_id\":"), "{text}");
     // Credentials never appear, whatever the request carried.
     for secret in ["s3cret", "sid=abc", "k3y", "Bearer"] {
@@ -158,7 +165,15 @@ fn json_of_a_bad_request_without_head_has_nulls() {
     o.status = 400;
     o.error = Some(ErrorKind::BadRequest);
     o.bytes_received = 30;
-    let req = Req { head: None, rbuf: b"GARBAGE\r\n\r\n", path: b"", trace_id: None, tls: None };
+    let req = Req {
+        head: None,
+        rbuf: b"GARBAGE\r\n\r\n",
+        path: b"",
+        trace_id: None,
+        tls: None,
+        consumer: None,
+        credential: None,
+    };
     let text = line(&g, &req, &o);
     assert_eq!(
         text,
@@ -174,7 +189,15 @@ fn json_escapes_hostile_bytes_and_stays_one_valid_line() {
     // obs-text that is not UTF-8), and a normalised path with any byte.
     let raw: &[u8] = b"GET /a?q=%22x HTTP/1.1\r\nHost: h\r\nUser-Agent: evil\"}\t\xc3\xa9\xff\r\n\r\n";
     let h = head(raw);
-    let req = Req { head: Some(&h), rbuf: raw, path: b"/a\xff\xfe\n{\"\x1b", trace_id: None, tls: None };
+    let req = Req {
+        head: Some(&h),
+        rbuf: raw,
+        path: b"/a\xff\xfe\n{\"\x1b",
+        trace_id: None,
+        tls: None,
+        consumer: None,
+        credential: None,
+    };
     let text = line(&g, &req, &Outcome::new(Instant::now()));
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["path"], "/a\u{ff}\u{fe}\n{\"\u{1b}");
@@ -183,11 +206,50 @@ fn json_escapes_hostile_bytes_and_stays_one_valid_line() {
 }
 
 #[test]
+fn an_api_key_in_the_query_is_masked_in_every_format() {
+    const RAW: &[u8] = b"GET /v1/items?a=1&api_key=k3y-secret&b=2 HTTP/1.1\r\nHost: a\r\n\r\n";
+    let h = head(RAW);
+    let at = RAW.windows(10).position(|w| w == b"k3y-secret").unwrap();
+    let credential = Some(at..at + 10);
+    for (format, want) in [
+        ("fields = [\"query\"]", "{\"query\":\"a=1&api_key=***&b=2\"}\n"),
+        ("format = \"combined\"", "\"GET /v1/items?a=1&api_key=***&b=2 HTTP/1.1\""),
+    ] {
+        let g = generation(format);
+        let o = proxied(&g);
+        let req = Req {
+            head: Some(&h),
+            rbuf: RAW,
+            path: b"/v1/items",
+            trace_id: None,
+            tls: None,
+            consumer: None,
+            credential: credential.clone(),
+        };
+        let text = line(&g, &req, &o);
+        assert!(text.contains(want), "{text}");
+        assert!(!text.contains("k3y"), "{text}");
+    }
+}
+
+#[test]
 fn combined_is_nginx_combined() {
     let g = generation("format = \"combined\"");
     let h = head(GET);
     let o = proxied(&g);
-    let text = line(&g, &Req { head: Some(&h), rbuf: GET, path: b"/v1/items", trace_id: None, tls: None }, &o);
+    let text = line(
+        &g,
+        &Req {
+            head: Some(&h),
+            rbuf: GET,
+            path: b"/v1/items",
+            trace_id: None,
+            tls: None,
+            consumer: None,
+            credential: None,
+        },
+        &o,
+    );
     assert_eq!(
         text,
         "203.0.113.7 - - [10/Oct/2000:20:55:36 +0000] \"GET /v1/items?id=7&x=%41 HTTP/1.1\" 200 4567 \
@@ -202,12 +264,20 @@ fn combined_escapes_like_nginx_and_dashes_what_is_absent() {
     let h = head(raw);
     let mut o = Outcome::new(Instant::now());
     o.status = 502;
-    let text = line(&g, &Req { head: Some(&h), rbuf: raw, path: b"/x", trace_id: None, tls: None }, &o);
+    let text = line(
+        &g,
+        &Req { head: Some(&h), rbuf: raw, path: b"/x", trace_id: None, tls: None, consumer: None, credential: None },
+        &o,
+    );
     assert_eq!(
         text,
         "203.0.113.7 - - [10/Oct/2000:20:55:36 +0000] \"POST /x HTTP/1.0\" 502 0 \"-\" \"a\\x22b\\x5Cc\\xC3\\xA9\"\n"
     );
-    let text = line(&g, &Req { head: None, rbuf: b"", path: b"", trace_id: None, tls: None }, &o);
+    let text = line(
+        &g,
+        &Req { head: None, rbuf: b"", path: b"", trace_id: None, tls: None, consumer: None, credential: None },
+        &o,
+    );
     assert_eq!(text, "203.0.113.7 - - [10/Oct/2000:20:55:36 +0000] \"-\" 502 0 \"-\" \"-\"\n");
 }
 
@@ -224,6 +294,8 @@ fn record<'a>(g: &'a ShardGeneration, o: &'a Outcome) -> Record<'a> {
         tls_version: None,
         trace_id: None,
         trace: None,
+        consumer: None,
+        credential: None,
         outcome: o,
     }
 }

@@ -192,6 +192,8 @@ mod tests {
             tls_version: None,
             trace_id: None,
             trace: None,
+            consumer: None,
+            credential: None,
             outcome: o,
         };
         m.record(&r);

@@ -39,6 +39,7 @@ pub struct Span<'a> {
     pub status: u16,
     pub listener: &'a str,
     pub route: Option<&'a str>,
+    pub consumer: Option<&'a str>,
     pub cluster: Option<&'a str>,
     pub endpoint: Option<SocketAddr>,
     pub error: Option<&'static str>,
@@ -76,6 +77,7 @@ impl<'a> Span<'a> {
             status: o.status,
             listener: config.listeners.get(r.listener).map_or("", |l| l.name.as_str()),
             route: o.route.and_then(|i| config.routes.get(i)).map(|r| r.name.as_str()),
+            consumer: r.consumer,
             cluster: o.cluster.and_then(|i| config.clusters.get(i)).map(|c| c.name.as_str()),
             endpoint: o.endpoint.and_then(|e| config.clusters.get(e.cluster)?.endpoints.get(e.index).copied()),
             error: o.error.map(|e| e.name()),
@@ -133,6 +135,9 @@ impl<'a> Span<'a> {
         a.string("shardgate.listener", self.listener.as_bytes());
         if let Some(route) = self.route {
             a.string("shardgate.route", route.as_bytes());
+        }
+        if let Some(consumer) = self.consumer {
+            a.string("shardgate.consumer", consumer.as_bytes());
         }
         if let Some(cluster) = self.cluster {
             a.string("shardgate.cluster", cluster.as_bytes());
@@ -255,6 +260,7 @@ mod tests {
             status: 502,
             listener: "main",
             route: Some("api"),
+            consumer: Some("acme"),
             cluster: Some("backend"),
             endpoint: Some("127.0.0.1:9000".parse().unwrap()),
             error: Some("upstream_connect"),
@@ -300,6 +306,7 @@ mod tests {
         assert_eq!(attr(&v, "server.address").unwrap()["stringValue"], "example.com");
         assert_eq!(attr(&v, "client.address").unwrap()["stringValue"], "10.0.0.1");
         assert_eq!(attr(&v, "shardgate.route").unwrap()["stringValue"], "api");
+        assert_eq!(attr(&v, "shardgate.consumer").unwrap()["stringValue"], "acme");
         assert_eq!(attr(&v, "shardgate.cluster").unwrap()["stringValue"], "backend");
         assert_eq!(attr(&v, "shardgate.endpoint").unwrap()["stringValue"], "127.0.0.1:9000");
         assert_eq!(attr(&v, "error.type").unwrap()["stringValue"], "upstream_connect");
