@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::balance::slow_start::Ramps;
-use super::in_flight::InFlight;
 use super::health::gauge::{EjectionCells, EjectionGauge};
 use super::health::outlier::{Observed, OutlierSlot, Verdict};
 use super::health::{Active, ActiveHealth};
+use super::in_flight::InFlight;
 use super::EndpointId;
 use crate::config::Cluster;
 
