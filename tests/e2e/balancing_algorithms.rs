@@ -200,3 +200,53 @@ fn an_endpoint_added_by_reload_ramps_up_over_the_slow_start_window() {
     assert!(share > 0.03, "the new endpoint got {to_new} of {total}: nothing at all");
     assert!(share < 0.25, "the new endpoint got {to_new} of {total} in the first 10 % of its slow start");
 }
+
+/// `shardgate_endpoint_in_flight_requests` of the endpoint `addr`, from `/metrics`.
+fn in_flight(proxy: &Proxy, addr: SocketAddr) -> u64 {
+    let raw = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let metrics = Client::connect(proxy.admin()).request(raw.as_bytes()).text();
+    let prefix = format!("shardgate_endpoint_in_flight_requests{{cluster=\"app\",endpoint=\"{addr}\"}} ");
+    let line = metrics.lines().find(|l| l.starts_with(&prefix));
+    line.and_then(|l| l[prefix.len()..].parse().ok()).unwrap_or_else(|| panic!("no {prefix} in\n{metrics}"))
+}
+
+#[test]
+fn in_flight_counts_rise_while_requests_wait_and_fall_back_to_zero_however_they_end() {
+    let slow = Upstream::start(|r| match r.target.as_str() {
+        "/fail" => Reply::after(Duration::from_millis(300), Reply::raw(b"not http\r\n\r\n".to_vec())),
+        _ => Reply::after(Duration::from_millis(600), Reply::ok("slow")),
+    });
+    let cluster = format!("{}\nlb = \"least_request\"", endpoints(&[slow.addr()]));
+    let proxy = Proxy::run_toml(&config(2, &cluster), &["main", "admin"]);
+    assert_eq!(in_flight(&proxy, slow.addr()), 0);
+
+    // Three waiting for a response, one failing (502), one whose client
+    // leaves before the response: all counted while they wait.
+    let waiting: Vec<_> = (0..3)
+        .map(|_| {
+            let addr = proxy.addr();
+            std::thread::spawn(move || get(addr, "/").status)
+        })
+        .collect();
+    let failing = {
+        let addr = proxy.addr();
+        std::thread::spawn(move || get(addr, "/fail").status)
+    };
+    let mut leaving = Client::connect(proxy.addr());
+    leaving.send(b"GET /leave HTTP/1.1\r\nHost: a\r\n\r\n");
+    slow.wait_for_requests(5);
+    assert_eq!(in_flight(&proxy, slow.addr()), 5);
+    drop(leaving);
+
+    for t in waiting {
+        assert_eq!(t.join().unwrap(), 200);
+    }
+    assert_eq!(failing.join().unwrap(), 502);
+    // The request whose client left ends when the proxy notices (at the
+    // latest when the upstream answers).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while in_flight(&proxy, slow.addr()) != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(in_flight(&proxy, slow.addr()), 0, "a finished try is still counted in flight");
+}
