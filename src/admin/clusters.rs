@@ -5,12 +5,13 @@
 //! each shard holds for it.
 //!
 //! ```text
-//! {"generation":1,"clusters":[{"name":"api","tls":false,"endpoints":[
+//! {"generation":1,"clusters":[{"name":"api","tls":false,"lb":"round_robin","endpoints":[
 //!   {"id":0,"address":"127.0.0.1:8080","written":"backend.internal:8080",
 //!    "weight":1,"health":"healthy","checks":true,"idle":[2,0],
 //!    "ejected_ms":[0,28500],"times_ejected":[0,1]}]}]}
 //! ```
-//! Weights are all 1 until weighted balancing exists. `health` is the
+//! `weight` is the endpoint's configured weight and `lb` the cluster's
+//! algorithm. `health` is the
 //! active checks' verdict (`"healthy"`, `"unhealthy"`, or `"unknown"`:
 //! not probed yet, or `"checks":false` when the cluster has no
 //! `[clusters.health_check]`), from the generation's table the prober
@@ -40,7 +41,12 @@ pub fn clusters_json(generation: &Generation, shards: &[Arc<ShardCounters>]) -> 
         out.push('{');
         key(&mut out, "name");
         string(&mut out, &cluster.name);
-        let _ = write!(out, ",\"tls\":{},\"endpoints\":[", cluster.tls.is_some());
+        let _ = write!(
+            out,
+            ",\"tls\":{},\"lb\":\"{}\",\"endpoints\":[",
+            cluster.tls.is_some(),
+            cluster.balance.policy.name()
+        );
         for (i, (addr, id)) in cluster.endpoints.iter().zip(ids).enumerate() {
             if i > 0 {
                 out.push(',');
@@ -50,7 +56,8 @@ pub fn clusters_json(generation: &Generation, shards: &[Arc<ShardCounters>]) -> 
             string(&mut out, &format!("{}:{}", cluster.endpoint_hosts[i], addr.port()));
             let checks = cluster.health_check.is_some();
             let health = if checks { generation.health.get(id.slot()).as_str() } else { "unknown" };
-            let _ = write!(out, ",\"weight\":1,\"health\":\"{health}\",\"checks\":{checks}");
+            let weight = cluster.weights.get(i).copied().unwrap_or(1);
+            let _ = write!(out, ",\"weight\":{weight},\"health\":\"{health}\",\"checks\":{checks}");
             let per_shard = |out: &mut String, name: &str, value: &dyn Fn(&ShardCounters) -> u128| {
                 let _ = write!(out, ",\"{name}\":[");
                 for (s, shard) in shards.iter().enumerate() {
@@ -82,7 +89,7 @@ mod tests {
     fn config(endpoints: &str) -> Arc<Config> {
         let toml = format!(
             "[[listeners]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n[[routes]]\ncluster = \"api\"\n\
-             [[clusters]]\nname = \"api\"\nendpoints = [{endpoints}]\n\
+             [[clusters]]\nname = \"api\"\nendpoints = [{endpoints}]\nlb = \"random\"\n\
              [[clusters]]\nname = \"other\\\"q\"\nendpoints = [\"127.0.0.1:9\"]\n"
         );
         Arc::new(Config::parse(&toml, "t.toml").expect("test config"))
@@ -91,7 +98,10 @@ mod tests {
     #[test]
     fn endpoints_carry_their_stable_ids_and_each_shards_idle_count() {
         let mut ids = Identities::default();
-        let first = Generation::build(1, config("\"127.0.0.1:1\", \"localhost:2\""), &mut ids, None).unwrap().0;
+        let first =
+            Generation::build(1, config("\"127.0.0.1:1\", { address = \"localhost:2\", weight = 4 }"), &mut ids, None)
+                .unwrap()
+                .0;
         let shards: Vec<Arc<ShardCounters>> = (0..2).map(|_| Arc::new(ShardCounters::default())).collect();
         let mut cells = IdleCells::new(shards[1].pool_idle.clone());
         cells.grow(3);
@@ -102,11 +112,13 @@ mod tests {
         let api = &v["clusters"][0];
         assert_eq!(api["name"], "api");
         assert_eq!(api["tls"], false);
+        assert_eq!(api["lb"], "random");
         let eps = api["endpoints"].as_array().unwrap();
         assert_eq!(eps.len(), 2);
         assert_eq!(eps[0]["address"], "127.0.0.1:1");
         assert_eq!(eps[1]["written"], "localhost:2");
         assert_eq!(eps[1]["idle"], serde_json::json!([0, 5]), "shard 1 holds five");
+        assert_eq!(eps[1]["weight"], 4);
         assert_eq!((eps[0]["weight"].clone(), eps[0]["health"].clone()), (1.into(), "unknown".into()));
         assert_eq!(v["clusters"][1]["name"], "other\"q");
 

@@ -21,6 +21,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
+pub use super::balance::{EndpointFile, HashKeyFile};
+
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,13 +223,20 @@ pub struct HttpsRedirectFile {
 #[serde(deny_unknown_fields)]
 pub struct ClusterFile {
     pub name: String,
-    /// `ip:port` or `host:port` (resolved once, at load).
+    /// `ip:port` or `host:port` (resolved once, at load), or a table
+    /// `{ address, weight }`.
     #[serde(default)]
-    pub endpoints: Vec<String>,
+    pub endpoints: Vec<EndpointFile>,
     pub connect_timeout: Option<DurationText>,
     pub response_timeout: Option<DurationText>,
     pub max_idle_per_endpoint: Option<i64>,
     pub idle_timeout: Option<DurationText>,
+    /// Balancing (`config/balance.rs`).
+    pub lb: Option<String>,
+    pub hash_key: Option<HashKeyFile>,
+    pub min_ring_size: Option<i64>,
+    pub maglev_table_size: Option<i64>,
+    pub slow_start: Option<DurationText>,
     /// Percent of healthy endpoints below which selection ignores health.
     pub healthy_panic_threshold: Option<i64>,
     pub tls: Option<ClusterTlsFile>,

@@ -15,6 +15,7 @@
 //! (`shard/generation.rs`), with what is built from it.
 
 pub mod access_log;
+pub mod balance;
 pub mod bounds;
 pub mod cidr;
 pub mod consumers;
@@ -41,6 +42,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use self::tracing::{OtlpExport, Tracing, TrustIncoming};
+pub use balance::{Balance, HashKey, LbPolicy};
 pub use cidr::Cidr;
 pub use consumers::{Consumer, Consumers};
 pub use errors::{ConfigError, ConfigErrors, ConfigWarning};
@@ -588,6 +590,10 @@ pub struct Cluster {
     /// default port (nginx's `$proxy_host`), parallel to `endpoints`: the
     /// Host sent upstream for a request that had none (HTTP/1.0).
     pub proxy_hosts: Vec<String>,
+    /// Each endpoint's weight (1..=1000), parallel to `endpoints`.
+    pub weights: Vec<u32>,
+    /// The balancing algorithm and its settings.
+    pub balance: Balance,
     /// `Some` = TLS to the endpoints.
     pub tls: Option<ClusterTls>,
     pub connect_timeout: Duration,
@@ -658,7 +664,9 @@ impl Config {
                 name: "upstream".to_owned(),
                 endpoint_hosts: upstreams.iter().map(|a| a.ip().to_string()).collect(),
                 proxy_hosts: upstreams.iter().map(|a| values::proxy_host(&a.to_string(), false)).collect(),
+                weights: vec![balance::DEFAULT_WEIGHT; upstreams.len()],
                 endpoints: upstreams,
+                balance: Balance::default(),
                 tls: None,
                 connect_timeout: defaults::CONNECT_TIMEOUT,
                 response_timeout: defaults::RESPONSE_TIMEOUT,

@@ -95,6 +95,7 @@ impl Config {
             if c.max_idle_per_endpoint != defaults::MAX_IDLE_PER_ENDPOINT {
                 let _ = write!(out, " max_idle_per_endpoint={}", c.max_idle_per_endpoint);
             }
+            out += &c.balance_summary();
             if c.healthy_panic_threshold != crate::config::outlier::DEFAULT_HEALTHY_PANIC_THRESHOLD {
                 let _ = write!(out, " healthy_panic_threshold={}", c.healthy_panic_threshold);
             }

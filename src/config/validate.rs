@@ -18,7 +18,7 @@ use toml::de::DeTable;
 
 use super::bounds::{self, check_count, check_duration, check_ring_entries, check_size};
 use super::errors::{ConfigError, ConfigErrors, ConfigWarning};
-use super::file::{ClusterFile, DurationText, FileConfig, LimitsFile, ServerFile, SizeText};
+use super::file::{ClusterFile, DurationText, EndpointFile, FileConfig, LimitsFile, ServerFile, SizeText};
 use super::secret::{check_bearer_token, Inline};
 use super::spans::{line_at, FieldPath, Segment, Spans};
 use super::units::{parse_cpu_list, parse_duration, parse_size};
@@ -27,6 +27,7 @@ use super::{
     defaults, Admin, AssertedHeaders, Cluster, Config, ForwardedHeaders, IoDriver, Limits, Listener, PathRules, Server,
 };
 
+mod balance;
 mod listener;
 mod route;
 mod route_name;
@@ -160,6 +161,11 @@ fn misplaced_key_hint(path: &FieldPath, message: &str) -> Option<&'static str> {
         "response_timeout",
         "max_idle_per_endpoint",
         "idle_timeout",
+        "lb",
+        "hash_key",
+        "min_ring_size",
+        "maglev_table_size",
+        "slow_start",
         "healthy_panic_threshold",
     ];
     match (section.as_str(), table.as_str()) {
@@ -456,19 +462,25 @@ impl Check<'_> {
             self.error(&epath, "a cluster needs at least one endpoint");
         }
         let mut endpoints = Vec::with_capacity(c.endpoints.len());
-        for (j, text) in c.endpoints.iter().enumerate() {
+        let mut weights = Vec::with_capacity(c.endpoints.len());
+        for (j, e) in c.endpoints.iter().enumerate() {
             let jpath = epath.index(j);
-            let Some(addr) = self.ok(&jpath, resolve_endpoint(text)) else {
+            let weight = self.endpoint_weight(&jpath, e);
+            let text = e.address();
+            let apath = if matches!(e, EndpointFile::Table(_)) { jpath.key("address") } else { jpath.clone() };
+            let Some(addr) = self.ok(&apath, resolve_endpoint(text)) else {
                 continue;
             };
             if let Some(k) = endpoints.iter().position(|&(_, a, _)| a == addr) {
                 let (first, _, _) = endpoints[k];
                 let msg = format!("{addr} is already endpoints[{first}] of this cluster");
-                self.error(&jpath, msg);
+                self.error(&apath, msg);
             } else {
                 endpoints.push((j, addr, endpoint_host(text)));
+                weights.push(weight);
             }
         }
+        let balance = self.balance(&path, c, endpoints.len());
         let hosts: Vec<(usize, String)> = endpoints.iter().map(|(j, _, h)| (*j, h.clone())).collect();
         let tls = c.tls.as_ref().map(|t| self.cluster_tls(&path, t, &hosts));
         let mut dur = |key: &str, v: &Option<DurationText>, default: Duration| {
@@ -482,7 +494,8 @@ impl Check<'_> {
             .max_idle_per_endpoint
             .and_then(|n| self.count(&path.key("max_idle_per_endpoint"), n, min, max))
             .unwrap_or(defaults::MAX_IDLE_PER_ENDPOINT);
-        let proxy_hosts = endpoints.iter().map(|&(j, _, _)| proxy_host(&c.endpoints[j], tls.is_some())).collect();
+        let proxy_hosts =
+            endpoints.iter().map(|&(j, _, _)| proxy_host(c.endpoints[j].address(), tls.is_some())).collect();
         let health_check = c.health_check.as_ref().map(|h| self.health_check(&path, h));
         let outlier = c.outlier.as_ref().map(|o| self.outlier(&path, o));
         let healthy_panic_threshold = self.panic_threshold(&path, c.healthy_panic_threshold);
@@ -491,6 +504,8 @@ impl Check<'_> {
             proxy_hosts,
             endpoints: endpoints.iter().map(|&(_, a, _)| a).collect(),
             endpoint_hosts: endpoints.into_iter().map(|(_, _, h)| h).collect(),
+            weights,
+            balance,
             tls,
             connect_timeout,
             response_timeout,

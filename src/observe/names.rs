@@ -26,6 +26,9 @@ pub const ENDPOINT_RECEIVED_BYTES_TOTAL: &str = "shardgate_endpoint_received_byt
 pub const ENDPOINT_SENT_BYTES_TOTAL: &str = "shardgate_endpoint_sent_bytes_total";
 /// Idle keep-alive connections in the shards' pools (gauge).
 pub const POOL_IDLE_CONNECTIONS: &str = "shardgate_upstream_pool_idle_connections";
+/// Tries in flight to the endpoint, all shards (gauge): what least_request
+/// balances on, each shard on its own count.
+pub const ENDPOINT_IN_FLIGHT: &str = "shardgate_endpoint_in_flight_requests";
 
 // Per shard (where imbalance shows).
 /// Open downstream connections by shard and listener (gauge).

@@ -148,6 +148,9 @@ async fn proxy<S: Downstream>(
     cluster: usize,
     body_limit: u64,
 ) -> Result<Next, Failure> {
+    // The hashing algorithms' key, read from the head before `prepare`
+    // reuses the buffers; `None` at once for other clusters.
+    let key = balance::request_key(&generation.config().clusters[cluster].balance, x, &c.rbuf);
     let mut request = forward::prepare(shard, c, x, cluster, body_limit).await?;
     let mut attempt = Attempt::first();
     // Endpoints that could not be connected to for this request, and why
@@ -155,10 +158,13 @@ async fn proxy<S: Downstream>(
     let mut tried = Tried::default();
     let mut connect_error: Option<Error> = None;
     loop {
-        let endpoint = match balance::select(generation, &shard.endpoint_states, cluster, &tried) {
+        let endpoint = match balance::select(generation, &shard.endpoint_states, cluster, &tried, key) {
             Ok(endpoint) => endpoint,
             Err(none) => return Err(connect_error.unwrap_or(none).into()),
         };
+        // In flight from here until this try ends, whichever way it ends
+        // (the guard gives the count back when dropped).
+        let _in_flight = shard.endpoint_states.in_flight.start(endpoint.id.slot());
         if x.outcome.endpoint.is_some() {
             shard.counters.upstream_retry();
             x.outcome.retries += 1;

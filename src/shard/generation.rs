@@ -16,7 +16,7 @@ use std::sync::Arc;
 use super::identity::{fingerprint, EndpointId, Identities, ListenerId};
 use crate::config::Config;
 use crate::tls::sni::{SniResolver, SniTable};
-use crate::upstream::balance::{Algorithm, Balancer, RoundRobin};
+use crate::upstream::balance::{Balancer, HashTable, TableInputs};
 use crate::upstream::health::ActiveHealth;
 use crate::upstream::stream::UpstreamTls;
 
@@ -30,6 +30,10 @@ pub struct Generation {
     pub endpoints: Vec<Vec<EndpointId>>,
     /// Per listener (config order): its stable id.
     pub listeners: Vec<ListenerId>,
+    /// Per cluster: the ring or Maglev table of a hashing cluster, with
+    /// what it was built from (kept from the previous generation when
+    /// that is unchanged).
+    pub hash_tables: Vec<Option<(TableInputs, HashTable)>>,
     /// Active health per endpoint slot, written by the prober thread
     /// (`upstream/health/prober.rs`); starts from the previous
     /// generation's, so a reload keeps what the probes found.
@@ -121,9 +125,25 @@ impl Generation {
                 .map_err(|e| format!("clusters[{i}] ({}): {e}", c.name))?;
             tls.clusters.push(Some(Arc::new(UpstreamTls { config: client, server_names })));
         }
+        let hash_tables = config
+            .clusters
+            .iter()
+            .map(|c| {
+                let inputs = TableInputs::of(c)?;
+                let kept = previous.and_then(|p| {
+                    let j = p.config.clusters.iter().position(|o| o.name == c.name)?;
+                    match &p.hash_tables[j] {
+                        Some((old, table)) if *old == inputs => Some(table.clone()),
+                        _ => None,
+                    }
+                });
+                let table = kept.unwrap_or_else(|| inputs.build());
+                Some((inputs, table))
+            })
+            .collect();
         let slots = endpoints.iter().flatten().map(|id| id.slot() + 1).max().unwrap_or(0);
         let health = ActiveHealth::new(slots, previous.map(|p| &p.health));
-        Ok((Generation { number, config, tls, endpoints, listeners, health }, pending))
+        Ok((Generation { number, config, tls, endpoints, listeners, hash_tables, health }, pending))
     }
 
     /// Where the listener `id` is in this generation's config, if it is in it.
@@ -136,8 +156,9 @@ impl Generation {
 /// state that belongs to it. `!Send`; a request holds it by `Rc`.
 pub struct ShardGeneration {
     pub shared: Arc<Generation>,
-    /// Per cluster: its balancing algorithm's state (a round-robin
-    /// position, carried over by cluster name from the previous generation).
+    /// Per cluster: its balancing algorithm's state (round-robin
+    /// positions, a generator), carried over by cluster name from the
+    /// previous generation.
     pub balancers: Vec<Balancer>,
 }
 
@@ -147,17 +168,14 @@ impl ShardGeneration {
             .config
             .clusters
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 let carried = previous.and_then(|p| {
                     let j = p.shared.config.clusters.iter().position(|o| o.name == c.name)?;
-                    match &p.balancers[j].algorithm {
-                        Algorithm::RoundRobin(rr) => Some(rr.position()),
-                    }
+                    Some((&p.balancers[j], &p.shared.endpoints[j][..]))
                 });
-                Balancer::new(Algorithm::RoundRobin(match carried {
-                    Some(position) => RoundRobin::at(position),
-                    None => RoundRobin::new(shard),
-                }))
+                let table = shared.hash_tables[i].as_ref().map(|(_, t)| t);
+                Balancer::build(shard, i, c, &shared.endpoints[i], table, carried)
             })
             .collect();
         ShardGeneration { shared, balancers }

@@ -100,6 +100,12 @@ impl Identities {
     }
 }
 
+/// Ids in the given slots (settings 0), for unit tests elsewhere.
+#[cfg(test)]
+pub(crate) fn test_ids(slots: &[u32]) -> Vec<EndpointId> {
+    slots.iter().map(|&slot| EndpointId { slot, settings: 0 }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

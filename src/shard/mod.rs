@@ -71,7 +71,7 @@ pub struct Shard {
     /// Keyed by stable endpoint slots: survives reloads.
     pub pool: Pool,
     /// The shard's view of each endpoint (passive marks, outlier
-    /// ejections), by stable slot.
+    /// ejections, in-flight counts, slow-start ramps), by stable slot.
     pub endpoint_states: EndpointStates,
     pub registry: Rc<Registry>,
     pub buffers: BufferPool,
@@ -82,10 +82,12 @@ pub struct Shard {
 
 impl Shard {
     pub fn new(id: usize, generation: Arc<Generation>, counters: Arc<ShardCounters>) -> Shard {
+        let endpoint_states = EndpointStates::new(counters.ejections.clone());
+        endpoint_states.ramps.on_install(&generation, None, std::time::Instant::now());
         Shard {
             id,
             pool: Pool::new(&generation, counters.pool_idle.clone()),
-            endpoint_states: EndpointStates::new(counters.ejections.clone()),
+            endpoint_states,
             current: RefCell::new(Rc::new(ShardGeneration::new(id, generation, None))),
             counters,
             registry: Rc::new(Registry::default()),
@@ -110,6 +112,8 @@ impl Shard {
     /// Returns the previous one.
     pub fn install(&self, generation: Arc<Generation>) -> Rc<ShardGeneration> {
         self.pool.install(&generation);
+        let previous = self.current.borrow().shared.clone();
+        self.endpoint_states.ramps.on_install(&generation, Some(&previous), std::time::Instant::now());
         let next = Rc::new(ShardGeneration::new(self.id, generation, Some(&self.current.borrow())));
         self.current.replace(next)
     }

@@ -1,9 +1,10 @@
 //! A shard's own view of its endpoints, one entry per stable endpoint slot
 //! (`EndpointId::slot`), so a reload that keeps an endpoint keeps what the
 //! shard learned about it: its passive mark, its outlier counts and
-//! ejection. Active health comes from the prober's table in the
-//! generation (`upstream/health/`); [`Eligibility`] combines the three for
-//! the select phase.
+//! ejection, requests in flight (`in_flight.rs`) and slow-start ramps
+//! (`balance/slow_start.rs`). Active health comes from the prober's table
+//! in the generation (`upstream/health/`); [`Eligibility`] combines the
+//! three for the select phase.
 //!
 //! Passive mark (nginx's defaults, `max_fails=1 fail_timeout=10s`), for
 //! clusters without `[clusters.outlier]`: an endpoint that refused a
@@ -18,9 +19,11 @@ use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::balance::slow_start::Ramps;
 use super::health::gauge::{EjectionCells, EjectionGauge};
 use super::health::outlier::{Observed, OutlierSlot, Verdict};
 use super::health::{Active, ActiveHealth};
+use super::in_flight::InFlight;
 use super::EndpointId;
 use crate::config::Cluster;
 
@@ -33,6 +36,11 @@ pub struct EndpointStates {
     down_until: RefCell<Vec<Option<Instant>>>,
     /// How many slots are marked: while none is, selection reads no clock.
     marked: Cell<usize>,
+    /// Tries in flight per slot.
+    pub in_flight: InFlight,
+    /// Slow-start ramps per slot: an endpoint whose mark is lifted or
+    /// whose ejection ends ramps.
+    pub ramps: Ramps,
     /// Per slot: outlier detection's counts and ejection.
     outlier: RefCell<Vec<OutlierSlot>>,
     /// How many slots are ejected: while none is, no clock is read.
@@ -52,6 +60,8 @@ impl EndpointStates {
         EndpointStates {
             down_until: RefCell::default(),
             marked: Cell::new(0),
+            in_flight: InFlight::default(),
+            ramps: Ramps::default(),
             outlier: RefCell::default(),
             ejected: Cell::new(0),
             gauge: RefCell::new(EjectionCells::new(gauge)),
@@ -71,10 +81,18 @@ impl EndpointStates {
             Some(until) if Instant::now() >= until => {
                 down[id.slot()] = None;
                 self.marked.set(self.marked.get() - 1);
+                self.ramps.start(id.slot(), Instant::now());
                 true
             }
             Some(_) => false,
         }
+    }
+
+    /// Whether any endpoint is marked on this shard (while none is,
+    /// selection need not ask about each).
+    #[inline]
+    pub fn any_marked(&self) -> bool {
+        self.marked.get() > 0
     }
 
     /// A connection to the endpoint was refused or timed out.
@@ -94,6 +112,7 @@ impl EndpointStates {
         if let Some(slot) = down.get_mut(id.slot()) {
             if slot.take().is_some() {
                 self.marked.set(self.marked.get() - 1);
+                self.ramps.start(id.slot(), Instant::now());
             }
         }
     }
@@ -112,6 +131,7 @@ impl EndpointStates {
         if returned {
             self.ejected.set(self.ejected.get() - 1);
             self.gauge.borrow().returned(slot);
+            self.ramps.start(slot, now);
         }
         ejected
     }
@@ -192,6 +212,15 @@ impl Eligibility<'_> {
     fn healthy(&self, id: EndpointId) -> bool {
         self.active.is_none_or(|a| a.get(id.slot()) != Active::Unhealthy)
             && !(self.outlier && self.states.is_ejected(id.slot(), self.now))
+    }
+
+    /// Whether every endpoint is usable without asking one by one: no
+    /// passive mark that applies, no failing active check to consult, no
+    /// ejection (or panic mode, which ignores both).
+    #[inline]
+    pub fn none_excluded(&self) -> bool {
+        (self.outlier || self.states.marked.get() == 0)
+            && (self.panic || (self.active.is_none() && (!self.outlier || self.now.is_none())))
     }
 
     /// Whether selection may choose the endpoint.

@@ -15,6 +15,7 @@ mod access_log;
 mod admin;
 mod admin_api;
 mod balancing;
+mod balancing_algorithms;
 mod bodies;
 mod cli;
 mod dashboard;

@@ -194,6 +194,14 @@ fn endpoint_families(e: &mut Exposition, all: &BTreeMap<EndpointLabels, RequestC
     for (l, count) in idle {
         e.sample(n::POOL_IDLE_CONNECTIONS, &[("cluster", l.cluster.as_str()), ("endpoint", &l.endpoint)], count);
     }
+    let mut in_flight: BTreeMap<&EndpointLabels, u64> = BTreeMap::new();
+    for (l, count) in shards.iter().flat_map(|s| &s.in_flight) {
+        *in_flight.entry(l).or_default() += count;
+    }
+    e.family(n::ENDPOINT_IN_FLIGHT, Kind::Gauge, "Requests in flight to the endpoint, all shards.");
+    for (l, count) in in_flight {
+        e.sample(n::ENDPOINT_IN_FLIGHT, &[("cluster", l.cluster.as_str()), ("endpoint", &l.endpoint)], count);
+    }
 }
 
 fn shard_families(e: &mut Exposition, counters: &[Arc<ShardCounters>], answered: &[ShardSnapshot]) {
@@ -360,6 +368,7 @@ mod tests {
             requests: vec![(labels("r\"1\\x"), cells)],
             endpoints: vec![(EndpointLabels { cluster: "c".into(), endpoint: "127.0.0.1:1".into() }, cells)],
             pool_idle: vec![(EndpointLabels { cluster: "c".into(), endpoint: "127.0.0.1:1".into() }, 1)],
+            in_flight: vec![(EndpointLabels { cluster: "c".into(), endpoint: "127.0.0.1:1".into() }, id as u64)],
             listener_connections: vec![("web".into(), 2)],
             listener_tls: vec![(
                 "web".into(),
@@ -386,6 +395,7 @@ mod tests {
         assert!(line(&text, "shardgate_endpoint_requests_total{cluster=\"c\",endpoint=\"127.0.0.1:1\",class=\"2xx\"}")
             .ends_with(" 5"));
         assert!(line(&text, "shardgate_upstream_pool_idle_connections{").ends_with(" 2"), "both shards' pools");
+        assert!(line(&text, "shardgate_endpoint_in_flight_requests{").ends_with(" 1"), "0 + 1 in flight");
         assert!(line(&text, "shardgate_listener_connections{shard=\"1\",listener=\"web\"}").ends_with(" 2"));
         // Per shard: 1 ms is le=0.001; 30 ms first counts at le=0.05.
         assert!(line(&text, "shardgate_request_duration_seconds_bucket{shard=\"0\",le=\"0.001\"}").ends_with(" 3"));

@@ -47,6 +47,8 @@ pub fn snapshot(shard: &Shard, scope: Scope) -> ShardSnapshot {
     for (c, ids) in generation.shared.endpoints.iter().enumerate() {
         for (e, id) in ids.iter().enumerate() {
             s.pool_idle.push((shard::endpoint_label(config, c, e), shard.pool.idle_count(*id) as u64));
+            let in_flight = shard.endpoint_states.in_flight.get(id.slot()) as u64;
+            s.in_flight.push((shard::endpoint_label(config, c, e), in_flight));
         }
     }
     for (i, l) in config.listeners.iter().enumerate() {

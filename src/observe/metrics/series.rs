@@ -111,6 +111,8 @@ pub struct ShardSnapshot {
     pub endpoints: Vec<(EndpointLabels, RequestCells)>,
     /// Idle pooled connections per endpoint of the current generation.
     pub pool_idle: Vec<(EndpointLabels, u64)>,
+    /// Tries in flight per endpoint of the current generation.
+    pub in_flight: Vec<(EndpointLabels, u64)>,
     /// Open downstream connections per listener (by name).
     pub listener_connections: Vec<(String, u64)>,
     /// Downstream TLS handshakes per TLS listener (by name).

@@ -16,20 +16,19 @@ impl Rng {
     /// A generator for `shard`'s copy of cluster `cluster`; seeded from
     /// the clock too so restarts do not replay the same sequence.
     pub fn new(shard: usize, cluster: usize) -> Rng {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         Rng::seeded(nanos ^ ((shard as u64) << 48) ^ ((cluster as u64) << 32))
     }
 
     pub fn seeded(seed: u64) -> Rng {
-        // splitmix64 of the seed: never zero, and nearby seeds diverge.
+        // The finalizer of the seed: never zero, and nearby seeds diverge.
         Rng(Cell::new(super::hash::fmix64(seed.wrapping_add(0x9E37_79B9_7F4A_7C15)) | 1))
     }
 
-    /// The state, to carry a generator over a reload.
-    pub fn state(&self) -> u64 {
-        self.0.get()
+    /// A generator continuing this one's sequence (over a reload).
+    pub fn carried(&self) -> Rng {
+        Rng(Cell::new(self.0.get()))
     }
 
     #[inline]
@@ -67,8 +66,19 @@ pub(super) fn uniform_eligible(rng: &Rng, c: &impl Candidates) -> Option<usize> 
     (0..n).map(|step| (start + step) % n).find(|&i| c.eligible(i))
 }
 
-/// An eligible endpoint drawn in proportion to its weight.
+/// An eligible endpoint drawn in proportion to its effective weight: one
+/// draw over the running sums when the candidates have them, else (or
+/// when that draw lands on an ineligible endpoint) a draw over the
+/// eligible ones' weights. Either way each eligible endpoint's chance is
+/// its weight over the eligible total.
 pub(super) fn weighted_eligible(rng: &Rng, c: &impl Candidates) -> Option<usize> {
+    if let Some((sums, &total)) = c.cumulative_weights().and_then(|sums| Some((sums, sums.last()?))) {
+        let r = rng.below(total);
+        let i = sums.partition_point(|&sum| sum <= r);
+        if i < sums.len() && c.eligible(i) {
+            return Some(i);
+        }
+    }
     let total: u64 = (0..c.len()).filter(|&i| c.eligible(i)).map(|i| c.weight(i)).sum();
     if total == 0 {
         return None;
@@ -103,6 +113,7 @@ impl Random {
 }
 
 impl Pick for Random {
+    #[inline]
     fn pick(&self, c: &impl Candidates) -> Option<usize> {
         if c.weighted() {
             weighted_eligible(&self.rng, c)
@@ -114,7 +125,7 @@ impl Pick for Random {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::Fixed;
+    use super::super::fixed::Fixed;
     use super::*;
 
     #[test]
@@ -130,9 +141,20 @@ mod tests {
     }
 
     #[test]
+    fn weighted_shares_without_running_sums_as_while_ramping() {
+        let random = Random::new(Rng::seeded(8));
+        let mut c = Fixed::weighted(&[1, 3, 6]);
+        c.cumulative.clear();
+        c.eligible[0] = false;
+        let counts = c.count(&random, 90_000);
+        assert_eq!(counts[0], 0);
+        assert!(counts[1].abs_diff(30_000) < 1_500 && counts[2].abs_diff(60_000) < 1_500, "{counts:?}");
+    }
+
+    #[test]
     fn unweighted_is_uniform_and_ineligible_endpoints_get_nothing() {
         let random = Random::new(Rng::seeded(3));
-        let mut c = Fixed::weighted(&[1, 1, 1, 1]);
+        let mut c = Fixed::equal(4);
         c.eligible[1] = false;
         let counts = c.count(&random, 30_000);
         assert_eq!(counts[1], 0);
