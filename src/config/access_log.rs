@@ -9,7 +9,7 @@
 //! [access_log]
 //! path = "/var/log/shardgate/access.log"   # or "stdout" (the default)
 //! format = "json"                          # or "combined"
-//! fields = ["time", "client", "method", "path", "status", "total_us"]
+//! fields = ["time", "client", "method", "path", "status", "total_us"]  # absent: LogField::DEFAULT; ["all"]: every field
 //! headers = ["x-forwarded-for"]            # json only; never credentials
 //! sample = 0.1                             # of successful requests
 //! ```
@@ -108,7 +108,33 @@ pub enum LogField {
 }
 
 impl LogField {
-    /// Every field, in the order a line lists them when `fields` is absent.
+    /// The fields of a line when `fields` is absent: who asked what, what
+    /// came back, where it went and how long it took — what nginx's
+    /// `combined` and Envoy's default format carry, in JSON. Kept lean on
+    /// purpose: a log line's cost is mostly its bytes (the kernel's
+    /// page-cache write, ~2 ns a byte here: docs/benchmarks.md), and the
+    /// rest (`ALL`) is one `fields` list away.
+    pub const DEFAULT: &'static [LogField] = &[
+        LogField::Time,
+        LogField::RequestId,
+        LogField::Client,
+        LogField::Method,
+        LogField::Host,
+        LogField::Path,
+        LogField::Query,
+        LogField::Status,
+        LogField::BytesSent,
+        LogField::Route,
+        LogField::Consumer,
+        LogField::Cluster,
+        LogField::Endpoint,
+        LogField::UpstreamStatus,
+        LogField::Error,
+        LogField::UpstreamFirstByteUs,
+        LogField::TotalUs,
+    ];
+
+    /// Every field, in the order of a line's.
     pub const ALL: &'static [LogField] = &[
         LogField::Time,
         LogField::RequestId,
@@ -252,13 +278,17 @@ impl Check<'_> {
         };
         let mut fields = Vec::new();
         match &a.fields {
-            None => fields.extend_from_slice(LogField::ALL),
+            None => fields.extend_from_slice(LogField::DEFAULT),
             Some(names) => {
                 let fpath = root.key("fields");
                 if names.is_empty() {
-                    self.error(&fpath, "empty list: omit fields to log every field");
+                    self.error(&fpath, "empty list: omit fields for the default set, or write [\"all\"]");
                 }
                 for (i, name) in names.iter().enumerate() {
+                    if name == "all" && names.len() == 1 {
+                        fields.extend_from_slice(LogField::ALL);
+                        continue;
+                    }
                     match LogField::from_name(name) {
                         Some(f) if fields.contains(&f) => {
                             self.error(&fpath.index(i), format!("field {name:?} is listed twice"))
@@ -266,7 +296,8 @@ impl Check<'_> {
                         Some(f) => fields.push(f),
                         None => {
                             let known: Vec<&str> = LogField::ALL.iter().map(|f| f.name()).collect();
-                            let msg = format!("unknown field {name:?}: one of {}", known.join(", "));
+                            let msg =
+                                format!("unknown field {name:?}: one of {} (or [\"all\"] alone)", known.join(", "));
                             self.error(&fpath.index(i), msg);
                         }
                     }
@@ -364,8 +395,15 @@ mod tests {
         let a = load("[access_log]\n").unwrap().access_log.unwrap();
         assert_eq!(a.target, LogTarget::Stdout);
         assert_eq!(a.format, LogFormat::Json);
-        assert_eq!(a.fields, LogField::ALL);
+        assert_eq!(a.fields, LogField::DEFAULT);
         assert_eq!(a.sample, 1.0);
+    }
+
+    #[test]
+    fn all_alone_is_every_field() {
+        let a = load("[access_log]\nfields = [\"all\"]\n").unwrap().access_log.unwrap();
+        assert_eq!(a.fields, LogField::ALL);
+        assert!(LogField::DEFAULT.iter().all(|f| LogField::ALL.contains(f)));
     }
 
     #[test]

@@ -70,7 +70,10 @@ fn every_request_of_a_mixed_run_is_logged_once_with_its_fields() {
         .route(Route::new("gone").path("/down").cluster("down"));
     let dir = TempDir::new();
     let log = dir.path().join("access.log");
-    let text = with_access_log(&config, &format!("path = {:?}\nheaders = [\"x-trace-me\"]", log.display().to_string()));
+    let text = with_access_log(
+        &config,
+        &format!("path = {:?}\nfields = [\"all\"]\nheaders = [\"x-trace-me\"]", log.display().to_string()),
+    );
     let proxy = Proxy::run_toml(&text, &["main", "admin"]);
 
     // Proxied 2xx, with credentials the log must never hold.

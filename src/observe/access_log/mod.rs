@@ -38,6 +38,9 @@ use writer::{Batch, Sink};
 /// without waiting for the next periodic flush.
 pub const FLUSH_BYTES: usize = 64 * 1024;
 
+/// Room past `FLUSH_BYTES` for the line that crosses it.
+const LINE_ROOM: usize = 4096;
+
 /// A shard's access log state (`!Send`).
 pub struct ShardAccessLog {
     buf: RefCell<Vec<u8>>,
@@ -126,7 +129,9 @@ impl ShardAccessLog {
         if sink.is_none() {
             *sink = writer::sink();
         }
-        let bytes = std::mem::take(&mut *self.buf.borrow_mut());
+        // The next lines go to a buffer of the flush size at once (not
+        // one regrown by doubling from empty, copying as it goes).
+        let bytes = std::mem::replace(&mut *self.buf.borrow_mut(), Vec::with_capacity(FLUSH_BYTES + LINE_ROOM));
         self.lines.set(0);
         let rejected = match sink.as_ref() {
             Some(s) => s.offer(Batch { bytes, lines }).err(),

@@ -102,7 +102,7 @@ const GET: &[u8] = b"GET /v1/items?id=7&x=%41 HTTP/1.1\r\nHost: api.example.com\
 
 #[test]
 fn json_has_every_field_with_its_value() {
-    let g = generation("headers = [\"x-forwarded-for\", \"x-absent\"]");
+    let g = generation("fields = [\"all\"]\nheaders = [\"x-forwarded-for\", \"x-absent\"]");
     let h = head(GET);
     let o = proxied(&g);
     let req = Req {
