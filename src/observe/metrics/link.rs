@@ -5,10 +5,11 @@
 //!
 //! Nothing here runs on the request path: a shard that is never scraped
 //! pays nothing, and the only cross-thread operations are the channel's
-//! (once per scrape). A shard whose answering task is not running (not
-//! started yet, or stopped) is not asked; one that does not answer in
-//! time (stuck in a long CPU burst) is left out of that scrape. Either
-//! way it is counted in `shardgate_metrics_shards_missing`.
+//! (once per scrape). A shard whose answering task has stopped is not
+//! asked; one that does not answer in time (stuck in a long CPU burst, or
+//! not started yet: a scrape right after start waits for it) is left out
+//! of that scrape. Either way it is counted in
+//! `shardgate_metrics_shards_missing`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -34,14 +35,16 @@ pub struct Ask {
 pub struct MetricsLink {
     tx: async_channel::Sender<Ask>,
     rx: async_channel::Receiver<Ask>,
-    /// The shard's answering task is running.
+    /// The shard's answering task runs or is about to (true from the
+    /// start: an ask queued before the task's first poll is answered then,
+    /// so a scrape right after start sees every shard).
     serving: AtomicBool,
 }
 
 impl Default for MetricsLink {
     fn default() -> MetricsLink {
         let (tx, rx) = async_channel::bounded(ASKS_QUEUED);
-        MetricsLink { tx, rx, serving: AtomicBool::new(false) }
+        MetricsLink { tx, rx, serving: AtomicBool::new(true) }
     }
 }
 
@@ -97,6 +100,23 @@ mod tests {
 
     #[test]
     fn a_serving_shard_answers_a_silent_one_times_out_a_stopped_one_is_not_asked() {
+        // Asked before its answering task runs: answered once it does.
+        let early = Arc::new(ShardCounters::default());
+        let asked = {
+            let early = early.clone();
+            std::thread::spawn(move || gather(&[early], Scope::Stats))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let link = early.clone();
+        std::thread::spawn(move || {
+            crate::shard::spawn::block_on(crate::config::IoDriver::Auto, 64, || async move {
+                let answering = monoio::spawn(answer_asks(link, |_| ShardSnapshot { shard: 3, ..Default::default() }));
+                monoio::time::sleep(Duration::from_millis(200)).await;
+                drop(answering);
+            })
+        });
+        assert_eq!(asked.join().unwrap()[0].as_ref().map(|s| s.shard), Some(3), "asked before the task started");
+
         let shards: Vec<Arc<ShardCounters>> = (0..3).map(|_| Arc::new(ShardCounters::default())).collect();
         let link = shards[0].clone();
         let counters = shards[0].clone();
@@ -114,8 +134,8 @@ mod tests {
         while !shards[0].metrics.serving.load(Ordering::Acquire) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        // Shard 1 claims to serve but never answers; shard 2 never started.
-        shards[1].metrics.serving.store(true, Ordering::Release);
+        // Shard 1 never answers; shard 2 has stopped.
+        shards[2].metrics.stop_serving();
         let started = Instant::now();
         let got = gather(&shards, Scope::Stats);
         assert_eq!(got[0].as_ref().map(|s| s.shard), Some(7));
@@ -123,7 +143,7 @@ mod tests {
         assert!(started.elapsed() >= ANSWER_TIMEOUT, "waited for shard 1 up to the timeout");
         let started = Instant::now();
         assert!(gather(&shards[2..], Scope::Stats)[0].is_none());
-        assert!(started.elapsed() < ANSWER_TIMEOUT, "a shard not serving is not waited for");
+        assert!(started.elapsed() < ANSWER_TIMEOUT, "a stopped shard is not waited for");
 
         stop.send_blocking(()).unwrap();
         shard.join().unwrap().unwrap();
