@@ -81,6 +81,12 @@ pub struct Conn<S> {
     pub tls: Option<TlsInfo>,
     pub stream: S,
     pub peer: SocketAddr,
+    /// The effective client address: the peer, or whom a trusted peer's
+    /// forwarding headers name. Kept with the connection (what it caches
+    /// about the peer holds for all its requests) and resolved again for
+    /// each request, before the pipeline; everything keyed by the client
+    /// reads it.
+    pub client: ClientAddr,
     /// Index of the connection's listener in `config.listeners`.
     pub listener: usize,
     /// The listener's stable id (its index may differ between generations).
@@ -138,8 +144,8 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
     ) -> (Conn<S>, Exchange) {
         let Accepted { generation, listener_index: listener, id: listener_id } = accepted;
         let config = generation.config().clone();
-        let exchange = Exchange::new(ClientAddr::new(peer, &config.listeners[listener].trusted_proxies));
         let conn = Conn {
+            client: ClientAddr::new(peer, &config.listeners[listener].trusted_proxies),
             generation,
             listener_id,
             send_timeout: config.listeners[listener].limits.body_timeout,
@@ -155,14 +161,14 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
             ubuf: Vec::new(),
             fin_sent: false,
         };
-        (conn, exchange)
+        (conn, Exchange::new())
     }
 
     /// Moves the connection to the shard's newest generation, if it is
     /// newer and still has the connection's listener (a removed
     /// listener's connection serves this last request on its own
     /// generation, then closes: see `Registry::close_listener`).
-    fn take_newest_generation(&mut self, shard: &Shard, x: &mut Exchange) {
+    fn take_newest_generation(&mut self, shard: &Shard) {
         if shard.is_current(&self.generation) {
             return;
         }
@@ -180,7 +186,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
         self.listener = listener;
         let l = &self.config.listeners[listener];
         self.send_timeout = l.limits.body_timeout;
-        x.client = ClientAddr::new(self.peer, &l.trusted_proxies);
+        self.client = ClientAddr::new(self.peer, &l.trusted_proxies);
     }
 
     /// The head limits and timeouts of the connection's listener.
@@ -234,7 +240,12 @@ pub async fn serve<S: Downstream>(
     tls: Option<TlsInfo>,
 ) {
     let registration = shard.registry.register(fd, accepted.id);
-    let (mut c, mut x) = Conn::new(accepted, stream, peer, tls, registration);
+    let (mut c, exchange) = Conn::new(accepted, stream, peer, tls, registration);
+    // The request state, kept while the connection is in use; one waiting
+    // for its client without a head buffer gives it back too, and the
+    // next request makes a new one (idle connections cost no more than
+    // their socket: see IN_USE_GAP).
+    let mut slot = Some(Box::new(exchange));
     let mut first = true;
     // Whether the client has been sending requests in quick succession.
     let mut in_use = false;
@@ -250,7 +261,9 @@ pub async fn serve<S: Downstream>(
             if c.rbuf.capacity() > INITIAL_READ_BUFFER_BYTES {
                 c.rbuf = Vec::with_capacity(INITIAL_READ_BUFFER_BYTES);
             }
-            x.head.headers = Vec::new();
+            if let Some(x) = slot.as_mut() {
+                x.head.headers = Vec::new();
+            }
         }
         // When the request started: its first byte, or the accept for a
         // connection's first request.
@@ -262,6 +275,7 @@ pub async fn serve<S: Downstream>(
             c.registration.set_idle_until(idle_since + idle_timeout);
             if !in_use && S::IDLE_WITHOUT_BUFFER {
                 c.rbuf = Vec::new();
+                slot = None;
                 shard.counters.idle_without_buffer(true);
                 let ready = c.stream.wait_readable().await;
                 shard.counters.idle_without_buffer(false);
@@ -295,6 +309,7 @@ pub async fn serve<S: Downstream>(
             let now = Instant::now();
             (now, now + header_timeout)
         };
+        let x: &mut Exchange = slot.get_or_insert_with(|| Box::new(Exchange::new()));
         x.begin(start, c.registration.sent());
 
         // Read until the head is complete.
@@ -341,17 +356,17 @@ pub async fn serve<S: Downstream>(
                 x.head_read(x.head.head_len, read_again);
                 c.pos = x.head.head_len;
                 x.request_done = x.head.framing == Framing::Empty;
-                c.take_newest_generation(&shard, &mut x);
-                x.client.resolve(&x.head, &c.rbuf, &c.config.listeners[c.listener].trusted_proxies);
-                resolve_request_id(&shard, &c, &mut x);
-                let (tracing, trusted) = (&c.config.tracing, x.client.peer_trusted());
+                c.take_newest_generation(&shard);
+                c.client.resolve(&x.head, &c.rbuf, &c.config.listeners[c.listener].trusted_proxies);
+                resolve_request_id(&shard, &c, x);
+                let (tracing, trusted) = (&c.config.tracing, c.client.peer_trusted());
                 x.trace = crate::observe::trace::decide(&shard.observe.trace, tracing, &x.head, &c.rbuf, trusted);
                 // Boxed: the pipeline's state (the largest part of a
                 // connection's future) exists only while a request is being
                 // served, not for every idle keep-alive connection.
-                match Box::pin(pipeline::handle(&shard, &mut c, &mut x)).await {
+                match Box::pin(pipeline::handle(&shard, &mut c, x)).await {
                     Ok(next) => next,
-                    Err(failure) => Box::pin(c.respond_error(&mut x, failure)).await,
+                    Err(failure) => Box::pin(c.respond_error(x, failure)).await,
                 }
             }
             Err(e) => {
@@ -360,7 +375,7 @@ pub async fn serve<S: Downstream>(
                 x.head.method = Method::Get;
                 x.request_done = false;
                 shard.next_request_id(&mut x.request_id);
-                Box::pin(c.respond_error(&mut x, e.into())).await
+                Box::pin(c.respond_error(x, e.into())).await
             }
         };
         x.finish(c.registration.sent());
@@ -373,7 +388,7 @@ pub async fn serve<S: Downstream>(
                     generation: &c.generation,
                     listener: c.listener,
                     peer: c.peer,
-                    client: x.client.addr(),
+                    client: c.client.addr(),
                     head: head_parsed.then_some(&x.head),
                     rbuf: &c.rbuf,
                     path: &x.path,
@@ -409,7 +424,7 @@ pub fn hsts_of(config: &Config, listener: usize) -> Option<&[u8]> {
 /// anyone else an id is not taken: a client could pick one to collide
 /// with, or pass for, another request's in the upstream's logs.
 fn resolve_request_id<S>(shard: &Shard, c: &Conn<S>, x: &mut Exchange) {
-    let sent = match x.client.peer_trusted() {
+    let sent = match c.client.peer_trusted() {
         true => x.head.headers.iter().find(|h| h.kind == HeaderKind::XRequestId).map(|h| h.value.of(&c.rbuf)),
         false => None,
     };

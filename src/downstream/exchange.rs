@@ -1,13 +1,16 @@
 //! One request apart from its connection: what the pipeline's stages read
-//! and fill (head, path, query, request id, the effective client, the
-//! outcome), while the connection (`conn.rs`) keeps the stream and the
-//! buffers. One `Exchange` per connection, reused by its requests, so its
-//! vectors keep their capacity; an HTTP/2 codec would make one per stream.
+//! and fill (head, path, query, request id, consumer, trace context, the
+//! outcome), while the connection (`conn.rs`) keeps the stream, the
+//! buffers and the effective client address (resolved per request, but
+//! what it caches about the peer is the connection's). A connection in
+//! use keeps one boxed `Exchange` across its requests, so its vectors keep
+//! their capacity; one that goes idle without a head buffer gives it back
+//! (a waiting connection costs no request state); an HTTP/2 codec would
+//! make one per stream.
 
 use std::ops::Range;
 use std::time::Instant;
 
-use super::client_addr::ClientAddr;
 use super::outcome::Outcome;
 use crate::http1::parse::RequestHead;
 use crate::observe::trace::TraceContext;
@@ -34,10 +37,6 @@ pub struct Exchange {
     /// The request's trace context (`observe/trace/`), decided right
     /// after the request id; `None` when tracing is off.
     pub trace: Option<TraceContext>,
-    /// The effective client address: the peer, or whom a trusted peer's
-    /// forwarding headers name. Resolved once per request, before the
-    /// pipeline; everything keyed by the client reads it.
-    pub client: ClientAddr,
     /// The request body has been read to its end (or there was none).
     pub request_done: bool,
     /// What happened, for the record step.
@@ -46,8 +45,14 @@ pub struct Exchange {
     sent_before: u64,
 }
 
+impl Default for Exchange {
+    fn default() -> Exchange {
+        Exchange::new()
+    }
+}
+
 impl Exchange {
-    pub fn new(client: ClientAddr) -> Exchange {
+    pub fn new() -> Exchange {
         Exchange {
             head: RequestHead::default(),
             path: Vec::new(),
@@ -57,7 +62,6 @@ impl Exchange {
             consumer: None,
             request_id: Vec::with_capacity(32),
             trace: None,
-            client,
             request_done: true,
             outcome: Outcome::new(Instant::now()),
             sent_before: 0,

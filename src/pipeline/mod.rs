@@ -86,7 +86,7 @@ pub async fn handle<S: Downstream>(shard: &Shard, c: &mut Conn<S>, x: &mut Excha
     let route = route_index.map(|i| &config.routes[i]);
 
     // Stage: IP rules.
-    policy::ip_rules::admit(&config.listeners[c.listener], route, x.client.addr())?;
+    policy::ip_rules::admit(&config.listeners[c.listener], route, c.client.addr())?;
     let route = route.ok_or_else(|| Error::new(ErrorKind::NoRoute, "no route matches this request"))?;
 
     // Stage: authentication.
@@ -150,7 +150,7 @@ async fn proxy<S: Downstream>(
 ) -> Result<Next, Failure> {
     // The hashing algorithms' key, read from the head before `prepare`
     // reuses the buffers; `None` at once for other clusters.
-    let key = balance::request_key(&generation.config().clusters[cluster].balance, x, &c.rbuf);
+    let key = balance::request_key(&generation.config().clusters[cluster].balance, x, &c.client, &c.rbuf);
     let mut request = forward::prepare(shard, c, x, cluster, body_limit).await?;
     let mut attempt = Attempt::first();
     // Endpoints that could not be connected to for this request, and why

@@ -189,7 +189,6 @@ mod tests {
     use super::*;
     use crate::config::consumers::KeyDigest;
     use crate::config::Config;
-    use crate::downstream::client_addr::ClientAddr;
     use crate::http1::parse::{parse_request, HeadLimits};
 
     const LIMITS: HeadLimits = HeadLimits { max_head_bytes: 8192, max_headers: 64, max_uri_bytes: 1024 };
@@ -213,7 +212,7 @@ mod tests {
 
     /// Runs the stage on `raw`: the consumer, or the refusal's (status, cause).
     fn run(location: KeyLocation, raw: &[u8]) -> (Result<Option<usize>, (u16, String)>, Exchange) {
-        let mut x = Exchange::new(ClientAddr::new("127.0.0.1:1".parse().unwrap(), &[]));
+        let mut x = Exchange::new();
         assert!(parse_request(raw, &LIMITS, &mut x.head).unwrap());
         let target = x.head.target.of(raw);
         if let Some(q) = target.iter().position(|&b| b == b'?') {
@@ -284,7 +283,7 @@ mod tests {
 
     #[test]
     fn refusals_carry_the_challenge_and_never_the_key() {
-        let mut x = Exchange::new(ClientAddr::new("127.0.0.1:1".parse().unwrap(), &[]));
+        let mut x = Exchange::new();
         let raw = b"GET / HTTP/1.1\r\nHost: a\r\nx-api-key: secret-guess\r\n\r\n";
         assert!(parse_request(raw, &LIMITS, &mut x.head).unwrap());
         let e = authenticate(&auth(header("x-api-key")), &consumers(), raw, &mut x).unwrap_err();

@@ -103,7 +103,7 @@ pub async fn prepare<S: Downstream>(
     {
         let config = &*c.config;
         let info = ForwardInfo {
-            client: x.client.hop(config.listeners[c.listener].forwarded_headers),
+            client: c.client.hop(config.listeners[c.listener].forwarded_headers),
             asserted: &config.asserted_headers,
             // An HTTP/1.0 request without Host gets one (nginx's
             // `$proxy_host`). The head is written before an endpoint is

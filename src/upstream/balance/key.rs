@@ -6,21 +6,22 @@
 
 use super::hash::hash64;
 use crate::config::{Balance, HashKey};
+use crate::downstream::client_addr::ClientAddr;
 use crate::downstream::exchange::Exchange;
 
 /// The hash of the request's key under `balance`, if the cluster hashes
 /// and the request has the key. `rbuf` holds the request head.
 #[inline]
-pub fn request_key(balance: &Balance, x: &Exchange, rbuf: &[u8]) -> Option<u64> {
+pub fn request_key(balance: &Balance, x: &Exchange, client: &ClientAddr, rbuf: &[u8]) -> Option<u64> {
     let key = balance.hash_key.as_ref()?;
-    key_bytes(key, x, rbuf).map(|bytes| hash64(0, bytes))
+    key_bytes(key, x, client, rbuf).map(|bytes| hash64(0, bytes))
 }
 
-fn key_bytes<'a>(key: &'a HashKey, x: &'a Exchange, rbuf: &'a [u8]) -> Option<&'a [u8]> {
+fn key_bytes<'a>(key: &'a HashKey, x: &'a Exchange, client: &'a ClientAddr, rbuf: &'a [u8]) -> Option<&'a [u8]> {
     match key {
         HashKey::Header(name) => header(x, rbuf, name.as_bytes()).next(),
         HashKey::Cookie(name) => header(x, rbuf, b"cookie").find_map(|v| cookie(v, name.as_bytes())),
-        HashKey::ClientAddress => Some(x.client.text()),
+        HashKey::ClientAddress => Some(client.text()),
         HashKey::Path => Some(&x.path),
         HashKey::Query(name) => query_param(&rbuf[x.query.clone()?], name.as_bytes()),
     }
