@@ -54,22 +54,7 @@ fn main() {
                 outcome.timings.total = Duration::from_micros(50 + (i * 7919) % 5000);
                 outcome.timings.upstream_connect = Some(Duration::from_micros(20 + i % 200));
                 outcome.timings.upstream_head = Some(Duration::from_micros(40 + (i * 31) % 3000));
-                let record = Record {
-                    generation: &generation,
-                    listener: 0,
-                    peer: "127.0.0.1:9".parse().expect("addr"),
-                    client: "127.0.0.1".parse().expect("addr"),
-                    head: None,
-                    rbuf: b"",
-                    path: b"/x",
-                    request_id: b"",
-                    tls_version: None,
-                    trace_id: None,
-                    trace: None,
-                    consumer: None,
-                    credential: None,
-                    outcome: &outcome,
-                };
+                let record = Record { path: b"/x", ..Record::of_outcome(&generation, &outcome) };
                 metrics.record(black_box(&record));
             }
             n += 256;

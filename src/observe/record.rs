@@ -44,6 +44,31 @@ pub struct Record<'a> {
     pub outcome: &'a Outcome,
 }
 
+impl<'a> Record<'a> {
+    /// A record of `outcome` alone: loopback peer and client, no head, no
+    /// request id, no trace or consumer (unit tests and benchmarks of the
+    /// consumers).
+    pub fn of_outcome(generation: &'a ShardGeneration, outcome: &'a Outcome) -> Record<'a> {
+        let loopback = std::net::Ipv4Addr::LOCALHOST;
+        Record {
+            generation,
+            listener: 0,
+            peer: SocketAddr::from((loopback, 9)),
+            client: IpAddr::V4(loopback),
+            head: None,
+            rbuf: b"",
+            path: b"",
+            request_id: b"",
+            tls_version: None,
+            trace_id: None,
+            trace: None,
+            consumer: None,
+            credential: None,
+            outcome,
+        }
+    }
+}
+
 /// Reports one finished request.
 pub fn record(shard: &Shard, r: &Record<'_>) {
     shard.counters.request_done(r.outcome);

@@ -282,22 +282,7 @@ fn combined_escapes_like_nginx_and_dashes_what_is_absent() {
 }
 
 fn record<'a>(g: &'a ShardGeneration, o: &'a Outcome) -> Record<'a> {
-    Record {
-        generation: g,
-        listener: 0,
-        peer: SocketAddr::from(([127, 0, 0, 1], 1)),
-        client: IpAddr::from([127, 0, 0, 1]),
-        head: None,
-        rbuf: b"",
-        path: b"",
-        request_id: b"",
-        tls_version: None,
-        trace_id: None,
-        trace: None,
-        consumer: None,
-        credential: None,
-        outcome: o,
-    }
+    Record::of_outcome(g, o)
 }
 
 #[test]

@@ -224,23 +224,7 @@ mod tests {
     }
 
     fn record(m: &ShardMetrics, g: &ShardGeneration, o: &Outcome) {
-        let r = Record {
-            generation: g,
-            listener: 0,
-            peer: "127.0.0.1:9".parse().unwrap(),
-            client: "127.0.0.1".parse().unwrap(),
-            head: None,
-            rbuf: b"",
-            path: b"",
-            request_id: b"",
-            tls_version: None,
-            trace_id: None,
-            trace: None,
-            consumer: None,
-            credential: None,
-            outcome: o,
-        };
-        m.record(&r);
+        m.record(&Record::of_outcome(g, o));
     }
 
     fn proxied(g: &ShardGeneration, endpoint: usize) -> Outcome {

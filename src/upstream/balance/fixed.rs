@@ -92,3 +92,15 @@ impl Candidates for Fixed {
         self.key
     }
 }
+
+/// `n` endpoint names, as the hashing algorithms' tests build tables from.
+#[cfg(test)]
+pub fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("10.0.0.{i}:8080")).collect()
+}
+
+/// 10,000 request keys, hashed as a request's key is (the remap tests).
+#[cfg(test)]
+pub fn keys() -> impl Iterator<Item = u64> {
+    (0..10_000u32).map(|k| super::hash::hash64(0, format!("user-{k}").as_bytes()))
+}

@@ -117,16 +117,8 @@ impl Pick for RingHash {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixed::Fixed;
+    use super::super::fixed::{keys, names, Fixed};
     use super::*;
-
-    fn names(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("10.0.0.{i}:8080")).collect()
-    }
-
-    fn keys() -> impl Iterator<Item = u64> {
-        (0..10_000u32).map(|k| hash64(0, format!("user-{k}").as_bytes()))
-    }
 
     #[test]
     fn removing_one_of_ten_endpoints_remaps_about_a_tenth_of_keys() {
