@@ -73,6 +73,11 @@ fn a_cluster_with_every_endpoint_down_answers_503_at_once_naming_the_reason() {
     // after are 503 too.
     let after: Vec<u16> = (0..5).map(|_| get(proxy.addr(), "/").status).collect();
     assert!(after.iter().filter(|&&s| s == 503).count() >= 4, "{after:?}");
+    // Past the recovery interval the marks are lifted: a request tries the
+    // endpoints again (and finds them still refusing).
+    std::thread::sleep(Duration::from_millis(1100));
+    let tried: Vec<u16> = (0..3).map(|_| get(proxy.addr(), "/").status).collect();
+    assert!(tried.contains(&502), "the marks were never lifted: {tried:?}");
 }
 
 #[test]
