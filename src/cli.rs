@@ -69,6 +69,9 @@ pub enum Command {
         /// io driver: uring, epoll or auto.
         #[arg(long, value_enum, default_value_t = DriverArg::Auto)]
         io_driver: DriverArg,
+        /// Delay every answer by this many milliseconds (a slow endpoint).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        delay_ms: u64,
     },
     /// Start the echo upstream and a proxy in front of it, send a request
     /// through, print it and the curl lines to try; serve until Ctrl-C.
@@ -400,11 +403,11 @@ pub fn main() -> ExitCode {
             }
             run_with(&mut cfg, &tuning, None, Default::default())
         }
-        Command::Echo { listen, shards, io_driver } => {
+        Command::Echo { listen, shards, io_driver, delay_ms } => {
             // Handlers first, so a signal right after the `listening` line
             // ends the process through them (exit 0), not by default action.
             let termination = termination_signals();
-            match crate::echo::start_background(listen, shards, io_driver.into()) {
+            match crate::echo::start_background(listen, shards, io_driver.into(), Duration::from_millis(delay_ms)) {
                 Ok(addr) => {
                     tracing::info!(listener = %"echo", addr = %addr, "listening");
                     if let Some(mut signals) = termination {

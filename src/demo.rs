@@ -15,7 +15,12 @@ use crate::config::{Config, IoDriver};
 const STARTUP_WAIT: Duration = Duration::from_secs(10);
 
 pub fn run(listen: SocketAddr, once: bool) -> ExitCode {
-    let echo = match crate::echo::start_background("127.0.0.1:0".parse().expect("literal address"), 1, IoDriver::Auto) {
+    let echo = match crate::echo::start_background(
+        "127.0.0.1:0".parse().expect("literal address"),
+        1,
+        IoDriver::Auto,
+        std::time::Duration::ZERO,
+    ) {
         Ok(addr) => addr,
         Err(e) => {
             eprintln!("demo: cannot start the echo upstream: {e}");

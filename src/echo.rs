@@ -6,6 +6,9 @@
 //! - `/status/N`: answers with status N.
 //! - anything else: 200 with the request echoed back as the body: the head
 //!   exactly as received, then the body (streamed; chunked in, chunked out).
+//!
+//! `--delay-ms` delays every answer (an endpoint that is slow on every
+//! path, for the load-balancing benchmark's "one endpoint 50 ms slow").
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -29,34 +32,40 @@ const LIMITS: HeadLimits = HeadLimits { max_head_bytes: 64 * 1024, max_headers: 
 static FILL: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 
 /// Starts the echo server's shards in the background; returns the bound
-/// address. Threads run until the process exits.
-pub fn start_background(listen: SocketAddr, shards: usize, driver: IoDriver) -> std::io::Result<SocketAddr> {
+/// address. Threads run until the process exits. Every answer waits
+/// `delay` first (zero: none).
+pub fn start_background(
+    listen: SocketAddr,
+    shards: usize,
+    driver: IoDriver,
+    delay: Duration,
+) -> std::io::Result<SocketAddr> {
     let placement = Placement { shards: shards.max(1), cpus: None, driver, ring_entries: 256 };
     let (sockets, bound) = bind_shared(listen, placement.shards, SocketOptions::default())?;
     for (id, socket) in sockets.into_iter().enumerate() {
         spawn_shard(id, &placement, move || async move {
             let Ok(listener) = TcpListener::from_std(socket) else { return };
             let never = monoio::io::Canceller::new();
-            accept_loop(listener, never.handle()).await;
+            accept_loop(listener, never.handle(), delay).await;
         })?;
     }
     Ok(bound)
 }
 
-async fn accept_loop(listener: TcpListener, cancel: CancelHandle) {
+async fn accept_loop(listener: TcpListener, cancel: CancelHandle, delay: Duration) {
     let listener = Rc::new(listener);
     loop {
         match listener.cancelable_accept(cancel.clone()).await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                monoio::spawn(serve(stream));
+                monoio::spawn(serve(stream, delay));
             }
             Err(_) => monoio::time::sleep(Duration::from_millis(20)).await,
         }
     }
 }
 
-async fn serve(mut stream: TcpStream) {
+async fn serve(mut stream: TcpStream, delay: Duration) {
     let mut rbuf = Vec::with_capacity(READ_BUFFER_BYTES);
     let mut wbuf = Vec::with_capacity(1024);
     let mut head = RequestHead::default();
@@ -81,6 +90,9 @@ async fn serve(mut stream: TcpStream) {
             break;
         }
         let keep = head.wants_keep_alive();
+        if !delay.is_zero() {
+            monoio::time::sleep(delay).await;
+        }
         let result = match Action::of(head.target.of(&rbuf)) {
             Action::Bytes(n) => respond_bytes(&mut stream, &mut rbuf, &mut wbuf, &head, n, keep).await,
             Action::Delay(ms) => {

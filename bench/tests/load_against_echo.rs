@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 fn echo() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
     *ADDR.get_or_init(|| {
-        shardgate::echo::start_background("127.0.0.1:0".parse().unwrap(), 1, IoDriver::Auto)
+        shardgate::echo::start_background("127.0.0.1:0".parse().unwrap(), 1, IoDriver::Auto, std::time::Duration::ZERO)
             .expect("echo server starts")
     })
 }

@@ -212,6 +212,16 @@ fn proxy_subcommand_forwards_to_the_echo_subcommand() {
 }
 
 #[test]
+fn echo_delay_ms_delays_every_answer() {
+    // The load-balancing benchmark's slow endpoint: slow on every path,
+    // not only /delay/MS.
+    let slow = Proxy::echo_with(&["--delay-ms", "300"]);
+    let started = std::time::Instant::now();
+    assert_eq!(get(slow.addr(), "/bytes/13").status, 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300), "{:?}", started.elapsed());
+}
+
+#[test]
 fn proxy_subcommand_round_robins_over_its_upstreams() {
     let first = Upstream::ok("first");
     let second = Upstream::ok("second");

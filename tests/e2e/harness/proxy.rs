@@ -183,8 +183,14 @@ impl Proxy {
     /// `shardgate echo --listen 127.0.0.1:0 --shards 1`: the built-in
     /// upstream (`--io-driver` as for the proxy; echo has no pinning).
     pub fn echo() -> Proxy {
+        Proxy::echo_with(&[])
+    }
+
+    /// `echo` with extra arguments (`--delay-ms 200`).
+    pub fn echo_with(extra: &[&str]) -> Proxy {
         let mut args: Vec<String> =
             ["echo", "--listen", "127.0.0.1:0", "--shards", "1"].iter().map(|a| a.to_string()).collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
         args.extend(runtime_args().into_iter().filter(|a| a != "--no-pin"));
         Proxy::spawn(&args, &["echo".to_string()], "echo", None).unwrap_or_else(|e| panic!("{e}"))
     }
