@@ -344,16 +344,19 @@ class Envoy(Contender):
 
 
 class Upstream:
-    """The shared upstream: `shardgate echo`, one shard, on the load CPU."""
+    """The shared upstream: `shardgate echo`, one shard, on the load CPU
+    (`extra_args`: more echo flags, `--delay-ms 50` for a slow one)."""
 
-    def __init__(self, shardgate_binary):
+    def __init__(self, shardgate_binary, extra_args=()):
         self.binary = shardgate_binary
+        self.extra_args = list(extra_args)
         self.running = None
 
     def start(self, rundir, cpu, log_dir):
         os.makedirs(rundir, exist_ok=True)
         port = free_port()
         argv = ["taskset", "-c", str(cpu), self.binary, "echo", "--listen", f"127.0.0.1:{port}", "--shards", "1"]
+        argv += self.extra_args
         log_path = os.path.join(log_dir, "upstream.log")
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, cwd=rundir, stdin=subprocess.DEVNULL, stdout=log, stderr=log)

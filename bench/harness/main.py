@@ -53,11 +53,20 @@ def parse(argv):
     p.add_argument("--no-install", action="store_true", help="do not apt-get / pip install missing contenders")
     p.add_argument("--no-build", action="store_true", help="use the existing target/release binaries")
     p.add_argument("--out", help="results folder (default bench/results/<timestamp>)")
+    p.add_argument("--balancing", action="store_true",
+                   help="instead: the load-balancing scenarios, three upstream endpoints with one 50 ms slow or "
+                        "one dead, errors and latency at a fixed rate (docs/benchmarks.md, \"Load balancing\"); "
+                        "--duration is the steady run (default 10 s)")
+    p.add_argument("--lb-rate", type=int, default=2000, help="--balancing: fixed rate, req/s (default %(default)s)")
+    p.add_argument("--lb-connections", type=int, default=50,
+                   help="--balancing: client connections (default %(default)s)")
+    p.add_argument("--lb-cold", type=float, default=2.0,
+                   help="--balancing: seconds of the cold run from the proxy's start (default %(default)s)")
     p.add_argument("--wrk-check", action="store_true",
                    help="instead: compare shardgate-load with wrk on the same targets (see docs/benchmarks.md)")
     a = p.parse_args(argv)
-    a.rounds = a.rounds or (3 if a.quick else 6)
-    a.duration = a.duration or (0.4 if a.quick else 1.0)
+    a.rounds = a.rounds or (3 if a.quick or a.balancing else 6)
+    a.duration = a.duration or (0.4 if a.quick else 10.0 if a.balancing else 1.0)
     a.warmup = a.warmup if a.warmup is not None else (0.2 if a.quick else 0.25)
     if a.memory_connections is None:
         a.memory_connections = QUICK_MEMORY_CONNECTIONS if a.quick else MEMORY_CONNECTIONS
@@ -146,6 +155,10 @@ def main(argv):
     if args.wrk_check:
         from . import wrkcheck
         return wrkcheck.run(args, bins, folder)
+    if args.balancing:
+        from . import balancing
+        args.command_line = "bench/compare " + " ".join(shlex.quote(a) for a in argv)
+        return balancing.run(args, bins, contender_binaries(args.contenders, bins, not args.no_install), folder)
 
     names = args.contenders
     if args.baseline and "baseline" not in names:

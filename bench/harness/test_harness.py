@@ -15,7 +15,7 @@ import threading
 import unittest
 import xml.dom.minidom
 
-from . import certs, chart, contenders, main, report, runner, scenarios, summary
+from . import balancing, certs, chart, contenders, main, report, runner, scenarios, summary
 
 
 def _run(rps, cpu, p99, errors=0):
@@ -587,6 +587,58 @@ class PeerConfigs(unittest.TestCase):
         self.assertIn("subjectAltName=DNS:bench.test,IP:127.0.0.1", argv)
         self.assertIn("basicConstraints=critical,CA:FALSE", argv)
         self.assertIn("ec_paramgen_curve:prime256v1", " ".join(certs.req_argv("ecdsa", "c", "k")))
+
+
+class Balancing(unittest.TestCase):
+    ENDPOINTS = ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"]
+
+    def config(self, name):
+        """The argv and the one config file of peer `name`."""
+        c = balancing.CLASSES[name]("/bin/true")
+        c.endpoints = self.ENDPOINTS
+        with tempfile.TemporaryDirectory(prefix="harness-test-") as folder:
+            argv = c.command(folder, 8080, 1, None)
+            files = os.listdir(folder)
+            self.assertEqual(len(files), 1, files)
+            with open(os.path.join(folder, files[0])) as f:
+                return argv, f.read()
+
+    def test_every_peer_config_names_the_three_endpoints_and_not_the_single_upstream(self):
+        for name in balancing.CLASSES:
+            argv, text = self.config(name)
+            for port in ("9001", "9002", "9003"):
+                self.assertIn(port, text, name)
+            self.assertNotIn("127.0.0.1:1\n", text, name)
+            self.assertIn("8080", text, name)
+
+    def test_each_peer_balances_by_least_requests_and_retries_a_failed_connect(self):
+        self.assertIn('lb = "least_request"', self.config("shardgate")[1])
+        nginx = self.config("nginx")[1]
+        self.assertIn("least_conn;", nginx)
+        self.assertIn("proxy_next_upstream error timeout;", nginx)
+        haproxy = self.config("haproxy")[1]
+        self.assertIn("balance leastconn", haproxy)
+        self.assertIn("option redispatch 1", haproxy)
+        envoy = self.config("envoy")[1]
+        self.assertIn("lb_policy: LEAST_REQUEST", envoy)
+        self.assertIn("retry_on: \"connect-failure,reset\"", envoy)
+
+    def test_report_checks_the_target_against_the_best_peer(self):
+        def run(errors, p99):
+            lat = {"p50": 100, "p90": 200, "p99": p99, "p99_9": p99 * 2, "max": p99 * 3}
+            part = {"requests": 1000, "ok": 1000 - errors, "errors": errors, "latency_us": lat}
+            return {"cold": dict(part, errors=3), "steady": part, "cpu_us_per_req": 30.0}
+
+        rounds = [{"round": 1, "runs": {"lb_dead": {"shardgate": run(0, 900), "nginx": run(0, 1000),
+                                                    "envoy": run(5, 800)}}}]
+        data = {"command": "bench/compare --balancing", "versions": {"shardgate": "x"},
+                "config": {"rounds": 1, "rate": 2000, "connections": 50, "cold_s": 2, "duration_s": 10},
+                "summary": balancing.summarise(rounds, ["shardgate", "nginx", "envoy"])}
+        self.assertEqual(data["summary"]["lb_dead"]["shardgate"]["cold_errors"], 3)
+        text = balancing.report(data)
+        # Envoy's p99 (800) is the best peer's: 900 is not <= 800.
+        self.assertIn("NOT met", text)
+        self.assertIn("| envoy | 3 / 1000 | 5 / 1000 |", text)
 
 
 class IdleConnections(unittest.TestCase):

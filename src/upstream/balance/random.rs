@@ -66,6 +66,28 @@ pub(super) fn uniform_eligible(rng: &Rng, c: &impl Candidates) -> Option<usize> 
     (0..n).map(|step| (start + step) % n).find(|&i| c.eligible(i))
 }
 
+/// An eligible endpoint other than `first`, drawn uniformly (a few draws
+/// among the others, then the first eligible one from a random start);
+/// `first` itself when no other is eligible.
+#[inline]
+pub(super) fn uniform_eligible_other(rng: &Rng, c: &impl Candidates, first: usize) -> usize {
+    let n = c.len();
+    if n < 2 {
+        return first;
+    }
+    for _ in 0..DRAWS {
+        let mut i = rng.below(n as u64 - 1) as usize;
+        if i >= first {
+            i += 1;
+        }
+        if c.eligible(i) {
+            return i;
+        }
+    }
+    let start = rng.below(n as u64) as usize;
+    (0..n).map(|step| (start + step) % n).find(|&i| i != first && c.eligible(i)).unwrap_or(first)
+}
+
 /// An eligible endpoint drawn in proportion to its effective weight: one
 /// draw over the running sums when the candidates have them, else (or
 /// when that draw lands on an ineligible endpoint) a draw over the
